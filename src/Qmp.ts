@@ -1,0 +1,696 @@
+/**
+ * The QMP client: a typed, concurrent connection to a QEMU monitor.
+ *
+ * One connection serves any number of fibers at once. Each request carries its own id and gets
+ * its own reply; a late reply to a request that timed out or was interrupted is dropped. Events
+ * flow to subscribers as a `Stream`, and into a bounded mailbox from which `waitEvent` takes.
+ * When the connection ends, everything pending fails with one typed error, in one place.
+ *
+ * @since 0.1.0
+ */
+import type * as Socket from "@effect/platform/Socket"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Net from "node:net"
+import type { Duplex } from "node:stream"
+import { LineDecoder } from "./internal/lineDecoder.js"
+import * as Transport from "./internal/transport.js"
+import type { CommandReturn, ExecuteParams } from "./QmpCommands.js"
+import { QmpConnectError, QmpDisconnected, QmpProtocolError, QmpTimeout } from "./QmpError.js"
+import { QmpCommandError } from "./QmpError.js"
+import type { QmpEventError, QmpExecuteError } from "./QmpError.js"
+import type { EventFilter, EventPattern, QmpEvent, QmpResponse } from "./QmpMessage.js"
+import { isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
+
+/**
+ * How a session behaves. Every field has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QmpOptions {
+  /** A name for logs and spans, e.g. the machine's name. Default: the address. */
+  readonly name?: string | undefined
+  /** How long to wait for QEMU's greeting. Default: 10 seconds. */
+  readonly greetingTimeout?: Duration.DurationInput | undefined
+  /** Default timeout of every command; `Duration.infinity` for none. Default: 60 seconds. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** Enable out-of-band execution when QEMU offers it. Default: false. */
+  readonly oob?: boolean | undefined
+  /**
+   * The largest message accepted from QEMU, in bytes. A longer one is a protocol error and
+   * closes the connection. Default: 16 MiB (QEMU 7.2's `query-qmp-schema` is about 200 KiB).
+   */
+  readonly maxMessageBytes?: number | undefined
+  /**
+   * How many events the mailbox and each subscriber keep when nobody takes them. Past that the
+   * oldest are dropped, so an event flood costs bounded memory. Default: 1024.
+   */
+  readonly eventBufferSize?: number | undefined
+}
+
+/**
+ * Where to reach a QMP monitor.
+ * - `{ _tag: "Duplex" }`: an already connected Node stream, e.g. the socketpair end a spawner holds.
+ * - `{ _tag: "Unix" }`: a UNIX socket path that QEMU listens on (`-qmp unix:PATH,server=on,wait=off`).
+ * - `{ _tag: "Tcp" }`: host and port that QEMU listens on.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QmpAddress =
+  | { readonly _tag: "Duplex"; readonly duplex: Duplex; readonly label?: string | undefined }
+  | { readonly _tag: "Unix"; readonly path: string }
+  | { readonly _tag: "Tcp"; readonly host: string; readonly port: number }
+
+/**
+ * Per-call options of `execute` and `raw`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExecuteOptions {
+  /** Overrides the session's `commandTimeout` for this call. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Send as `exec-oob` (needs the `oob` capability to be enabled). */
+  readonly oob?: boolean | undefined
+  /** Rewrite top-level argument keys `foo_bar` to `foo-bar`. Default: false. */
+  readonly convertKeys?: boolean | undefined
+}
+
+/**
+ * Options of `waitEvent`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WaitEventOptions<K extends string = string> {
+  /** A pattern the event must contain, or a predicate. */
+  readonly match?: EventPattern | ((event: QmpEvent<K>) => boolean) | undefined
+  /** How long to wait. Default: 60 seconds; `Duration.infinity` for no bound. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * Whether an event already in the mailbox (received earlier and not taken yet) may satisfy
+   * the wait. Default: true, so `execute("stop")` then `waitEvent("STOP")` never misses the
+   * event. Set false to wait only for events that arrive after the call.
+   */
+  readonly buffered?: boolean | undefined
+}
+
+/**
+ * A live subscription to the event flow: it sees every event that arrives after it was made,
+ * up to `eventBufferSize` unread (older ones dropped).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EventSubscription {
+  /** The next event, whatever its name. Fails when the connection ends. */
+  readonly take: Effect.Effect<QmpEvent, QmpDisconnected | QmpProtocolError>
+  /** Skips events until one matches, within the timeout. */
+  readonly waitEvent: <K extends string>(
+    name: K | ReadonlyArray<K>,
+    options?: Omit<WaitEventOptions<K>, "buffered">
+  ) => Effect.Effect<QmpEvent<K>, QmpEventError>
+  /** The subscription's events as a stream; ends when the connection ends. */
+  readonly stream: Stream.Stream<QmpEvent>
+}
+
+/**
+ * The operations of a QMP session.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QmpClient {
+  /** The session's name, as used in logs and spans. */
+  readonly name: string
+  /** Where the session is connected. */
+  readonly address: string
+  /** QEMU's greeting, decoded. */
+  readonly greeting: QmpGreeting
+  /** QEMU's version as `major.minor.micro`. */
+  readonly version: string
+  /** The capabilities enabled in negotiation, e.g. `["oob"]`. */
+  readonly capabilities: ReadonlyArray<string>
+  /**
+   * Runs a command and returns its `return` value; an error reply fails with `QmpCommandError`.
+   * Typed for commands of the generated surface; any other name is accepted untyped.
+   * A `quit` whose reply is cut off by QEMU's exit succeeds.
+   */
+  readonly execute: <K extends string>(
+    command: K,
+    ...params: ExecuteParams<K, ExecuteOptions>
+  ) => Effect.Effect<CommandReturn<K>, QmpExecuteError>
+  /** Runs a command and returns the raw reply, error replies included (the seed's `qmp()`). */
+  readonly raw: (
+    command: string,
+    args?: Record<string, unknown> | undefined,
+    options?: ExecuteOptions
+  ) => Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError>
+  /** Waits for an event by name (or any of several names), optionally matching a pattern. */
+  readonly waitEvent: <K extends string>(
+    name: K | ReadonlyArray<K>,
+    options?: WaitEventOptions<K>
+  ) => Effect.Effect<QmpEvent<K>, QmpEventError>
+  /** Waits for the first event that satisfies any of the filters (the seed's `events_wait`). */
+  readonly waitEvents: (
+    filters: ReadonlyArray<EventFilter>,
+    options?: Omit<WaitEventOptions, "match">
+  ) => Effect.Effect<QmpEvent, QmpEventError>
+  /**
+   * Subscribes first, runs the command, then waits for the event it causes, so that the event
+   * cannot be missed or confused with an older one. Returns the command's result and the event.
+   */
+  readonly executeAndWait: <K extends string, E extends string>(
+    command: K,
+    args: Record<string, unknown> | undefined,
+    event: E | ReadonlyArray<E>,
+    options?: Omit<WaitEventOptions<E>, "buffered"> & { readonly commandTimeout?: Duration.DurationInput }
+  ) => Effect.Effect<readonly [CommandReturn<K>, QmpEvent<E>], QmpExecuteError>
+  /** A live subscription; see {@link EventSubscription}. */
+  readonly subscribe: Effect.Effect<EventSubscription, never, Scope.Scope>
+  /** Every event that arrives while the stream runs. Ends when the connection ends. */
+  readonly events: Stream.Stream<QmpEvent>
+  /** Takes every event from the mailbox, oldest first (the seed's `get_qmp_events`). */
+  readonly takeEvents: Effect.Effect<ReadonlyArray<QmpEvent>>
+  /** Empties the mailbox. */
+  readonly clearEvents: Effect.Effect<void>
+  /** Whether the connection is still open. */
+  readonly isOpen: Effect.Effect<boolean>
+  /** Waits until the connection ends and tells why. */
+  readonly closed: Effect.Effect<QmpDisconnected | QmpProtocolError>
+  /** Closes the connection now. Idempotent. */
+  readonly close: Effect.Effect<void>
+  /** The Node socket underneath, when there is one (used to pass file descriptors). */
+  readonly duplex: Duplex | undefined
+}
+
+/**
+ * The QMP service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Qmp extends Context.Tag("effect-qemu/Qmp")<Qmp, QmpClient>() {}
+
+interface Waiter {
+  readonly filters: ReadonlyArray<EventFilter>
+  readonly deferred: Deferred.Deferred<QmpEvent, QmpDisconnected | QmpProtocolError>
+}
+
+/**
+ * A subscriber's queue of events: single consumer, bounded, dropping the oldest event when full.
+ * (Effect's sliding `Queue` applies its strategy only to effectful offers; events are delivered
+ * synchronously from the socket's data callback.)
+ */
+class Inbox {
+  private items: Array<QmpEvent> = []
+  private taker: Deferred.Deferred<QmpEvent, void> | undefined
+  private ended = false
+  constructor(private readonly capacity: number) {}
+
+  offer(event: QmpEvent): void {
+    if (this.ended) return
+    if (this.taker !== undefined) {
+      Deferred.unsafeDone(this.taker, Effect.succeed(event))
+      this.taker = undefined
+      return
+    }
+    this.items.push(event)
+    if (this.items.length > this.capacity) this.items.shift()
+  }
+
+  end(): void {
+    this.ended = true
+    if (this.taker !== undefined) Deferred.unsafeDone(this.taker, Effect.fail(undefined))
+    this.taker = undefined
+  }
+
+  /** The next event; fails once the inbox has ended and is empty. */
+  readonly take: Effect.Effect<QmpEvent, void> = Effect.suspend(() => {
+    if (this.items.length > 0) return Effect.succeed(this.items.shift()!)
+    if (this.ended) return Effect.fail(undefined)
+    const taker = Deferred.unsafeMake<QmpEvent, void>(FiberId.none)
+    this.taker = taker
+    return Effect.ensuring(
+      Deferred.await(taker),
+      Effect.sync(() => {
+        if (this.taker === taker) this.taker = undefined
+      })
+    )
+  })
+}
+
+const defaultGreetingTimeout = Duration.seconds(10)
+const defaultCommandTimeout = Duration.seconds(60)
+const defaultEventTimeout = Duration.seconds(60)
+const defaultMaxMessageBytes = 16 * 1024 * 1024
+const defaultEventBufferSize = 1024
+
+const decodeGreeting = Schema.decodeUnknownEither(QmpGreeting)
+
+const toFilters = (
+  name: string | ReadonlyArray<string>,
+  match: EventFilter["match"]
+): ReadonlyArray<EventFilter> => (typeof name === "string" ? [name] : name).map((one) => ({ name: one, match }))
+
+const convertKeys = (args: Record<string, unknown>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(args)) out[key.replaceAll("_", "-")] = value
+  return out
+}
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const bounded = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  timeout: Duration.DurationInput,
+  operation: string
+): Effect.Effect<A, E | QmpTimeout, R> => {
+  const duration = Duration.decode(timeout)
+  if (!Duration.isFinite(duration)) return effect
+  return Effect.timeoutFail(effect, { duration, onTimeout: () => new QmpTimeout({ operation, timeout: duration }) })
+}
+
+const describeAddress = (address: QmpAddress): string => {
+  switch (address._tag) {
+    case "Duplex":
+      return address.label ?? "socketpair"
+    case "Unix":
+      return `unix:${address.path}`
+    case "Tcp":
+      return `tcp:${address.host}:${address.port}`
+  }
+}
+
+const openNet = (address: Exclude<QmpAddress, { _tag: "Duplex" }>, label: string) =>
+  Effect.acquireRelease(
+    Effect.async<Net.Socket, QmpConnectError>((resume) => {
+      const socket = address._tag === "Unix"
+        ? Net.createConnection({ path: address.path })
+        : Net.createConnection({ host: address.host, port: address.port })
+      const onError = (cause: Error) => {
+        socket.destroy()
+        resume(Effect.fail(new QmpConnectError({ reason: "Open", address: label, detail: cause.message, cause })))
+      }
+      socket.once("error", onError)
+      socket.once("connect", () => {
+        socket.off("error", onError)
+        if (address._tag === "Tcp") socket.setNoDelay(true)
+        resume(Effect.succeed(socket))
+      })
+      return Effect.sync(() => socket.destroy())
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
+
+/**
+ * Opens a QMP session over a transport that is already connected: reads the greeting,
+ * negotiates capabilities and returns the client. The session ends when the scope closes.
+ *
+ * @internal
+ */
+const makeSession = (
+  transport: Transport.Transport,
+  options: QmpOptions
+): Effect.Effect<QmpClient, QmpConnectError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const address = transport.address
+    const name = options.name ?? address
+    const commandTimeout = options.commandTimeout ?? defaultCommandTimeout
+    const bufferSize = Math.max(1, options.eventBufferSize ?? defaultEventBufferSize)
+    const decoder = new LineDecoder(options.maxMessageBytes ?? defaultMaxMessageBytes)
+
+    const pending = new Map<number, Deferred.Deferred<QmpResponse, QmpDisconnected | QmpProtocolError>>()
+    let nextId = 1
+    const waiters = new Set<Waiter>()
+    const subscribers = new Set<Inbox>()
+    let mailbox: Array<QmpEvent> = []
+    let endedWith: QmpDisconnected | QmpProtocolError | undefined
+    const ended = Deferred.unsafeMake<QmpDisconnected | QmpProtocolError>(FiberId.none)
+    const greeted = Deferred.unsafeMake<QmpGreeting, QmpConnectError>(FiberId.none)
+
+    // The one place where the session ends: every pending call, waiter and subscriber is told.
+    const terminate = (error: QmpDisconnected | QmpProtocolError) => {
+      if (endedWith !== undefined) return
+      endedWith = error
+      const failure = Effect.fail(error)
+      for (const deferred of pending.values()) Deferred.unsafeDone(deferred, failure)
+      pending.clear()
+      for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, failure)
+      waiters.clear()
+      for (const inbox of subscribers) inbox.end()
+      Deferred.unsafeDone(
+        greeted,
+        Effect.fail(
+          new QmpConnectError({
+            reason: error._tag === "QmpProtocolError" ? "BadGreeting" : "Closed",
+            address,
+            detail: error.message,
+            cause: error
+          })
+        )
+      )
+      Deferred.unsafeDone(ended, Effect.succeed(error))
+      transport.destroy()
+    }
+
+    const protocolError = (reason: QmpProtocolError["reason"], detail: string) =>
+      terminate(new QmpProtocolError({ reason, detail }))
+
+    const deliverEvent = (event: QmpEvent) => {
+      let taken = false
+      for (const waiter of waiters) {
+        if (matchesAny(event, waiter.filters)) {
+          Deferred.unsafeDone(waiter.deferred, Effect.succeed(event))
+          waiters.delete(waiter)
+          taken = true
+        }
+      }
+      if (!taken) {
+        mailbox.push(event)
+        if (mailbox.length > bufferSize) mailbox.shift()
+      }
+      for (const inbox of subscribers) inbox.offer(event)
+    }
+
+    let greetedDone = false
+    const dispatch = (message: unknown): void => {
+      if (!isRecord(message)) {
+        return protocolError("NotQmp", `expected a JSON object, got ${JSON.stringify(message)?.slice(0, 200)}`)
+      }
+      if ("QMP" in message) {
+        if (greetedDone) return protocolError("UnexpectedGreeting", "a second greeting arrived")
+        greetedDone = true
+        const decoded = decodeGreeting(message)
+        if (Either.isLeft(decoded)) {
+          return protocolError("NotQmp", `malformed greeting: ${String(decoded.left.message).slice(0, 300)}`)
+        }
+        Deferred.unsafeDone(greeted, Effect.succeed(decoded.right))
+        return
+      }
+      if (!greetedDone) {
+        return protocolError("NotQmp", `expected the QMP greeting, got ${JSON.stringify(message).slice(0, 200)}`)
+      }
+      if (typeof message.event === "string") {
+        const timestamp = isRecord(message.timestamp) ? message.timestamp : { seconds: 0, microseconds: 0 }
+        return deliverEvent({ event: message.event, data: message.data as never, timestamp: timestamp as never })
+      }
+      if ("return" in message || (isRecord(message.error) && typeof message.error.class === "string")) {
+        const id = message.id
+        if (typeof id !== "number" || !Number.isInteger(id) || id < 1 || id >= nextId) {
+          return protocolError("UnknownId", `reply to a request never sent: ${JSON.stringify(message).slice(0, 200)}`)
+        }
+        const deferred = pending.get(id)
+        // An id that was issued but is no longer pending belongs to a call that timed out or was
+        // interrupted: its late reply is dropped, never handed to another caller.
+        if (deferred === undefined) return
+        pending.delete(id)
+        Deferred.unsafeDone(deferred, Effect.succeed(message as unknown as QmpResponse))
+        return
+      }
+      return protocolError("NotQmp", `not a QMP message: ${JSON.stringify(message).slice(0, 200)}`)
+    }
+
+    const onData = (chunk: Uint8Array) => {
+      if (endedWith !== undefined) return
+      const result = decoder.push(chunk)
+      for (const message of result.messages) {
+        dispatch(message)
+        if (endedWith !== undefined) return
+      }
+      if (result._tag === "InvalidJson") {
+        protocolError("InvalidJson", `${result.detail}: ${result.line}`)
+      } else if (result._tag === "TooLong") {
+        protocolError(
+          "MessageTooLong",
+          `a message exceeded ${decoder.maxLineBytes} bytes (maxMessageBytes) after ${result.bytes} bytes`
+        )
+      }
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => terminate(new QmpDisconnected({ reason: "closed by the client" })))
+    )
+    yield* transport.start({
+      onData,
+      onEnd: (end) => terminate(new QmpDisconnected({ reason: end.reason, cause: end.cause }))
+    })
+
+    const withOperation = (error: QmpDisconnected | QmpProtocolError, operation: string) =>
+      error._tag === "QmpDisconnected" ? new QmpDisconnected({ ...error, operation }) : error
+
+    const send = (
+      command: string,
+      args: Record<string, unknown> | undefined,
+      options: ExecuteOptions | undefined
+    ): Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError> =>
+      Effect.suspend(() => {
+        if (endedWith !== undefined) return Effect.fail(withOperation(endedWith, `execute ${command}`))
+        const id = nextId++
+        const deferred = Deferred.unsafeMake<QmpResponse, QmpDisconnected | QmpProtocolError>(FiberId.none)
+        pending.set(id, deferred)
+        const payload = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
+        const request = payload === undefined
+          ? { [options?.oob ? "exec-oob" : "execute"]: command, id }
+          : { [options?.oob ? "exec-oob" : "execute"]: command, arguments: payload, id }
+        transport.write(JSON.stringify(request) + "\n")
+        return bounded(
+          Effect.mapError(Deferred.await(deferred), (error) => withOperation(error, `execute ${command}`)),
+          options?.timeout ?? commandTimeout,
+          `execute ${command}`
+        ).pipe(Effect.onExit(() => Effect.sync(() => pending.delete(id))))
+      })
+
+    const raw: QmpClient["raw"] = (command, args, options) =>
+      send(command, args, options).pipe(
+        Effect.withSpan(`Qmp.raw ${command}`, { attributes: { "qmp.command": command, "qmp.name": name } })
+      )
+
+    const execute = (
+      command: string,
+      args?: Record<string, unknown>,
+      options?: ExecuteOptions
+    ): Effect.Effect<unknown, QmpExecuteError> => {
+      const run = Effect.flatMap(send(command, args, options), (response) =>
+        isFailure(response)
+          ? Effect.fail(
+            new QmpCommandError({ command, errorClass: response.error.class, desc: response.error.desc, args })
+          )
+          : Effect.succeed(response.return))
+      // QEMU may exit before its reply to `quit` is read: the connection ending is the success.
+      const guarded = command === "quit"
+        ? Effect.catchTag(run, "QmpDisconnected", () => Effect.succeed({}))
+        : run
+      return guarded.pipe(
+        Effect.withSpan(`Qmp.execute ${command}`, { attributes: { "qmp.command": command, "qmp.name": name } })
+      )
+    }
+
+    const waitFiltered = (
+      filters: ReadonlyArray<EventFilter>,
+      options: Omit<WaitEventOptions, "match"> | undefined
+    ): Effect.Effect<QmpEvent, QmpEventError> => {
+      const operation = `event ${filters.map((filter) => filter.name).join("|")}`
+      return Effect.suspend(() => {
+        if (options?.buffered !== false) {
+          const index = mailbox.findIndex((event) => matchesAny(event, filters))
+          if (index >= 0) return Effect.succeed(mailbox.splice(index, 1)[0])
+        }
+        if (endedWith !== undefined) return Effect.fail(withOperation(endedWith, operation))
+        const waiter: Waiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
+        waiters.add(waiter)
+        return bounded(
+          Effect.mapError(Deferred.await(waiter.deferred), (error) => withOperation(error, operation)),
+          options?.timeout ?? defaultEventTimeout,
+          operation
+        ).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
+      }).pipe(Effect.withSpan("Qmp.waitEvent", { attributes: { "qmp.event": operation, "qmp.name": name } }))
+    }
+
+    const subscribe: Effect.Effect<EventSubscription, never, Scope.Scope> = Effect.acquireRelease(
+      Effect.sync(() => {
+        const inbox = new Inbox(bufferSize)
+        if (endedWith !== undefined) inbox.end()
+        else subscribers.add(inbox)
+        return inbox
+      }),
+      (inbox) =>
+        Effect.sync(() => {
+          subscribers.delete(inbox)
+          inbox.end()
+        })
+    ).pipe(Effect.map((inbox) => {
+      const take = Effect.mapError(inbox.take, () => endedWith ?? new QmpDisconnected({ reason: "subscription ended" }))
+      const waitEvent = <K extends string>(
+        eventName: K | ReadonlyArray<K>,
+        waitOptions?: Omit<WaitEventOptions<K>, "buffered">
+      ) => {
+        const filters = toFilters(eventName, waitOptions?.match as EventFilter["match"])
+        const operation = `event ${filters.map((filter) => filter.name).join("|")}`
+        const loop: Effect.Effect<QmpEvent, QmpDisconnected | QmpProtocolError> = Effect.flatMap(
+          take,
+          (event) => matchesAny(event, filters) ? Effect.succeed(event) : loop
+        )
+        return bounded(
+          Effect.mapError(loop, (error) => withOperation(error, operation)),
+          waitOptions?.timeout ?? defaultEventTimeout,
+          operation
+        ) as Effect.Effect<QmpEvent<K>, QmpEventError>
+      }
+      const stream = Stream.repeatEffectOption(Effect.mapError(inbox.take, () => Option.none()))
+      return { take, waitEvent, stream }
+    }))
+
+    const greeting = yield* bounded(
+      Deferred.await(greeted),
+      options.greetingTimeout ?? defaultGreetingTimeout,
+      "greeting"
+    ).pipe(
+      Effect.catchTag("QmpTimeout", (timeout) =>
+        Effect.fail(
+          new QmpConnectError({
+            reason: "GreetingTimeout",
+            address,
+            detail: `no QMP greeting within ${Duration.format(timeout.timeout)}`
+          })
+        ))
+    )
+
+    const wantOob = options.oob === true && greeting.QMP.capabilities.includes("oob")
+    const capabilities = wantOob ? ["oob"] : []
+    yield* send("qmp_capabilities", wantOob ? { enable: capabilities } : undefined, {
+      timeout: options.greetingTimeout ?? defaultGreetingTimeout
+    }).pipe(
+      Effect.flatMap((response) =>
+        isFailure(response)
+          ? Effect.fail(
+            new QmpConnectError({
+              reason: "Negotiation",
+              address,
+              detail: `qmp_capabilities failed: ${response.error.class}: ${response.error.desc}`
+            })
+          )
+          : Effect.void
+      ),
+      Effect.catchTags({
+        QmpTimeout: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "Negotiation", address, detail: error.message })),
+        QmpDisconnected: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "Closed", address, detail: error.message, cause: error })),
+        QmpProtocolError: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "BadGreeting", address, detail: error.message, cause: error }))
+      })
+    )
+
+    // Protocol violations and unexpected ends are worth a log line; the caller also gets the error.
+    yield* Deferred.await(ended).pipe(
+      Effect.flatMap((reason) =>
+        reason._tag === "QmpProtocolError"
+          ? Effect.logWarning("QMP connection closed on a protocol error", reason.message)
+          : Effect.logDebug("QMP connection closed", reason.reason)
+      ),
+      Effect.annotateLogs({ "qmp.name": name, "qmp.address": address }),
+      Effect.forkScoped,
+      Effect.interruptible
+    )
+
+    const { major, micro, minor } = greeting.QMP.version.qemu
+    const client: QmpClient = {
+      name,
+      address,
+      greeting,
+      version: `${major}.${minor}.${micro}`,
+      capabilities,
+      execute: execute as QmpClient["execute"],
+      raw,
+      waitEvent: (eventName, waitOptions) =>
+        waitFiltered(toFilters(eventName, waitOptions?.match as EventFilter["match"]), waitOptions) as never,
+      waitEvents: waitFiltered,
+      executeAndWait: (command, args, event, waitOptions) =>
+        Effect.scoped(Effect.gen(function*() {
+          const subscription = yield* subscribe
+          const result = yield* execute(command, args, { timeout: waitOptions?.commandTimeout })
+          const seen = yield* subscription.waitEvent(event, waitOptions)
+          return [result, seen] as const
+        })) as never,
+      subscribe,
+      events: Stream.unwrapScoped(Effect.map(subscribe, (subscription) => subscription.stream)),
+      takeEvents: Effect.sync(() => {
+        const taken = mailbox
+        mailbox = []
+        return taken
+      }),
+      clearEvents: Effect.sync(() => {
+        mailbox = []
+      }),
+      isOpen: Effect.sync(() => endedWith === undefined),
+      closed: Deferred.await(ended),
+      close: Effect.sync(() => terminate(new QmpDisconnected({ reason: "closed by the client" }))),
+      duplex: transport.duplex
+    }
+    return client
+  }).pipe(Effect.annotateLogs({ "qmp.address": transport.address }))
+
+/**
+ * Connects to a QMP monitor and opens a session: greeting, capability negotiation, then ready.
+ * The connection is closed when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Qmp } from "effect-qemu"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const qmp = yield* Qmp.make({ _tag: "Unix", path: "/run/vm/qmp.sock" })
+ *   const status = yield* qmp.execute("query-status")
+ *   yield* Effect.log(status)
+ * }))
+ * ```
+ */
+export const make = (
+  address: QmpAddress,
+  options: QmpOptions = {}
+): Effect.Effect<QmpClient, QmpConnectError, Scope.Scope> => {
+  const label = describeAddress(address)
+  if (address._tag === "Duplex") {
+    return Effect.acquireRelease(
+      Effect.succeed(address.duplex),
+      (duplex) => Effect.sync(() => duplex.destroy())
+    ).pipe(Effect.flatMap((duplex) => makeSession(Transport.fromDuplex(duplex, label), options)))
+  }
+  return Effect.flatMap(openNet(address, label), (socket) => makeSession(Transport.fromDuplex(socket, label), options))
+}
+
+/**
+ * Opens a session over an `@effect/platform` `Socket` the caller already has.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromSocket = (
+  socket: Socket.Socket,
+  options: QmpOptions & { readonly address?: string } = {}
+): Effect.Effect<QmpClient, QmpConnectError, Scope.Scope> =>
+  makeSession(Transport.fromSocket(socket, options.address ?? "socket"), options)
+
+/**
+ * A layer that provides {@link Qmp}, connected to `address` for the layer's lifetime.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (address: QmpAddress, options: QmpOptions = {}): Layer.Layer<Qmp, QmpConnectError> =>
+  Layer.scoped(Qmp, make(address, options))

@@ -1,0 +1,119 @@
+/**
+ * What can go wrong when talking QMP, one error type per thing a caller may want to handle.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+
+/**
+ * QEMU answered a command with an error reply.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QmpCommandError extends Data.TaggedError("QmpCommandError")<{
+  /** The command that was executed. */
+  readonly command: string
+  /** The QMP error class, e.g. `CommandNotFound` or `GenericError`. */
+  readonly errorClass: string
+  /** QEMU's human-readable description. */
+  readonly desc: string
+  /** The arguments that were sent. */
+  readonly args?: unknown
+}> {
+  get message(): string {
+    return `QMP command "${this.command}" failed: ${this.errorClass}: ${this.desc}`
+  }
+}
+
+/**
+ * An operation did not complete within its timeout: a command's reply, an event, the greeting.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QmpTimeout extends Data.TaggedError("QmpTimeout")<{
+  /** What was being waited for, e.g. `execute query-status` or `event STOP`. */
+  readonly operation: string
+  /** The timeout that elapsed. */
+  readonly timeout: Duration.Duration
+}> {
+  get message(): string {
+    return `QMP ${this.operation} timed out after ${Duration.format(this.timeout)}`
+  }
+}
+
+/**
+ * The QMP connection ended (QEMU quit or crashed, the socket was reset, or the client closed it)
+ * before the operation could complete, or the operation was started after it ended.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QmpDisconnected extends Data.TaggedError("QmpDisconnected")<{
+  /** Why the connection ended, e.g. `peer closed the connection` or `closed by the client`. */
+  readonly reason: string
+  /** The operation that was cut short, when there was one. */
+  readonly operation?: string
+  /** The underlying socket error, when there was one. */
+  readonly cause?: unknown
+}> {
+  get message(): string {
+    const during = this.operation === undefined ? "" : ` during ${this.operation}`
+    return `QMP connection closed${during}: ${this.reason}`
+  }
+}
+
+/**
+ * The peer broke the protocol: invalid JSON, a message over the size bound, JSON that is no QMP
+ * message, or a reply to a request that was never sent. The connection is closed when this
+ * happens; the operations that were pending fail with this error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QmpProtocolError extends Data.TaggedError("QmpProtocolError")<{
+  readonly reason: "InvalidJson" | "MessageTooLong" | "NotQmp" | "UnknownId" | "UnexpectedGreeting"
+  /** What was wrong, with an excerpt of the offending input. */
+  readonly detail: string
+}> {
+  get message(): string {
+    return `QMP protocol error (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * The QMP session could not be established: the socket did not open, no greeting arrived in
+ * time, the greeting was not QMP, or capability negotiation failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QmpConnectError extends Data.TaggedError("QmpConnectError")<{
+  readonly reason: "Open" | "GreetingTimeout" | "BadGreeting" | "Negotiation" | "Closed"
+  /** Where the client tried to connect, e.g. `unix:/run/vm.sock` or `fd`. */
+  readonly address: string
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  get message(): string {
+    return `QMP connection to ${this.address} failed (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * Everything `execute` can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type QmpExecuteError = QmpCommandError | QmpTimeout | QmpDisconnected | QmpProtocolError
+
+/**
+ * Everything waiting for an event can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type QmpEventError = QmpTimeout | QmpDisconnected | QmpProtocolError

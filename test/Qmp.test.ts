@@ -1,0 +1,332 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
+import { execFileSync } from "node:child_process"
+import * as Qmp from "../src/Qmp.js"
+import { answerDefault, fakePeer } from "./kit/fakePeer.js"
+import { qemuBinary, rawQemu } from "./kit/rawQemu.js"
+
+const connectRaw = (extraArgs: ReadonlyArray<string> = [], options: Qmp.QmpOptions = {}) =>
+  Effect.gen(function*() {
+    const qemu = yield* rawQemu(extraArgs)
+    const qmp = yield* Qmp.make({ _tag: "Duplex", duplex: qemu.monitor }, options)
+    return { qemu, qmp }
+  })
+
+describe("Qmp against real QEMU", () => {
+  it.scopedLive("reports the same version in its greeting as --version prints", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const printed = execFileSync(qemuBinary, ["--version"], { encoding: "utf8" })
+      const version = /version (\d+\.\d+\.\d+)/.exec(printed)?.[1]
+      assert.strictEqual(qmp.version, version)
+      assert.isTrue(printed.includes(qmp.greeting.QMP.version.package))
+    }))
+
+  it.scopedLive("query-status returns the run state", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const status = (yield* qmp.execute("query-status")) as { status: string; running: boolean }
+      assert.strictEqual(status.status, "running")
+      assert.strictEqual(status.running, true)
+    }))
+
+  it.scopedLive("an unknown command fails with class CommandNotFound", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const error = yield* Effect.flip(qmp.execute("no-such-command"))
+      assert.strictEqual(error._tag, "QmpCommandError")
+      if (error._tag === "QmpCommandError") {
+        assert.strictEqual(error.errorClass, "CommandNotFound")
+        assert.strictEqual(error.command, "no-such-command")
+        assert.include(error.desc, "no-such-command")
+      }
+      const raw = yield* qmp.raw("no-such-command")
+      assert.deepStrictEqual((raw as { error: { class: string } }).error.class, "CommandNotFound")
+    }))
+
+  it.scopedLive("stop and cont raise STOP and RESUME, caught by waitEvent with a match", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      yield* qmp.execute("stop")
+      const stop = yield* qmp.waitEvent("STOP", { timeout: "5 seconds" })
+      assert.strictEqual(stop.event, "STOP")
+      assert.isAbove(stop.timestamp.seconds, 0)
+      const [, resume] = yield* qmp.executeAndWait("cont", undefined, "RESUME", { timeout: "5 seconds" })
+      assert.strictEqual(resume.event, "RESUME")
+      yield* qmp.execute("stop")
+      // A pattern that does not match leaves the event in the mailbox for a later wait.
+      const missed = yield* Effect.flip(
+        qmp.waitEvent("STOP", { match: { data: { nonexistent: 1 } }, timeout: "300 millis" })
+      )
+      assert.strictEqual(missed._tag, "QmpTimeout")
+      const stopAgain = yield* qmp.waitEvent(["RESUME", "STOP"], { match: { event: "STOP" }, timeout: "5 seconds" })
+      assert.strictEqual(stopAgain.event, "STOP")
+      const status = (yield* qmp.execute("query-status")) as { status: string }
+      assert.strictEqual(status.status, "paused")
+    }))
+
+  it.scopedLive("100 fibers executing at once each get their own reply", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      // Replies that differ per request: the error names the path asked for, and each
+      // command-line option has its own parameter list.
+      const options = ((yield* qmp.execute("query-command-line-options")) as Array<{ option: string }>)
+        .map((entry) => entry.option)
+      const results = yield* Effect.forEach(
+        Array.from({ length: 100 }, (_, i) => i),
+        (i) =>
+          i % 2 === 0
+            ? Effect.map(Effect.flip(qmp.execute("qom-list", { path: `/missing-${i}` })), (error) => error.message)
+            : Effect.map(
+              qmp.execute("query-command-line-options", { option: options[i % options.length] }),
+              (reply) => (reply as Array<{ option: string }>)[0].option
+            ),
+        { concurrency: "unbounded" }
+      )
+      results.forEach((result, i) => {
+        if (i % 2 === 0) assert.include(result, `'/missing-${i}'`)
+        else assert.strictEqual(result, options[i % options.length])
+      })
+    }))
+
+  it.scopedLive("a timeout on one call does not disturb the next", () =>
+    Effect.gen(function*() {
+      const { qemu, qmp } = yield* connectRaw()
+      process.kill(qemu.pid, "SIGSTOP")
+      const error = yield* Effect.flip(qmp.execute("query-status", undefined, { timeout: "200 millis" }))
+      assert.strictEqual(error._tag, "QmpTimeout")
+      process.kill(qemu.pid, "SIGCONT")
+      // The late reply to the timed-out call must not be handed to this one.
+      const name = (yield* qmp.execute("query-name")) as Record<string, unknown>
+      assert.deepStrictEqual(name, {})
+      const status = (yield* qmp.execute("query-status")) as { status: string }
+      assert.strictEqual(status.status, "running")
+    }))
+
+  it.scopedLive("interrupting a caller leaves the connection usable", () =>
+    Effect.gen(function*() {
+      const { qemu, qmp } = yield* connectRaw()
+      process.kill(qemu.pid, "SIGSTOP")
+      const fiber = yield* Effect.fork(qmp.execute("query-status"))
+      yield* Effect.sleep("50 millis")
+      yield* Fiber.interrupt(fiber)
+      process.kill(qemu.pid, "SIGCONT")
+      const kvm = (yield* qmp.execute("query-kvm")) as { present: boolean }
+      assert.isBoolean(kvm.present)
+    }))
+
+  it.scopedLive("quit succeeds even though QEMU closes the socket, then calls fail at once", () =>
+    Effect.gen(function*() {
+      const { qemu, qmp } = yield* connectRaw()
+      yield* qmp.execute("quit")
+      const reason = yield* qmp.closed
+      assert.strictEqual(reason._tag, "QmpDisconnected")
+      const exit = yield* Effect.promise(() => qemu.exited)
+      assert.strictEqual(exit.code, 0)
+      const error = yield* Effect.flip(qmp.execute("query-status"))
+      assert.strictEqual(error._tag, "QmpDisconnected")
+      assert.isFalse(yield* qmp.isOpen)
+    }))
+
+  it.scopedLive("a pending call and an event wait fail with QmpDisconnected when QEMU is killed", () =>
+    Effect.gen(function*() {
+      const { qemu, qmp } = yield* connectRaw()
+      process.kill(qemu.pid, "SIGSTOP")
+      const call = yield* Effect.fork(qmp.execute("query-status", undefined, { timeout: Duration.infinity }))
+      const wait = yield* Effect.fork(qmp.waitEvent("NEVER", { timeout: Duration.infinity }))
+      yield* Effect.sleep("50 millis")
+      process.kill(qemu.pid, "SIGKILL")
+      const callExit = yield* Fiber.await(call)
+      const waitExit = yield* Fiber.await(wait)
+      const callError = yield* Effect.flip(callExit)
+      const waitError = yield* Effect.flip(waitExit)
+      assert.strictEqual(callError._tag, "QmpDisconnected")
+      assert.strictEqual(waitError._tag, "QmpDisconnected")
+    }))
+
+  it.scopedLive("the event stream delivers every event to every subscriber and ends with the connection", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const first = yield* qmp.events.pipe(Stream.map((event) => event.event), Stream.runCollect, Effect.fork)
+      const second = yield* qmp.events.pipe(Stream.map((event) => event.event), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep("20 millis")
+      yield* qmp.execute("stop")
+      yield* qmp.execute("cont")
+      yield* qmp.execute("quit")
+      const a = Chunk.toReadonlyArray(yield* Fiber.join(first))
+      const b = Chunk.toReadonlyArray(yield* Fiber.join(second))
+      assert.deepStrictEqual(a, ["STOP", "RESUME", "SHUTDOWN"])
+      assert.deepStrictEqual(b, a)
+    }))
+
+  it.scopedLive("negotiates oob when offered and asked, and runs exec-oob", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw([], { oob: true })
+      assert.deepStrictEqual(qmp.capabilities, ["oob"])
+      const reply = yield* qmp.execute("yank", { instances: [] }, { oob: true })
+      assert.deepStrictEqual(reply, {})
+    }))
+
+  it.scopedLive("converts foo_bar keys to foo-bar when asked", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const info = (yield* qmp.execute("query-command-line-options", { option: "chardev" })) as Array<unknown>
+      assert.strictEqual(info.length, 1)
+      const error = yield* Effect.flip(qmp.execute("qom-list-types", { abstract_x: true }, { convertKeys: true }))
+      assert.include(error.message, "abstract-x")
+    }))
+})
+
+describe("Qmp against a fake peer", () => {
+  const connect = (path: string, options: Qmp.QmpOptions = {}) => Qmp.make({ _tag: "Unix", path }, options)
+
+  it.scopedLive("a greeting that never comes fails with GreetingTimeout", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({ greet: false })
+      const error = yield* Effect.flip(connect(path, { greetingTimeout: "200 millis" }))
+      assert.strictEqual(error.reason, "GreetingTimeout")
+      assert.include(error.message, "unix:")
+    }))
+
+  it.scopedLive("a greeting of the wrong shape fails with BadGreeting", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({ greet: false, onConnect: (peer) => peer.send({ QMP: { version: "seven" } }) })
+      const error = yield* Effect.flip(connect(path))
+      assert.strictEqual(error.reason, "BadGreeting")
+    }))
+
+  it.scopedLive("something other than a greeting first fails with BadGreeting", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({ greet: false, onConnect: (peer) => peer.send({ hello: "world" }) })
+      const error = yield* Effect.flip(connect(path))
+      assert.strictEqual(error.reason, "BadGreeting")
+    }))
+
+  it.scopedLive("an unreachable socket path fails with Open", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(connect("/nonexistent/qmp.sock"))
+      assert.strictEqual(error.reason, "Open")
+    }))
+
+  const hostile = (
+    name: string,
+    respond: (request: { execute?: string; id?: unknown }, peer: any) => void,
+    reason: string
+  ) =>
+    it.scopedLive(`${name} fails the pending call with a ${reason} protocol error and closes`, () =>
+      Effect.gen(function*() {
+        const path = yield* fakePeer({
+          onRequest: (request, peer) =>
+            request.execute === "qmp_capabilities" ? answerDefault(request, peer) : respond(request, peer)
+        })
+        const qmp = yield* connect(path, { maxMessageBytes: 64 * 1024 })
+        const error = yield* Effect.flip(qmp.execute("query-status", undefined, { timeout: "5 seconds" }))
+        assert.strictEqual(error._tag, "QmpProtocolError")
+        assert.strictEqual((error as { reason: string }).reason, reason)
+        const closed = yield* qmp.closed
+        assert.strictEqual(closed._tag, "QmpProtocolError")
+        const after = yield* Effect.flip(qmp.execute("query-status"))
+        assert.strictEqual(after._tag, "QmpProtocolError")
+      }))
+
+  hostile("invalid JSON", (_, peer) => peer.sendRaw("{\"return\": {,}\r\n"), "InvalidJson")
+  hostile("a message over the size bound", (_, peer) => peer.sendRaw("\"" + "x".repeat(200_000)), "MessageTooLong")
+  hostile("JSON that is no QMP message", (_, peer) => peer.send({ hello: 1 }), "NotQmp")
+  hostile("a bare JSON array", (_, peer) => peer.send([1, 2, 3]), "NotQmp")
+  hostile("a reply with a foreign id", (_, peer) => peer.send({ return: {}, id: 999_999 }), "UnknownId")
+  hostile("a reply with a string id", (_, peer) => peer.send({ return: {}, id: "x" }), "UnknownId")
+  hostile("a second greeting", (_, peer) => peer.send({ QMP: { version: {}, capabilities: [] } }), "UnexpectedGreeting")
+
+  it.scopedLive("a stalled reply times out, the late reply is dropped and the next call gets its own", () =>
+    Effect.gen(function*() {
+      let stalled: { id?: unknown } | undefined
+      const path = yield* fakePeer({
+        onRequest: (request, peer) => {
+          if (request.execute === "slow") {
+            stalled = request
+            return
+          }
+          if (stalled !== undefined) {
+            peer.send({ return: { late: true }, id: stalled.id })
+            stalled = undefined
+          }
+          answerDefault(request, peer)
+        }
+      })
+      const qmp = yield* connect(path)
+      const error = yield* Effect.flip(qmp.execute("slow", undefined, { timeout: "100 millis" }))
+      assert.strictEqual(error._tag, "QmpTimeout")
+      assert.deepStrictEqual(yield* qmp.execute("fast"), { echo: "fast" })
+      assert.isTrue(yield* qmp.isOpen)
+    }))
+
+  it.scopedLive("a disconnect mid-call fails the call with QmpDisconnected", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({
+        onRequest: (request, peer) =>
+          request.execute === "qmp_capabilities" ? answerDefault(request, peer) : peer.socket.destroy()
+      })
+      const qmp = yield* connect(path)
+      const error = yield* Effect.flip(qmp.execute("query-status", undefined, { timeout: "5 seconds" }))
+      assert.strictEqual(error._tag, "QmpDisconnected")
+      assert.include(error.message, "query-status")
+    }))
+
+  it.scopedLive("a half message then close ends the session with QmpDisconnected", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({
+        onRequest: (request, peer) => {
+          if (request.execute === "qmp_capabilities") return answerDefault(request, peer)
+          peer.sendRaw("{\"return\": {\"sta")
+          peer.socket.end()
+        }
+      })
+      const qmp = yield* connect(path)
+      const error = yield* Effect.flip(qmp.execute("query-status", undefined, { timeout: "5 seconds" }))
+      assert.strictEqual(error._tag, "QmpDisconnected")
+    }))
+
+  it.scopedLive("an event flood keeps the mailbox and each subscriber bounded", () =>
+    Effect.gen(function*() {
+      const total = 50_000
+      const path = yield* fakePeer({
+        onRequest: (request, peer) => {
+          if (request.execute === "flood") {
+            let text = ""
+            for (let i = 0; i < total; i++) {
+              text += JSON.stringify({ event: "TICK", data: { i }, timestamp: { seconds: 1, microseconds: i } }) +
+                "\r\n"
+            }
+            peer.sendRaw(text)
+          }
+          answerDefault(request, peer)
+        }
+      })
+      const qmp = yield* connect(path, { eventBufferSize: 100 })
+      const subscription = yield* qmp.subscribe
+      yield* qmp.execute("flood")
+      // The reply follows the flood on the wire, so every event has been delivered by now.
+      const mailbox = yield* qmp.takeEvents
+      assert.strictEqual(mailbox.length, 100)
+      assert.deepStrictEqual(mailbox[99].data, { i: total - 1 })
+      assert.deepStrictEqual(mailbox[0].data, { i: total - 100 })
+      const first = yield* subscription.take
+      assert.isAtLeast((first.data as { i: number }).i, total - 101)
+      assert.deepStrictEqual(yield* qmp.takeEvents, [])
+    }))
+
+  it.scopedLive("waitEvent fails with QmpTimeout within its bound", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({})
+      const qmp = yield* connect(path)
+      const started = Date.now()
+      const error = yield* Effect.flip(qmp.waitEvent("NEVER", { timeout: "150 millis" }))
+      assert.strictEqual(error._tag, "QmpTimeout")
+      assert.isTrue(Duration.toMillis((error as { timeout: Duration.Duration }).timeout) === 150)
+      assert.isBelow(Date.now() - started, 2000)
+    }))
+})
