@@ -1,0 +1,252 @@
+/**
+ * The QEMU process: spawned without a shell, its output captured in a log file, its exit
+ * observed, every wait on it bounded.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import type { Duplex } from "node:stream"
+import { LaunchError } from "./MachineError.js"
+
+/**
+ * How a process ended: an exit code, or the signal that killed it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExitStatus {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+/**
+ * What to spawn.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QemuProcessOptions {
+  /** The machine's name, for errors and logs. */
+  readonly name: string
+  /** The QEMU binary: a path, or a name looked up on `PATH`. */
+  readonly binary: string
+  /** Arguments placed before the binary, e.g. `["setpriv", "--pdeathsig", "KILL", "--"]`. */
+  readonly wrapper?: ReadonlyArray<string> | undefined
+  /** Arguments after the binary. */
+  readonly args: ReadonlyArray<string>
+  /** Where QEMU's stdout and stderr go. Created with mode 0600. */
+  readonly logPath: string
+  /**
+   * File descriptors from 3 up: `"pipe"` makes a UNIX socketpair (the parent's end is in
+   * `stdio`), a number hands that open descriptor to QEMU at that position.
+   */
+  readonly extraStdio?: ReadonlyArray<"pipe" | number> | undefined
+  /** How long release waits for the killed process to be reaped. Default: 10 seconds. */
+  readonly reapTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * A running (or finished) QEMU process.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QemuProcessService {
+  readonly name: string
+  readonly pid: number
+  /** The full command line, wrapper included. */
+  readonly commandLine: ReadonlyArray<string>
+  readonly logPath: string
+  /** The parent's ends of the stdio entries, by child fd number (3 and up for `"pipe"`). */
+  readonly stdio: ReadonlyArray<Duplex | null>
+  readonly isRunning: Effect.Effect<boolean>
+  /** The exit status, once the process has exited. */
+  readonly exitStatus: Effect.Effect<Option.Option<ExitStatus>>
+  /** Waits for the process to exit, without bound. */
+  readonly awaitExit: Effect.Effect<ExitStatus>
+  /** Waits for the process to exit; `None` when the timeout elapsed first. */
+  readonly waitExit: (timeout: Duration.DurationInput) => Effect.Effect<Option.Option<ExitStatus>>
+  /** Sends a signal; does nothing if the process has exited. */
+  readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
+  /** SIGKILLs the process and waits (bounded) until it is reaped. */
+  readonly kill: Effect.Effect<Option.Option<ExitStatus>>
+  /** What QEMU has written to stdout and stderr so far. */
+  readonly readLog: Effect.Effect<string>
+}
+
+/**
+ * The QemuProcess service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class QemuProcess extends Context.Tag("effect-qemu/QemuProcess")<QemuProcess, QemuProcessService>() {}
+
+const isExecutableFile = (path: string): "ok" | "missing" | "directory" | "not-executable" => {
+  let stat: Fs.Stats
+  try {
+    stat = Fs.statSync(path)
+  } catch {
+    return "missing"
+  }
+  if (stat.isDirectory()) return "directory"
+  if (!stat.isFile()) return "not-executable"
+  try {
+    Fs.accessSync(path, Fs.constants.X_OK)
+    return "ok"
+  } catch {
+    return "not-executable"
+  }
+}
+
+/**
+ * Finds an executable the way `execvp` would, so that a missing binary is reported before
+ * anything is spawned.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolveExecutable = (
+  program: string,
+  name: string,
+  field: string
+): Effect.Effect<string, LaunchError> =>
+  Effect.suspend(() => {
+    const fail = (reason: "BinaryNotFound" | "NotExecutable", detail: string) =>
+      Effect.fail(new LaunchError({ reason, name, detail: `${field}: ${detail}`, commandLine: [] }))
+    if (program.includes("/")) {
+      const verdict = isExecutableFile(program)
+      if (verdict === "ok") return Effect.succeed(program)
+      if (verdict === "missing") return fail("BinaryNotFound", `"${program}" does not exist`)
+      if (verdict === "directory") return fail("NotExecutable", `"${program}" is a directory, not a program`)
+      return fail("NotExecutable", `"${program}" is not an executable file (check its permissions)`)
+    }
+    const dirs = (process.env.PATH ?? "").split(Path.delimiter).filter((dir) => dir.length > 0)
+    for (const dir of dirs) {
+      const candidate = Path.join(dir, program)
+      if (isExecutableFile(candidate) === "ok") return Effect.succeed(candidate)
+    }
+    return fail(
+      "BinaryNotFound",
+      `"${program}" was not found on PATH; install it (Debian: apt-get install qemu-system-x86) or give a full path`
+    )
+  })
+
+/** The last lines of a text, at most `maxBytes` of it. */
+export const tail = (text: string, lines = 20, maxBytes = 4096): string => {
+  const clipped = text.length > maxBytes ? text.slice(-maxBytes) : text
+  return clipped.split("\n").slice(-lines - 1).join("\n").trim()
+}
+
+const readFileOrEmpty = (path: string) =>
+  Effect.promise(() => Fs.promises.readFile(path, "utf8").catch(() => ""))
+
+/**
+ * Spawns QEMU. The process is SIGKILLed and reaped (bounded) when the scope closes, if it is
+ * still running then; a graceful shutdown is the Machine's job and happens before.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessService, LaunchError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const wrapper = options.wrapper ?? []
+    const binary = yield* resolveExecutable(options.binary, options.name, "binary")
+    if (wrapper.length > 0) yield* resolveExecutable(wrapper[0], options.name, "wrapper")
+    const commandLine = [...wrapper, binary, ...options.args]
+    const reapTimeout = options.reapTimeout ?? Duration.seconds(10)
+
+    const spawned = yield* Effect.acquireRelease(
+      Effect.async<{ child: ChildProcess; exited: Deferred.Deferred<ExitStatus> }, LaunchError>((resume) => {
+        const launchError = (detail: string, cause?: unknown) =>
+          new LaunchError({ reason: "SpawnFailed", name: options.name, detail, commandLine, cause })
+        let logFd: number
+        try {
+          logFd = Fs.openSync(options.logPath, "w", 0o600)
+        } catch (cause) {
+          return resume(Effect.fail(launchError(`cannot create the log file ${options.logPath}`, cause)))
+        }
+        const exited = Deferred.unsafeMake<ExitStatus>(FiberId.none)
+        let child: ChildProcess
+        try {
+          child = spawn(commandLine[0], commandLine.slice(1), {
+            stdio: ["ignore", logFd, logFd, ...(options.extraStdio ?? [])],
+            shell: false
+          })
+        } catch (cause) {
+          return resume(Effect.fail(launchError(String(cause), cause)))
+        } finally {
+          // The child has its own copy of the log descriptor.
+          Fs.closeSync(logFd)
+        }
+        child.once("exit", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed({ code, signal })))
+        if (child.pid === undefined) {
+          child.once("error", (cause) => resume(Effect.fail(launchError(cause.message, cause))))
+          return
+        }
+        child.on("error", () => {
+          // Errors after a successful spawn (e.g. a failed kill) surface through the exit status.
+        })
+        resume(Effect.succeed({ child, exited }))
+      }),
+      ({ child, exited }) =>
+        Effect.gen(function*() {
+          if (Option.isNone(yield* Deferred.poll(exited))) {
+            child.kill("SIGKILL")
+            const reaped = yield* Deferred.await(exited).pipe(Effect.timeout(reapTimeout), Effect.option)
+            if (Option.isNone(reaped)) {
+              yield* Effect.logError(`QEMU process ${child.pid} was not reaped ${Duration.format(reapTimeout)} after SIGKILL`)
+            }
+          }
+          for (const stream of child.stdio) stream?.destroy()
+        })
+    )
+    const { child, exited } = spawned
+    const pid = child.pid!
+
+    const exitStatus = Effect.map(Deferred.poll(exited), (done) =>
+      Option.isSome(done) ? Option.some(Effect.runSync(done.value)) : Option.none())
+
+    const waitExit = (timeout: Duration.DurationInput) =>
+      Deferred.await(exited).pipe(Effect.timeout(timeout), Effect.option)
+
+    const signal = (sig: NodeJS.Signals) =>
+      Effect.sync(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(sig)
+      })
+
+    const service: QemuProcessService = {
+      name: options.name,
+      pid,
+      commandLine,
+      logPath: options.logPath,
+      stdio: child.stdio as ReadonlyArray<Duplex | null>,
+      isRunning: Effect.map(Deferred.isDone(exited), (done) => !done),
+      exitStatus,
+      awaitExit: Deferred.await(exited),
+      waitExit,
+      signal,
+      kill: Effect.zipRight(signal("SIGKILL"), waitExit(reapTimeout)),
+      readLog: readFileOrEmpty(options.logPath)
+    }
+    return service
+  }).pipe(Effect.withSpan("QemuProcess.make", { attributes: { "machine.name": options.name } }))
+
+/**
+ * A layer that provides {@link QemuProcess}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: QemuProcessOptions): Layer.Layer<QemuProcess, LaunchError> =>
+  Layer.scoped(QemuProcess, make(options))
