@@ -63,7 +63,7 @@ const nodeParentOfQemu = (prefix: ReadonlyArray<string>): Effect.Effect<
         Effect.gen(function*() {
           if (parent.exitCode === null && parent.signalCode === null) parent.kill("SIGKILL")
           if (qemuPid > 0 && isAlive(qemuPid)) {
-            process.kill(qemuPid, "SIGKILL")
+            yield* Effect.try(() => process.kill(qemuPid, "SIGKILL")).pipe(Effect.ignore)
             yield* pollUntil("QEMU reaped", () => processState(qemuPid) === "gone", 3000).pipe(Effect.ignore)
           }
         })
