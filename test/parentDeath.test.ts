@@ -1,0 +1,126 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import { parentDeathWrapper, resolveParentDeathWrapper } from "../src/internal/parentDeath.js"
+
+// The Node parent: spawns the argv given as JSON from its main thread, prints the pid, then idles.
+const parentScript = `
+import { spawn } from "node:child_process"
+const argv = JSON.parse(process.argv[1])
+const child = spawn(argv[0], argv.slice(1), { stdio: "ignore" })
+child.on("spawn", () => process.stdout.write(child.pid + "\\n"))
+child.on("error", (error) => { console.error(error.message); process.exit(1) })
+setInterval(() => {}, 1 << 30)
+`
+
+const qemuArgv = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none", "-S"]
+
+// "gone" once reaped; "Z" is dead but not yet reaped by its new parent, which is as dead as it gets.
+const processState = (pid: number): string => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+  } catch {
+    return "gone"
+  }
+}
+const isAlive = (pid: number) => {
+  const state = processState(pid)
+  return state !== "gone" && state !== "Z" && state !== "X"
+}
+const commOf = (pid: number) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim()
+  } catch {
+    return ""
+  }
+}
+
+const pollUntil = (what: string, condition: () => boolean, within: number) =>
+  Effect.suspend(() => condition() ? Effect.void : Effect.fail(new Error(`not yet: ${what}`))).pipe(
+    Effect.retry({ schedule: Schedule.spaced("50 millis"), times: Math.ceil(within / 50) })
+  )
+
+// A Node process that spawns QEMU with `prefix`; resolves QEMU's pid once QEMU (not setpriv) runs.
+// Release SIGKILLs whatever is still alive: the Node parent and, as a safety net, QEMU.
+const nodeParentOfQemu = (prefix: ReadonlyArray<string>): Effect.Effect<
+  { readonly parent: ChildProcess; readonly qemuPid: number },
+  Error,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    let qemuPid = 0
+    const parent = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        spawn(process.execPath, ["--input-type=module", "-e", parentScript, JSON.stringify([...prefix, ...qemuArgv])], {
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+      ),
+      (parent) =>
+        Effect.gen(function*() {
+          if (parent.exitCode === null && parent.signalCode === null) parent.kill("SIGKILL")
+          if (qemuPid > 0 && isAlive(qemuPid)) {
+            yield* Effect.try(() => process.kill(qemuPid, "SIGKILL")).pipe(Effect.ignore)
+            yield* pollUntil("QEMU reaped", () => processState(qemuPid) === "gone", 3000).pipe(Effect.ignore)
+          }
+        })
+    )
+    qemuPid = yield* Effect.async<number, Error>((resume) => {
+      let out = ""
+      parent.stdout!.on("data", (chunk: Buffer) => {
+        out += chunk.toString("utf8")
+        if (out.includes("\n")) resume(Effect.succeed(Number(out.trim())))
+      })
+      parent.once("exit", (code) => resume(Effect.fail(new Error(`the Node parent exited (${code}) before QEMU ran`))))
+    }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no QEMU pid within 10 seconds") }))
+    // setpriv execs QEMU in place: same pid, new name once the exec is done.
+    yield* pollUntil("QEMU exec'd", () => commOf(qemuPid) === "qemu-system-x86", 5000)
+    return { parent, qemuPid }
+  })
+
+describe("parentDeathWrapper", () => {
+  it.live("is available here and wraps QEMU with setpriv --pdeathsig KILL", () =>
+    Effect.gen(function*() {
+      const wrapper = yield* parentDeathWrapper
+      expect(wrapper._tag).toBe("Available")
+      expect(wrapper.prefix.slice(1)).toEqual(["--pdeathsig", "KILL", "--"])
+      expect(yield* parentDeathWrapper).toBe(wrapper)
+    }))
+
+  it.live("without setpriv on PATH it gives an empty prefix and says to install util-linux", () =>
+    Effect.gen(function*() {
+      const wrapper = yield* resolveParentDeathWrapper({ path: "/nonexistent" })
+      expect(wrapper._tag).toBe("Unavailable")
+      expect(wrapper.prefix).toEqual([])
+      expect(wrapper._tag === "Unavailable" && wrapper.reason).toContain("util-linux")
+    }))
+
+  it.live("off Linux it gives an empty prefix", () =>
+    Effect.gen(function*() {
+      const wrapper = yield* resolveParentDeathWrapper({ platform: "darwin" })
+      expect(wrapper).toMatchObject({ _tag: "Unavailable", prefix: [] })
+    }))
+
+  it.scopedLive("QEMU spawned through the prefix dies when its Node parent is SIGKILLed", () =>
+    Effect.gen(function*() {
+      const wrapper = yield* parentDeathWrapper
+      const { parent, qemuPid } = yield* nodeParentOfQemu(wrapper.prefix)
+      // Stays alive while the parent does, with time for any other thread to come and go.
+      yield* Effect.sleep("500 millis")
+      expect(isAlive(qemuPid)).toBe(true)
+      parent.kill("SIGKILL")
+      yield* pollUntil("QEMU dead", () => !isAlive(qemuPid), 2000)
+      expect(isAlive(qemuPid)).toBe(false)
+    }))
+
+  it.scopedLive("without the prefix QEMU outlives a SIGKILLed Node parent (why the wrapper exists)", () =>
+    Effect.gen(function*() {
+      const { parent, qemuPid } = yield* nodeParentOfQemu([])
+      parent.kill("SIGKILL")
+      yield* Effect.sleep("1 second")
+      expect(isAlive(qemuPid)).toBe(true)
+    }))
+})
