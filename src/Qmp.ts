@@ -23,6 +23,8 @@ import * as Stream from "effect/Stream"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { LineDecoder } from "./internal/lineDecoder.js"
+import * as ScmRights from "./internal/ScmRights.js"
+import { ScmRightsError } from "./internal/ScmRights.js"
 import * as Transport from "./internal/transport.js"
 import type { CommandReturn, ExecuteParams } from "./QmpCommands.js"
 import { QmpConnectError, QmpDisconnected, QmpProtocolError, QmpTimeout } from "./QmpError.js"
@@ -151,6 +153,17 @@ export interface QmpClient {
     command: K,
     ...params: ExecuteParams<K, ExecuteOptions>
   ) => Effect.Effect<CommandReturn<K>, QmpExecuteError>
+  /**
+   * Passes an open file descriptor to QEMU (as SCM_RIGHTS on the monitor socket) and runs the
+   * command that takes it, e.g. `getfd` with `{ fdname }` or `add-fd`. Needs a UNIX-socket
+   * monitor (the default socketpair is one). Other requests wait meanwhile.
+   */
+  readonly executeWithFd: (
+    fd: number,
+    command: "getfd" | "add-fd" | (string & {}),
+    args?: Record<string, unknown> | undefined,
+    options?: ExecuteOptions
+  ) => Effect.Effect<unknown, QmpExecuteError | ScmRightsError>
   /** Runs a command and returns the raw reply, error replies included (the seed's `qmp()`). */
   readonly raw: (
     command: string,
@@ -194,6 +207,14 @@ export interface QmpClient {
   /** The Node socket underneath, when there is one (used to pass file descriptors). */
   readonly duplex: Duplex | undefined
 }
+
+/**
+ * Everything passing a descriptor can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type FdError = QmpExecuteError | ScmRightsError
 
 /**
  * The QMP service.
@@ -447,13 +468,23 @@ const makeSession = (
       onEnd: (end) => terminate(new QmpDisconnected({ reason: end.reason, cause: end.cause }))
     })
 
+    // While a descriptor is being passed, other requests wait: the byte that carries it must not
+    // land inside another request, and the command that consumes it must be the next one sent.
+    let held: Array<string> | undefined
+    const write = (data: string, bypassHold = false) => {
+      if (held !== undefined && !bypassHold) held.push(data)
+      else transport.write(data)
+    }
+    const fdLock = yield* Effect.makeSemaphore(1)
+
     const withOperation = (error: QmpDisconnected | QmpProtocolError, operation: string) =>
       error._tag === "QmpDisconnected" ? new QmpDisconnected({ ...error, operation }) : error
 
     const send = (
       command: string,
       args: Record<string, unknown> | undefined,
-      options: ExecuteOptions | undefined
+      options: ExecuteOptions | undefined,
+      bypassHold = false
     ): Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError> =>
       Effect.suspend(() => {
         if (endedWith !== undefined) return Effect.fail(withOperation(endedWith, `execute ${command}`))
@@ -464,7 +495,7 @@ const makeSession = (
         const request = payload === undefined
           ? { [options?.oob ? "exec-oob" : "execute"]: command, id }
           : { [options?.oob ? "exec-oob" : "execute"]: command, arguments: payload, id }
-        transport.write(JSON.stringify(request) + "\n")
+        write(JSON.stringify(request) + "\n", bypassHold)
         return bounded(
           Effect.mapError(Deferred.await(deferred), (error) => withOperation(error, `execute ${command}`)),
           options?.timeout ?? commandTimeout,
@@ -477,17 +508,42 @@ const makeSession = (
         Effect.withSpan(`Qmp.raw ${command}`, { attributes: { "qmp.command": command, "qmp.name": name } })
       )
 
+    const toResult = (command: string, args: Record<string, unknown> | undefined) => (response: QmpResponse) =>
+      isFailure(response)
+        ? Effect.fail(
+          new QmpCommandError({ command, errorClass: response.error.class, desc: response.error.desc, args })
+        )
+        : Effect.succeed(response.return)
+
+    const executeWithFd: QmpClient["executeWithFd"] = (fd, command, args, options) =>
+      Effect.gen(function*() {
+        const duplex = transport.duplex
+        if (!(duplex instanceof Net.Socket)) {
+          return yield* Effect.fail(
+            new ScmRightsError({ reason: "InvalidArgument", fd, detail: `${address} cannot carry descriptors` })
+          )
+        }
+        const reply = yield* fdLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            held = []
+            const sent = yield* Effect.either(restore(ScmRights.sendFd({ socket: duplex, fd })))
+            const reply = Either.isRight(sent) ? send(command, args, options, true) : undefined
+            const queued = held
+            held = undefined
+            for (const data of queued) transport.write(data)
+            if (Either.isLeft(sent)) return yield* Effect.fail(sent.left)
+            return reply!
+          })
+        ))
+        return yield* Effect.flatMap(reply, toResult(command, args))
+      }).pipe(Effect.withSpan(`Qmp.execute ${command}`, { attributes: { "qmp.command": command, "qmp.fd": fd } }))
+
     const execute = (
       command: string,
       args?: Record<string, unknown>,
       options?: ExecuteOptions
     ): Effect.Effect<unknown, QmpExecuteError> => {
-      const run = Effect.flatMap(send(command, args, options), (response) =>
-        isFailure(response)
-          ? Effect.fail(
-            new QmpCommandError({ command, errorClass: response.error.class, desc: response.error.desc, args })
-          )
-          : Effect.succeed(response.return))
+      const run = Effect.flatMap(send(command, args, options), toResult(command, args))
       // QEMU may exit before its reply to `quit` is read: the connection ending is the success.
       const guarded = command === "quit"
         ? Effect.catchTag(run, "QmpDisconnected", () => Effect.succeed({}))
@@ -614,6 +670,7 @@ const makeSession = (
       capabilities,
       execute: execute as QmpClient["execute"],
       raw,
+      executeWithFd,
       waitEvent: (eventName, waitOptions) =>
         waitFiltered(toFilters(eventName, waitOptions?.match as EventFilter["match"]), waitOptions) as never,
       waitEvents: waitFiltered,

@@ -19,9 +19,9 @@ export interface LaunchFd {
   /** The fd set QEMU adds it to, later named as `/dev/fdset/<set>`. */
   readonly set: number
   /** A free-form label shown by `query-fdsets`. */
-  readonly opaque?: string
+  readonly opaque?: string | undefined
   /** Further `-add-fd` suboptions, `key=value[,key=value]`, for QEMU versions that know more than fd, set, opaque. */
-  readonly opts?: string
+  readonly opts?: string | undefined
 }
 
 /**

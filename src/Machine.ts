@@ -1,0 +1,548 @@
+/**
+ * A QEMU virtual machine as a scoped resource: launched with a QMP monitor and, if asked, a
+ * serial console; shut down gracefully (with a fallback to a hard kill) when its scope closes,
+ * on every path: success, failure, interruption.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Path from "node:path"
+import type { Duplex } from "node:stream"
+import * as Console from "./Console.js"
+import { ConsoleClosed } from "./ConsoleError.js"
+import { fdArgs } from "./internal/fdArgs.js"
+import { parentDeathWrapper } from "./internal/parentDeath.js"
+import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
+import * as MachineConfig from "./MachineConfig.js"
+import type { ConfigError } from "./MachineError.js"
+import { AbnormalShutdown, formatCommandLine, LaunchError } from "./MachineError.js"
+import * as Qmp from "./Qmp.js"
+import type { QmpClient } from "./Qmp.js"
+import { QmpDisconnected } from "./QmpError.js"
+import type { ExitStatus, QemuProcessService } from "./QemuProcess.js"
+import * as QemuProcess from "./QemuProcess.js"
+
+export type {
+  /** @since 0.1.0 */
+  MachineConfigInput
+} from "./MachineConfig.js"
+
+/**
+ * Options of `shutdown`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ShutdownOptions {
+  /** How long `quit` plus the wait for exit may take. Default: the machine's `shutdownTimeout`. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Skip the graceful path: SIGKILL at once (no warning is logged for it). */
+  readonly hard?: boolean | undefined
+}
+
+/**
+ * A launched machine.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MachineService {
+  readonly name: string
+  readonly pid: number
+  /** The full command line QEMU was started with, wrapper included. */
+  readonly commandLine: ReadonlyArray<string>
+  /** The machine's private directory (mode 0700), removed when the machine is released. */
+  readonly tempDir: string
+  /** The process service underneath. */
+  readonly process: QemuProcessService
+  /** The QMP client. With `qmp: false` every call fails with `QmpDisconnected`. */
+  readonly qmp: QmpClient
+  /** The serial console. Without a `console` in the config every call fails with `ConsoleClosed`. */
+  readonly console: Console.ConsoleService
+  /** Shorthands for the QMP client's operations. */
+  readonly execute: QmpClient["execute"]
+  readonly raw: QmpClient["raw"]
+  readonly waitEvent: QmpClient["waitEvent"]
+  readonly waitEvents: QmpClient["waitEvents"]
+  readonly executeAndWait: QmpClient["executeAndWait"]
+  readonly events: QmpClient["events"]
+  /** Takes the events received and not yet waited for (the seed's `get_qmp_events`). */
+  readonly takeEvents: QmpClient["takeEvents"]
+  /**
+   * Passes an open descriptor to the running QEMU under `name` (QMP `getfd`); `closefd` with
+   * the same name releases it.
+   */
+  readonly sendFd: (fd: number, name: string) => Effect.Effect<void, Qmp.FdError>
+  /**
+   * Shuts the machine down: `quit`, then wait for QEMU to exit. If either fails or the timeout
+   * elapses, QEMU is killed and the result is `AbnormalShutdown`. Idempotent: later calls
+   * return the first call's outcome.
+   */
+  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown>
+  /** Kills QEMU at once (SIGKILL) and waits until it is reaped. */
+  readonly kill: Effect.Effect<void>
+  /**
+   * Waits for QEMU to exit on its own, e.g. after the guest powers off (the seed's `wait`).
+   * No `quit` is sent. If the timeout elapses, QEMU is killed: `AbnormalShutdown`.
+   */
+  readonly wait: (options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<void, AbnormalShutdown>
+  readonly isRunning: Effect.Effect<boolean>
+  /** How QEMU exited, once it has. */
+  readonly exitStatus: Effect.Effect<Option.Option<ExitStatus>>
+  /** What QEMU wrote to stdout and stderr; still available after shutdown (the seed's `get_log`). */
+  readonly log: Effect.Effect<string>
+}
+
+/**
+ * The Machine service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Machine extends Context.Tag("effect-qemu/Machine")<Machine, MachineService>() {}
+
+/** How much of QEMU's log is kept in memory after the temp directory is gone. */
+const logKeepBytes = 1024 * 1024
+
+const disabledQmp = (name: string): QmpClient => {
+  const error = new QmpDisconnected({ reason: `machine "${name}" was launched without a QMP monitor (qmp: false)` })
+  const fail = Effect.fail(error)
+  return {
+    name,
+    address: "none",
+    greeting: { QMP: { version: { qemu: { major: 0, minor: 0, micro: 0 }, package: "" }, capabilities: [] } },
+    version: "0.0.0",
+    capabilities: [],
+    execute: () => fail,
+    raw: () => fail,
+    executeWithFd: () => fail,
+    waitEvent: () => fail,
+    waitEvents: () => fail,
+    executeAndWait: () => fail,
+    subscribe: Effect.die(error),
+    events: Stream.empty,
+    takeEvents: Effect.succeed([]),
+    clearEvents: Effect.void,
+    isOpen: Effect.succeed(false),
+    closed: Effect.succeed(error),
+    close: Effect.void,
+    duplex: undefined
+  }
+}
+
+const disabledConsole = (name: string): Console.ConsoleService => {
+  const recent = ""
+  return {
+    lines: Stream.empty,
+    recent: Effect.succeed(recent),
+    write: () => Effect.fail(new ConsoleClosed({ operation: "write", recent, detail: `machine "${name}" has no console` })),
+    waitFor: ((pattern: string | RegExp) =>
+      Effect.fail(
+        new ConsoleClosed({ operation: "waitFor", pattern: String(pattern), recent, detail: `machine "${name}" has no console` })
+      )) as Console.ConsoleService["waitFor"],
+    close: Effect.void
+  }
+}
+
+const createTempDir = (config: ResolvedConfig) =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => Fs.mkdtempSync(Path.join(config.baseTempDir, `effect-qemu-${config.name}-`)),
+      catch: (cause) =>
+        new LaunchError({
+          reason: "SpawnFailed",
+          name: config.name,
+          detail: `cannot create a temp directory in ${config.baseTempDir}: ${String(cause)}`,
+          commandLine: [],
+          cause
+        })
+    }),
+    (dir) =>
+      Effect.try(() => Fs.rmSync(dir, { recursive: true, force: true })).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`cannot remove ${dir}`, error))
+      )
+  )
+
+/** A listener QEMU connects to as a client, for the UNIX and TCP monitor modes. */
+const listenForMonitor = (config: ResolvedConfig, tempDir: string) =>
+  Effect.acquireRelease(
+    Effect.async<{ server: Net.Server; chardev: string; path?: string }, LaunchError>((resume) => {
+      const monitor = config.monitor
+      const server = Net.createServer()
+      const fail = (cause: Error) =>
+        resume(Effect.fail(
+          new LaunchError({
+            reason: "MonitorFailed",
+            name: config.name,
+            detail: `cannot listen for the QMP monitor: ${cause.message}`,
+            commandLine: [],
+            cause
+          })
+        ))
+      server.once("error", fail)
+      if (monitor._tag === "Unix") {
+        const path = monitor.path ?? Path.join(config.sockDir ?? tempDir, `${config.name}-qmp.sock`)
+        server.listen(path, () => {
+          server.off("error", fail)
+          Fs.chmodSync(path, 0o600)
+          resume(Effect.succeed({ server, chardev: `socket,id=mon,path=${path}`, path }))
+        })
+      } else if (monitor._tag === "Tcp") {
+        server.listen({ host: monitor.host, port: monitor.port }, () => {
+          server.off("error", fail)
+          const { port } = server.address() as Net.AddressInfo
+          resume(Effect.succeed({ server, chardev: `socket,id=mon,host=${monitor.host},port=${port}` }))
+        })
+      }
+    }),
+    ({ path, server }) =>
+      Effect.sync(() => {
+        server.close()
+        if (path !== undefined) Fs.rmSync(path, { force: true })
+      })
+  )
+
+const acceptOne = (server: Net.Server) =>
+  Effect.async<Duplex>((resume) => {
+    server.once("connection", (socket) => {
+      server.close()
+      resume(Effect.succeed(socket))
+    })
+  })
+
+/** Builds the library's part of the command line (the seed's base arguments). */
+const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, consoleFd: number | undefined) => {
+  const args = ["-display", "none", "-vga", "none"]
+  if (monitorChardev !== undefined) args.push("-chardev", monitorChardev, "-mon", "chardev=mon,mode=control")
+  if (config.machineType !== undefined) args.push("-machine", config.machineType)
+  if (config.console !== undefined && consoleFd !== undefined) {
+    for (let index = 0; index < config.console.index; index++) args.push("-serial", "null")
+    args.push("-chardev", `socket,id=console,fd=${consoleFd}`)
+    if (config.console.deviceType === undefined) args.push("-serial", "chardev:console")
+    else args.push("-device", `${config.console.deviceType},chardev=console`)
+  }
+  return args
+}
+
+const describeExit = (status: ExitStatus) =>
+  status.signal !== null ? `killed by ${status.signal}` : `exited with code ${status.code}`
+
+const launch = (config: ResolvedConfig) =>
+  Effect.gen(function*() {
+    const tempDir = yield* createTempDir(config)
+    const useSocketpair = config.qmp && config.monitor._tag === "Socketpair"
+    const listener = config.qmp && !useSocketpair ? yield* listenForMonitor(config, tempDir) : undefined
+
+    // Child descriptors from 3 up: the monitor's socketpair, the console's, then -add-fd ones.
+    const extraStdio: Array<"pipe" | number> = []
+    const monitorFd = useSocketpair ? 3 + extraStdio.push("pipe") - 1 : undefined
+    const consoleFd = config.console !== undefined ? 3 + extraStdio.push("pipe") - 1 : undefined
+    const fds = Either.getOrThrow(fdArgs({ fds: config.fds, firstChildFd: 3 + extraStdio.length }))
+    extraStdio.push(...fds.stdio)
+
+    const monitorChardev = monitorFd !== undefined ? `socket,id=mon,fd=${monitorFd}` : listener?.chardev
+    const wrapper = config.parentDeathSignal
+      ? [...(yield* parentDeathWrapper).prefix, ...config.wrapper]
+      : config.wrapper
+    const logPath = Path.join(tempDir, `${config.name}.log`)
+    const process = yield* QemuProcess.make({
+      name: config.name,
+      binary: config.binary,
+      wrapper,
+      args: [...baseArgs(config, monitorChardev, consoleFd), ...fds.args, ...config.args],
+      logPath,
+      extraStdio
+    })
+
+    const exitedEarly = Effect.flatMap(process.awaitExit, (status) =>
+      Effect.flatMap(process.readLog, (log) =>
+        Effect.fail(
+          new LaunchError({
+            reason: "ExitedEarly",
+            name: config.name,
+            detail: `QEMU ${describeExit(status)} before its monitor was ready`,
+            commandLine: process.commandLine,
+            exitCode: status.code,
+            signal: status.signal,
+            logTail: QemuProcess.tail(log)
+          })
+        )))
+
+    const connect = Effect.gen(function*() {
+      let qmp: QmpClient
+      if (!config.qmp) {
+        qmp = disabledQmp(config.name)
+      } else {
+        const duplex = monitorFd !== undefined ? process.stdio[monitorFd]! : yield* acceptOne(listener!.server)
+        qmp = yield* Qmp.make({ _tag: "Duplex", duplex, label: `${config.name} monitor` }, {
+          ...config.qmpOptions,
+          name: config.name
+        }).pipe(
+          Effect.catchAll((cause) =>
+            // The monitor dies with QEMU: tell the exit (with QEMU's own words) rather than the socket.
+            Effect.flatMap(process.waitExit("1 second"), (status) =>
+              Option.isSome(status) ? exitedEarly : Effect.fail(
+                new LaunchError({
+                  reason: "MonitorFailed",
+                  name: config.name,
+                  detail: cause.message,
+                  commandLine: process.commandLine,
+                  cause
+                })
+              ))
+          )
+        )
+      }
+      const console = config.console === undefined
+        ? disabledConsole(config.name)
+        : yield* Console.make({
+          socket: process.stdio[consoleFd!]!,
+          name: config.name,
+          drain: config.console.drain || config.console.logFile !== undefined,
+          ...(config.console.logFile !== undefined ? { logFile: config.console.logFile } : {}),
+          ...(config.console.bufferBytes !== undefined ? { bufferBytes: config.console.bufferBytes } : {})
+        }).pipe(
+          Effect.mapError((cause) =>
+            new LaunchError({
+              reason: "SpawnFailed",
+              name: config.name,
+              detail: `console: ${cause.message}`,
+              commandLine: process.commandLine,
+              cause
+            })
+          )
+        )
+      return { qmp, console }
+    })
+
+    const launchTimeout = Duration.decode(config.launchTimeout)
+    const { console, qmp } = yield* Effect.raceFirst(connect, Effect.zipRight(Effect.sleep("20 millis"), exitedEarly))
+      .pipe(
+        Effect.timeoutFail({
+          duration: launchTimeout,
+          onTimeout: () =>
+            new LaunchError({
+              reason: "Timeout",
+              name: config.name,
+              detail: `QMP was not ready within ${Duration.format(launchTimeout)} (launchTimeout)`,
+              commandLine: process.commandLine
+            })
+        })
+      )
+    return { tempDir, process, qmp, console }
+  })
+
+/**
+ * Launches a machine in the current scope. When the scope closes, the machine is shut down
+ * gracefully (bounded by `shutdownTimeout`, then killed) and its temp directory removed; that
+ * release never fails and never hangs. A launch that fails leaves nothing behind.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Machine } from "effect-qemu"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+ *   const status = yield* vm.execute("query-status")
+ *   yield* Effect.log(status)
+ * }))
+ * ```
+ */
+export const make = (
+  input: MachineConfigInput = {}
+): Effect.Effect<MachineService, ConfigError | LaunchError, Scope.Scope> =>
+  Effect.flatMap(MachineConfig.resolve(input), (config) => makeResolved(config).pipe(Effect.annotateLogs({ machine: config.name })))
+
+const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = config.name
+    const outer = yield* Effect.scope
+    // Launch in a scope of its own so that a failed launch releases everything at once, not
+    // when the caller's scope ends.
+    const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+    const launched = yield* launch(config).pipe(
+      Scope.extend(scope),
+      Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
+      Effect.withSpan("Machine.launch", { attributes: { "machine.name": name } })
+    )
+    const { console, process, qmp, tempDir } = launched
+    yield* Effect.logDebug(`launched: ${formatCommandLine(process.commandLine)}`)
+
+    let userKilled = false
+    let keptLog: string | undefined
+    const outcome = Deferred.unsafeMake<void, AbnormalShutdown>(FiberId.none)
+    let started = false
+
+    const readLog = Effect.map(process.readLog, (log) => log.length > logKeepBytes ? log.slice(-logKeepBytes) : log)
+
+    // After the process is gone: close the channels, keep the log, say if QEMU died by a signal
+    // nobody sent.
+    const finish = Effect.gen(function*() {
+      yield* qmp.close
+      yield* console.close
+      keptLog = yield* readLog
+      const status = yield* process.exitStatus
+      if (Option.isSome(status) && status.value.signal !== null && !userKilled) {
+        yield* Effect.logWarning(
+          `QEMU received signal ${status.value.signal}; command: ${formatCommandLine(process.commandLine)}`
+        )
+      }
+    })
+
+    const hardKill = Effect.gen(function*() {
+      userKilled = true
+      yield* console.close
+      const reaped = yield* process.kill
+      if (Option.isNone(reaped)) yield* Effect.logError(`QEMU process ${process.pid} survived SIGKILL`)
+    })
+
+    const graceful = (timeout: Duration.Duration, sendQuit: boolean) =>
+      Effect.gen(function*() {
+        if (Option.isSome(yield* process.exitStatus)) return
+        // A QEMU blocked writing to a full console socket would never see `quit`.
+        yield* console.close
+        const attempt = Effect.gen(function*() {
+          if (sendQuit && config.qmp) yield* qmp.execute("quit", undefined, { timeout: Duration.infinity })
+          return yield* process.awaitExit
+        })
+        const result = yield* attempt.pipe(
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () =>
+              new AbnormalShutdown({
+                name,
+                detail: `QEMU did not exit within ${Duration.format(timeout)}${sendQuit ? " of quit" : ""}`,
+                timeout
+              })
+          }),
+          Effect.mapError((error) =>
+            error._tag === "AbnormalShutdown"
+              ? error
+              : new AbnormalShutdown({ name, detail: `quit failed: ${error.message}`, cause: error })
+          ),
+          Effect.either
+        )
+        if (Either.isLeft(result)) {
+          yield* hardKill
+          const status = yield* process.exitStatus
+          return yield* Effect.fail(
+            new AbnormalShutdown({
+              ...result.left,
+              exitCode: Option.getOrNull(Option.map(status, (s) => s.code)),
+              signal: Option.getOrNull(Option.map(status, (s) => s.signal))
+            })
+          )
+        }
+      })
+
+    const stop = (mode: { readonly hard: boolean; readonly timeout: Duration.Duration; readonly sendQuit: boolean }) =>
+      Effect.suspend(() => {
+        if (started) return Deferred.await(outcome)
+        started = true
+        const body = mode.hard ? hardKill : graceful(mode.timeout, mode.sendQuit)
+        return Effect.uninterruptible(
+          body.pipe(
+            Effect.ensuring(finish),
+            Effect.exit,
+            Effect.flatMap((exit) => Effect.zipRight(Deferred.done(outcome, exit), exit))
+          )
+        )
+      }).pipe(
+        Effect.withSpan(mode.hard ? "Machine.kill" : "Machine.shutdown", { attributes: { "machine.name": name } })
+      )
+
+    const shutdownTimeout = Duration.decode(config.shutdownTimeout)
+    const shutdown = (options?: ShutdownOptions) =>
+      stop({
+        hard: options?.hard === true,
+        timeout: options?.timeout !== undefined ? Duration.decode(options.timeout) : shutdownTimeout,
+        sendQuit: true
+      })
+
+    // Release: graceful with fallback, bounded, never failing the scope.
+    yield* Scope.addFinalizer(
+      scope,
+      shutdown().pipe(
+        Effect.catchAll((error) => Effect.logWarning(`abnormal shutdown on release: ${error.message}`)),
+        Effect.annotateLogs({ machine: name })
+      )
+    )
+
+    // A QEMU that dies while nobody is stopping it is worth a warning with its command line.
+    yield* process.awaitExit.pipe(
+      Effect.flatMap((status) => {
+        if (started) return Effect.void
+        const text = `QEMU exited on its own (${describeExit(status)}); command: ${formatCommandLine(process.commandLine)}`
+        // Exit code 0 is a guest that powered off; anything else deserves attention.
+        return status.code === 0 ? Effect.logInfo(text) : Effect.logWarning(text)
+      }),
+      Effect.annotateLogs({ machine: name }),
+      Effect.forkIn(scope),
+      Effect.interruptible
+    )
+
+    const service: MachineService = {
+      name,
+      pid: process.pid,
+      commandLine: process.commandLine,
+      tempDir,
+      process,
+      qmp,
+      console,
+      execute: qmp.execute,
+      raw: qmp.raw,
+      waitEvent: qmp.waitEvent,
+      waitEvents: qmp.waitEvents,
+      executeAndWait: qmp.executeAndWait,
+      events: qmp.events,
+      takeEvents: qmp.takeEvents,
+      sendFd: (fd, fdname) => Effect.asVoid(qmp.executeWithFd(fd, "getfd", { fdname })),
+      shutdown,
+      kill: Effect.catchAll(stop({ hard: true, timeout: shutdownTimeout, sendQuit: false }), () => Effect.void),
+      wait: (options) =>
+        stop({
+          hard: false,
+          timeout: options?.timeout !== undefined ? Duration.decode(options.timeout) : shutdownTimeout,
+          sendQuit: false
+        }),
+      isRunning: process.isRunning,
+      exitStatus: process.exitStatus,
+      log: Effect.suspend(() => keptLog !== undefined ? Effect.succeed(keptLog) : readLog)
+    }
+    return service
+  })
+
+/**
+ * A layer that launches a machine for its lifetime and provides {@link Machine} together with
+ * the {@link Qmp.Qmp}, {@link Console.Console} and {@link QemuProcess.QemuProcess} services it is made of.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  config: MachineConfigInput = {}
+): Layer.Layer<Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess, ConfigError | LaunchError> =>
+  Layer.scopedContext(
+    Effect.map(make(config), (machine) =>
+      Context.make(Machine, machine).pipe(
+        Context.add(Qmp.Qmp, machine.qmp),
+        Context.add(Console.Console, machine.console),
+        Context.add(QemuProcess.QemuProcess, machine.process)
+      ))
+  )

@@ -1,0 +1,207 @@
+/**
+ * The configuration of a machine, decoded with `Schema` so that a bad value is reported before
+ * anything is spawned or created on disk, naming the field.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fdArgs } from "./internal/fdArgs.js"
+import { ConfigError } from "./MachineError.js"
+
+/**
+ * A duration as Effect accepts it: `"30 seconds"`, a number of milliseconds, or a `Duration`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const DurationInput = Schema.transformOrFail(
+  Schema.Unknown,
+  Schema.DurationFromSelf,
+  {
+    strict: true,
+    decode: (input, _, ast) =>
+      Option.match(Duration.decodeUnknown(input), {
+        onNone: () =>
+          ParseResult.fail(
+            new ParseResult.Type(ast, input, "expected a duration such as \"30 seconds\" or a number of milliseconds")
+          ),
+        onSome: ParseResult.succeed
+      }),
+    encode: ParseResult.succeed
+  }
+)
+
+const Name = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
+    message: () => "expected 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+  })
+)
+
+const NonEmpty = (what: string) =>
+  Schema.String.pipe(Schema.minLength(1, { message: () => `must not be empty: ${what}` }))
+
+const Monitor = Schema.Union(
+  Schema.TaggedStruct("Socketpair", {}),
+  Schema.TaggedStruct("Unix", { path: Schema.optional(NonEmpty("give a socket path or leave path out")) }),
+  Schema.TaggedStruct("Tcp", {
+    host: Schema.optionalWith(NonEmpty("give an address to listen on"), { default: () => "127.0.0.1" }),
+    port: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 65535)), { default: () => 0 })
+  })
+)
+
+const ConsoleConfig = Schema.Struct({
+  /** A device to attach the console to, e.g. `isa-serial` or `virtconsole`; default: `-serial`. */
+  deviceType: Schema.optional(NonEmpty("name a device type or leave deviceType out")),
+  /** The console's index: that many `-serial null` come before it. */
+  index: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 31)), { default: () => 0 }),
+  /** Read the console continuously in the background. */
+  drain: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /** Append console output to this file (implies drain). */
+  logFile: Schema.optional(NonEmpty("give a file path or leave logFile out")),
+  /** How much recent output is kept in memory. */
+  bufferBytes: Schema.optional(Schema.Int.pipe(Schema.positive()))
+})
+
+const LaunchFdConfig = Schema.Struct({
+  fd: Schema.Int.pipe(Schema.nonNegative()),
+  set: Schema.Int.pipe(Schema.nonNegative()),
+  opaque: Schema.optional(Schema.String),
+  opts: Schema.optional(Schema.String)
+})
+
+const QmpConfig = Schema.Struct({
+  oob: Schema.optional(Schema.Boolean),
+  commandTimeout: Schema.optional(DurationInput),
+  greetingTimeout: Schema.optional(DurationInput),
+  maxMessageBytes: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(4096))),
+  eventBufferSize: Schema.optional(Schema.Int.pipe(Schema.positive()))
+})
+
+/**
+ * The machine configuration schema. Every field but none is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const MachineConfig = Schema.Struct({
+  /** The QEMU binary: a name on PATH or a path. */
+  binary: Schema.optionalWith(NonEmpty("name the QEMU binary, e.g. qemu-system-x86_64"), {
+    default: () => "qemu-system-x86_64"
+  }),
+  /** Arguments appended after the library's own. Passed verbatim: no shell is involved. */
+  args: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  /** A command that runs QEMU, e.g. `["strace", "-f"]`. */
+  wrapper: Schema.optionalWith(Schema.Array(NonEmpty("wrapper entries must not be empty")), { default: () => [] }),
+  /** A name for logs, spans and temp files. Default: `qemu-<pid>-<n>`. */
+  name: Schema.optional(Name),
+  /** Where the machine's temp directory is created. Default: the OS temp dir. Must exist. */
+  baseTempDir: Schema.optional(NonEmpty("give a directory or leave baseTempDir out")),
+  /** Where UNIX sockets go when the monitor is a UNIX socket. Default: the machine's temp dir. */
+  sockDir: Schema.optional(NonEmpty("give a directory or leave sockDir out")),
+  /** How QMP reaches QEMU. Default: a socketpair handed to QEMU as fd 3. */
+  monitor: Schema.optionalWith(Monitor, { default: () => ({ _tag: "Socketpair" as const }) }),
+  /** Whether to give QEMU a QMP monitor at all (the seed's `set_qmp_monitor`). */
+  qmp: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /** QMP client options. */
+  qmpOptions: Schema.optionalWith(QmpConfig, { default: () => ({}) }),
+  /** `-machine TYPE`. */
+  machineType: Schema.optional(NonEmpty("name a machine type, e.g. pc or q35, or leave it out")),
+  /** A serial console on a socketpair (the seed's `set_console`). */
+  console: Schema.optional(ConsoleConfig),
+  /** Descriptors handed to QEMU at launch with `-add-fd`. */
+  fds: Schema.optionalWith(Schema.Array(LaunchFdConfig), { default: () => [] }),
+  /** Kill QEMU when this process dies (Linux, through `setpriv --pdeathsig KILL`). */
+  parentDeathSignal: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /** From spawn to QMP ready. */
+  launchTimeout: Schema.optionalWith(DurationInput, { default: () => Duration.seconds(30) }),
+  /** How long a graceful shutdown may take before QEMU is killed. */
+  shutdownTimeout: Schema.optionalWith(DurationInput, { default: () => Duration.seconds(30) })
+})
+
+/**
+ * What a caller writes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MachineConfigInput = typeof MachineConfig.Encoded
+
+/**
+ * A decoded configuration, defaults filled in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ResolvedConfig = typeof MachineConfig.Type & { readonly name: string; readonly baseTempDir: string }
+
+/** The longest path a UNIX socket address can hold on Linux (108 bytes with the NUL). */
+export const maxSocketPathBytes = 107
+
+let counter = 0
+
+const firstIssue = (error: ParseResult.ParseError): ConfigError => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const issue = issues[0]
+  const field = issue === undefined || issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".")
+  return new ConfigError({ field, detail: issue?.message ?? error.message })
+}
+
+const isDirectory = (path: string) => {
+  try {
+    return Fs.statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Decodes and checks a configuration. Pure apart from reading the file system: nothing is
+ * created.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig, ConfigError> =>
+  Effect.suspend(() => {
+    const decoded = Schema.decodeUnknownEither(MachineConfig, { onExcessProperty: "error" })(input)
+    if (Either.isLeft(decoded)) return Effect.fail(firstIssue(decoded.left))
+    const config = decoded.right
+    const name = config.name ?? `qemu-${process.pid}-${++counter}`
+    const baseTempDir = Path.resolve(config.baseTempDir ?? Os.tmpdir())
+    const fail = (field: string, detail: string) => Effect.fail(new ConfigError({ field, detail }))
+    if (!isDirectory(baseTempDir)) {
+      return fail("baseTempDir", `"${baseTempDir}" is not an existing directory; create it or pick another`)
+    }
+    if (config.sockDir !== undefined && !isDirectory(config.sockDir)) {
+      return fail("sockDir", `"${config.sockDir}" is not an existing directory; create it or pick another`)
+    }
+    if (!config.qmp && config.monitor._tag !== "Socketpair") {
+      return fail("monitor", "a monitor address was given but qmp is false; drop one of the two")
+    }
+    if (config.qmpOptions.oob === true && !config.qmp) {
+      return fail("qmpOptions.oob", "oob needs the QMP monitor; qmp is false")
+    }
+    if (config.monitor._tag === "Unix") {
+      // The default socket lives in the temp directory: predict its length before creating it.
+      const path = config.monitor.path ??
+        Path.join(config.sockDir ?? Path.join(baseTempDir, "effect-qemu-XXXXXX"), `${name}-qmp.sock`)
+      const bytes = Buffer.byteLength(Path.resolve(path))
+      if (bytes > maxSocketPathBytes) {
+        return fail(
+          config.monitor.path === undefined ? "sockDir" : "monitor.path",
+          `the UNIX socket path "${path}" is ${bytes} bytes, over the ${maxSocketPathBytes}-byte limit; use a shorter sockDir, name or path`
+        )
+      }
+    }
+    const fds = fdArgs({ fds: config.fds, firstChildFd: 3 })
+    if (Either.isLeft(fds)) return fail(`fds.${fds.left.index}.${fds.left.field}`, fds.left.message)
+    return Effect.succeed({ ...config, name, baseTempDir })
+  })

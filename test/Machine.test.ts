@@ -1,0 +1,295 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as Machine from "../src/Machine.js"
+import * as Qmp from "../src/Qmp.js"
+import { pidAlive } from "./kit/rawQemu.js"
+
+const noneArgs = ["-M", "none", "-nodefaults"]
+
+/** A fresh base directory, so a test can see exactly what a machine left in it. */
+const baseDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-test-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** Captures log lines for the test's duration. */
+const captureLogs = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    const text = Array.isArray(message) ? message.map(String).join(" ") : String(message)
+    const tags = [...annotations].map(([key, value]) => `${key}=${String(value)}`).join(" ")
+    lines.push(`${logLevel.label} ${text} ${tags}`)
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+describe("Machine lifecycle", () => {
+  it.live("launches with QMP ready and leaves nothing behind when the scope closes", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-test-"))
+      const seen = yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* Machine.make({ args: noneArgs, baseTempDir: dir, name: "life" })
+        const status = (yield* vm.execute("query-status")) as { status: string }
+        assert.strictEqual(status.status, "running")
+        assert.isTrue(pidAlive(vm.pid))
+        assert.isTrue(yield* vm.isRunning)
+        assert.isTrue(vm.commandLine.includes("qemu-system-x86_64") || vm.commandLine.some((a) => a.endsWith("/qemu-system-x86_64")))
+        assert.deepStrictEqual(vm.commandLine.slice(-3), noneArgs)
+        assert.strictEqual(Fs.statSync(vm.tempDir).mode & 0o777, 0o700)
+        assert.strictEqual(Fs.statSync(Path.join(vm.tempDir, "life.log")).mode & 0o777, 0o600)
+        return { pid: vm.pid, tempDir: vm.tempDir }
+      }))
+      assert.isFalse(pidAlive(seen.pid))
+      assert.isFalse(Fs.existsSync(seen.tempDir))
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.scopedLive("shutdown is graceful: quit, SHUTDOWN event, exit code 0, and idempotent", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      yield* vm.shutdown()
+      const status = yield* vm.exitStatus
+      assert.deepStrictEqual(Option.getOrThrow(status), { code: 0, signal: null })
+      const events = yield* vm.takeEvents
+      assert.isTrue(events.some((event) => event.event === "SHUTDOWN"))
+      yield* vm.shutdown()
+      yield* vm.kill
+      assert.isFalse(yield* vm.isRunning)
+    }))
+
+  it.scopedLive("the log holds QEMU's output, also after shutdown", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: [...noneArgs, "-global", "driver=foo,property=bar,value=baz"] })
+      yield* vm.shutdown()
+      assert.include(yield* vm.log, "global foo.bar has invalid class name")
+    }))
+
+  it.scopedLive("a QEMU that ignores quit (SIGSTOPped) ends in AbnormalShutdown within the timeout, and is gone", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      process.kill(vm.pid, "SIGSTOP")
+      const started = Date.now()
+      const error = yield* Effect.flip(vm.shutdown({ timeout: "500 millis" }))
+      const elapsed = Date.now() - started
+      assert.strictEqual(error._tag, "AbnormalShutdown")
+      assert.strictEqual(error.signal, "SIGKILL")
+      assert.isBelow(elapsed, 5000)
+      assert.isFalse(pidAlive(vm.pid))
+      // Later calls report the same outcome.
+      const again = yield* Effect.flip(vm.shutdown())
+      assert.strictEqual(again, error)
+    }))
+
+  it.scopedLive("kill is immediate, reports SIGKILL and logs no warning", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* Effect.gen(function*() {
+        const vm = yield* Machine.make({ args: noneArgs })
+        yield* vm.kill
+        assert.deepStrictEqual(Option.getOrThrow(yield* vm.exitStatus), { code: null, signal: "SIGKILL" })
+        assert.isFalse(pidAlive(vm.pid))
+      }).pipe(Effect.provide(logs.layer))
+      assert.isFalse(logs.lines.some((line) => line.startsWith("WARN")), logs.lines.join("\n"))
+    }))
+
+  it.scopedLive("a QEMU killed from outside is logged as a warning with its command line", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* Machine.make({ args: noneArgs, name: "victim" })
+        process.kill(vm.pid, "SIGKILL")
+        const error = yield* Effect.flip(vm.qmp.closed.pipe(Effect.flatMap(Effect.fail)))
+        assert.strictEqual(error._tag, "QmpDisconnected")
+        yield* Effect.flatMap(vm.process.awaitExit, () => Effect.sleep("10 millis"))
+      })).pipe(Effect.provide(logs.layer))
+      const warning = logs.lines.find((line) => line.startsWith("WARN") && line.includes("SIGKILL"))
+      assert.isDefined(warning, logs.lines.join("\n"))
+      assert.include(warning!, "-M none -nodefaults")
+      assert.include(warning!, "machine=victim")
+    }))
+
+  it.scopedLive("wait times out into AbnormalShutdown and the process is killed", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      const error = yield* Effect.flip(vm.wait({ timeout: "200 millis" }))
+      assert.strictEqual(error._tag, "AbnormalShutdown")
+      assert.isFalse(pidAlive(vm.pid))
+    }))
+
+  it.scopedLive("a machine without QMP runs, and its QMP calls fail with QmpDisconnected", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs, qmp: false })
+      assert.isFalse(vm.commandLine.includes("-mon"))
+      const error = yield* Effect.flip(vm.execute("query-status"))
+      assert.strictEqual(error._tag, "QmpDisconnected")
+      assert.include(error.message, "qmp: false")
+      yield* vm.shutdown({ timeout: "200 millis" }).pipe(Effect.ignore)
+      assert.isFalse(pidAlive(vm.pid))
+    }))
+
+  it.live("interrupting the scope's owner shuts the machine down", () =>
+    Effect.gen(function*() {
+      let pid = 0
+      const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const vm = yield* Machine.make({ args: noneArgs })
+        pid = vm.pid
+        return yield* Effect.never
+      })))
+      while (pid === 0) yield* Effect.sleep("10 millis")
+      yield* Fiber.interrupt(fiber)
+      assert.isFalse(pidAlive(pid))
+    }))
+
+  it.live("the layer provides Machine, Qmp, Console and QemuProcess, and releases them", () =>
+    Effect.gen(function*() {
+      const pid = yield* Effect.gen(function*() {
+        const vm = yield* Machine.Machine
+        const qmp = yield* Qmp.Qmp
+        assert.strictEqual(qmp, vm.qmp)
+        assert.deepStrictEqual(yield* qmp.execute("query-name"), { name: "layered" })
+        return vm.pid
+      }).pipe(Effect.provide(Machine.layer({ args: noneArgs, name: "layered", machineType: "none" })))
+      assert.isFalse(pidAlive(pid))
+    }))
+})
+
+describe("Machine monitor addresses", () => {
+  it.scopedLive("a UNIX socket monitor works and its socket is private (0600)", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs, monitor: { _tag: "Unix" }, name: "unixmon" })
+      const sock = Path.join(vm.tempDir, "unixmon-qmp.sock")
+      assert.isTrue(vm.commandLine.some((arg) => arg.includes(`path=${sock}`)))
+      const status = (yield* vm.execute("query-status")) as { status: string }
+      assert.strictEqual(status.status, "running")
+    }))
+
+  it.scopedLive("a TCP monitor listens on loopback by default", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs, monitor: { _tag: "Tcp" } })
+      assert.isTrue(vm.commandLine.some((arg) => /host=127\.0\.0\.1,port=\d+/.test(arg)))
+      const status = (yield* vm.execute("query-status")) as { status: string }
+      assert.strictEqual(status.status, "running")
+    }))
+})
+
+describe("Machine launch failures", () => {
+  const expectNothingLeft = <E>(config: Machine.MachineConfigInput, check: (error: E) => void) =>
+    Effect.gen(function*() {
+      const dir = yield* baseDir
+      const exit = yield* Effect.exit(Effect.scoped(Machine.make({ ...config, baseTempDir: config.baseTempDir ?? dir })))
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isFailure(exit)) check(Option.getOrThrow(Cause.failureOption(exit.cause)) as E)
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+    })
+
+  it.scopedLive("a binary that does not exist fails with BinaryNotFound before spawning", () =>
+    expectNothingLeft<{ _tag: string; reason: string; message: string }>({ binary: "qemu-system-nonexistent" }, (error) => {
+      assert.strictEqual(error._tag, "LaunchError")
+      assert.strictEqual(error.reason, "BinaryNotFound")
+      assert.include(error.message, "qemu-system-nonexistent")
+    }))
+
+  it.scopedLive("a directory as binary fails with NotExecutable", () =>
+    expectNothingLeft<{ reason: string }>({ binary: "/tmp" }, (error) => assert.strictEqual(error.reason, "NotExecutable")))
+
+  it.scopedLive("a file without execute permission fails with NotExecutable", () =>
+    Effect.gen(function*() {
+      const dir = yield* baseDir
+      const file = Path.join(dir, "not-a-program")
+      Fs.writeFileSync(file, "#!/bin/sh\n", { mode: 0o644 })
+      const error = yield* Effect.flip(Effect.scoped(Machine.make({ binary: file })))
+      assert.strictEqual(error._tag === "LaunchError" && error.reason, "NotExecutable")
+    }))
+
+  it.scopedLive("bad arguments fail with ExitedEarly carrying the exit code, command line and QEMU's words", () =>
+    expectNothingLeft<{ reason: string; exitCode: number; logTail: string; commandLine: Array<string>; message: string }>(
+      { args: [...noneArgs, "-foo"] },
+      (error) => {
+        assert.strictEqual(error.reason, "ExitedEarly")
+        assert.strictEqual(error.exitCode, 1)
+        assert.include(error.logTail, "-foo: invalid option")
+        assert.include(error.commandLine, "-foo")
+        assert.include(error.message, "-foo: invalid option")
+      }
+    ))
+
+  const configError = (name: string, config: Machine.MachineConfigInput, field: string) =>
+    it.scopedLive(`${name} fails with a ConfigError naming ${field}`, () =>
+      expectNothingLeft<{ _tag: string; field: string; message: string }>(config, (error) => {
+        assert.strictEqual(error._tag, "ConfigError")
+        assert.strictEqual(error.field, field)
+      }))
+
+  configError("an empty binary", { binary: "" }, "binary")
+  configError("an unknown option", { bogus: 1 } as never, "bogus")
+  configError("a relative temp dir that does not exist", { baseTempDir: "no/such/dir" }, "baseTempDir")
+  configError("a UNIX socket path over 107 bytes", {
+    monitor: { _tag: "Unix", path: `/tmp/${"x".repeat(120)}.sock` }
+  }, "monitor.path")
+  configError("a monitor address with qmp off", { qmp: false, monitor: { _tag: "Tcp" } }, "monitor")
+  configError("a bad name", { name: "has space" }, "name")
+  configError("a bad duration", { shutdownTimeout: "soon" as never }, "shutdownTimeout")
+  configError("a negative console index", { console: { index: -1 } }, "console.index")
+  configError("an opaque with a comma", { fds: [{ fd: 0, set: 1, opaque: "a,b" }] }, "fds.0.opaque")
+
+  it.scopedLive("arguments with spaces, quotes, $() and newlines reach QEMU verbatim", () =>
+    Effect.gen(function*() {
+      const name = "a b 'c' \"d\" $(touch /tmp/pwned) `x`\nline2"
+      const vm = yield* Machine.make({ args: [...noneArgs, "-name", name.replaceAll(",", ",,")] })
+      const reply = (yield* vm.execute("query-name")) as { name: string }
+      assert.strictEqual(reply.name, name)
+      assert.isFalse(Fs.existsSync("/tmp/pwned"))
+    }))
+})
+
+describe("Several machines", () => {
+  it.live("two machines composed as two layers each answer under their own name", () =>
+    Effect.gen(function*() {
+      class Client extends Effect.Tag("test/Client")<Client, Machine.MachineService>() {}
+      class Server extends Effect.Tag("test/Server")<Server, Machine.MachineService>() {}
+      const client = Layer.effect(Client, Machine.Machine).pipe(Layer.provide(Machine.layer({ args: noneArgs, name: "client" })))
+      const server = Layer.effect(Server, Machine.Machine).pipe(Layer.provide(Machine.layer({ args: noneArgs, name: "server" })))
+      const names = yield* Effect.gen(function*() {
+        const c = yield* Client
+        const s = yield* Server
+        assert.notStrictEqual(c.pid, s.pid)
+        return [yield* c.execute("query-name"), yield* s.execute("query-name")]
+      }).pipe(Effect.provide(Layer.merge(client, server)))
+      assert.deepStrictEqual(names, [{ name: "client" }, { name: "server" }])
+    }))
+
+  it.live("twenty machines made concurrently all answer and are all released", () =>
+    Effect.gen(function*() {
+      const pids = yield* Effect.scoped(Effect.gen(function*() {
+        const vms = yield* Effect.forEach(
+          Array.from({ length: 20 }, (_, i) => i),
+          (i) => Machine.make({ args: noneArgs, name: `fleet-${i}` }),
+          { concurrency: "unbounded" }
+        )
+        const names = yield* Effect.forEach(vms, (vm) => vm.execute("query-name"), { concurrency: "unbounded" })
+        assert.deepStrictEqual(names, vms.map((_, i) => ({ name: `fleet-${i}` })))
+        return vms.map((vm) => vm.pid)
+      }))
+      assert.strictEqual(new Set(pids).size, 20)
+      for (const pid of pids) assert.isFalse(pidAlive(pid))
+    }))
+
+  it.live("a scope closed explicitly releases its machine", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const vm = yield* Machine.make({ args: noneArgs }).pipe(Scope.extend(scope))
+      yield* Scope.close(scope, Exit.void)
+      assert.isFalse(pidAlive(vm.pid))
+    }))
+})
