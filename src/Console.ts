@@ -53,7 +53,8 @@ export type ConsoleOptions = ConsoleSource & {
  * - `"cursor"` (the default): just after the end of the previous successful match on this console,
  *   like expect. Text that arrived before the call counts, so a prompt printed a moment before
  *   `waitFor` is not missed, and a prompt already matched once is not matched again.
- * - `"now"`: only text that arrives after the call.
+ * - `"now"`: only text read after the call. Without `drain`, output the guest printed while nobody was
+ *   reading is still unread, so it counts as arriving after the call.
  * - `"start"`: the oldest output still buffered.
  *
  * Whatever the start, only the last `bufferBytes` of output can be searched.
