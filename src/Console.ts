@@ -400,7 +400,15 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       if (socketError === undefined) yield* Effect.logDebug("console ended")
       else yield* Effect.logWarning("console ended on a socket error", socketError)
     })
-    yield* Effect.forkScoped(pump.pipe(Effect.annotateLogs("machine", name)))
+    yield* Effect.forkScoped(pump.pipe(
+      Effect.catchAllDefect((defect) => Effect.logError("console reader failed", defect)),
+      // however the reader stops, nobody may keep waiting for output that will never come
+      Effect.ensuring(Effect.sync(() => {
+        state.closed = true
+        wakeAll()
+      })),
+      Effect.annotateLogs("machine", name)
+    ))
 
     const lines: Stream.Stream<string> = Stream.unwrapScoped(Effect.gen(function*() {
       const subscription = yield* PubSub.subscribe(lineHub)
