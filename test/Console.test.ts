@@ -180,7 +180,7 @@ describe("Console", () => {
     withGuest(bannerEchoGuest("closing soon"), ({ qemu }) =>
       Effect.gen(function*() {
         const console = yield* Console.make({ socket: qemu.console, drain: true })
-        yield* console.waitFor("closing soon", { timeout: "10 seconds" })
+        yield* console.waitFor("closing soon\r\n", { timeout: "10 seconds" })
         const lines = yield* Effect.fork(Stream.runCollect(console.lines))
         const pending = yield* Effect.fork(console.waitFor("never", { timeout: "10 seconds" }))
         yield* Effect.sleep("100 millis")
