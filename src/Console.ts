@@ -1,0 +1,520 @@
+/**
+ * A VM's serial console: read what the guest prints, wait for text, type into it.
+ *
+ * The console runs over a connected stream socket, usually the parent's end of a socketpair handed
+ * to QEMU as `-chardev socket,id=console,fd=N` with `-serial chardev:console`.
+ *
+ * @since 0.1.0
+ */
+import { Context, Deferred, Duration, Effect, Layer, PubSub, Queue, Stream } from "effect"
+import type { Scope } from "effect"
+import type { FileHandle } from "node:fs/promises"
+import * as NodeFs from "node:fs/promises"
+import * as Net from "node:net"
+import type { Duplex } from "node:stream"
+import { ConsoleClosed, ConsoleError, ConsoleTimeout } from "./ConsoleError.js"
+
+/**
+ * Where the console comes from: a socket already connected (the parent's end of a socketpair),
+ * or the path of a UNIX socket to connect to.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConsoleSource =
+  | { readonly socket: Duplex }
+  | { readonly path: string; readonly connectTimeout?: Duration.DurationInput }
+
+/**
+ * How a console is opened.
+ *
+ * - `drain`: read continuously in the background, whether or not anyone is reading, so a guest
+ *   that prints a lot never stalls. Without it the console is read only while a `lines` stream or a
+ *   `waitFor` is running, and a guest that prints with nobody reading waits for the reader.
+ * - `logFile`: append everything the guest prints to this file (created with mode 0600). Implies `drain`.
+ * - `bufferBytes`: how much recent output `recent`, `waitFor` and errors can see; default 64 KiB.
+ * - `maxLineLength`: a longer line is emitted by `lines` in pieces of this many characters; default 64 Ki.
+ * - `name`: the machine's name, for logs and spans.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConsoleOptions = ConsoleSource & {
+  readonly name?: string
+  readonly drain?: boolean
+  readonly logFile?: string
+  readonly bufferBytes?: number
+  readonly maxLineLength?: number
+}
+
+/**
+ * Where `waitFor` starts looking.
+ *
+ * - `"cursor"` (the default): just after the end of the previous successful match on this console,
+ *   like expect. Text that arrived before the call counts, so a prompt printed a moment before
+ *   `waitFor` is not missed, and a prompt already matched once is not matched again.
+ * - `"now"`: only text read after the call. Without `drain`, output the guest printed while nobody was
+ *   reading is still unread, so it counts as arriving after the call.
+ * - `"start"`: the oldest output still buffered.
+ *
+ * Whatever the start, only the last `bufferBytes` of output can be searched.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type WaitForSince = "cursor" | "now" | "start"
+
+/**
+ * Options of `waitFor`: how long to wait (default 30 seconds) and where to start looking.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WaitForOptions {
+  readonly timeout?: Duration.DurationInput
+  readonly since?: WaitForSince
+}
+
+/**
+ * The serial console of one VM.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConsoleService {
+  /**
+   * Console lines, split on "\n" with trailing "\r" removed. Each run of the stream sees the lines
+   * completed after it started; the stream ends when the console closes. With `drain`, a reader that
+   * falls far behind loses the oldest lines instead of stalling the guest.
+   */
+  readonly lines: Stream.Stream<string>
+  /** The recent output, up to `bufferBytes` of it, decoded as UTF-8. */
+  readonly recent: Effect.Effect<string>
+  /** Sends text or bytes to the guest; completes once the bytes are handed to the socket. */
+  readonly write: (data: string | Uint8Array) => Effect.Effect<void, ConsoleError | ConsoleClosed>
+  /**
+   * Waits until the console output matches `pattern` and returns the match (the string, or the
+   * `RegExpExecArray` with `index` relative to the searched text), moving the cursor past it.
+   * A text split across reads still matches.
+   */
+  readonly waitFor: {
+    (pattern: string, options?: WaitForOptions): Effect.Effect<string, ConsoleTimeout | ConsoleClosed>
+    (pattern: RegExp, options?: WaitForOptions): Effect.Effect<RegExpExecArray, ConsoleTimeout | ConsoleClosed>
+  }
+  /**
+   * Closes the console now; idempotent. Call it before waiting for QEMU to exit: a QEMU blocked
+   * writing to a full console socket would otherwise never get there.
+   */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * The serial console service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Console extends Context.Tag("effect-qemu/Console")<Console, ConsoleService>() {}
+
+const defaultBufferBytes = 64 * 1024
+const defaultMaxLineLength = 64 * 1024
+const defaultWaitTimeout = Duration.seconds(30)
+const defaultConnectTimeout = Duration.seconds(5)
+/** How many lines a lagging `lines` reader may fall behind before it loses some (with `drain`) or slows the console. */
+const lineBacklog = 256
+/** How much output an error carries. */
+const errorTailBytes = 4096
+const closeTimeout = Duration.seconds(2)
+
+const utf8 = new TextDecoder("utf-8")
+
+/** The last `capacity` bytes of output, with absolute offsets counted from the first byte ever read. */
+class RecentBytes {
+  private readonly bytes: Uint8Array
+  /** Bytes ever appended; the absolute offset just past the newest byte. */
+  end = 0
+
+  constructor(readonly capacity: number) {
+    this.bytes = new Uint8Array(capacity)
+  }
+
+  get start(): number {
+    return Math.max(0, this.end - this.capacity)
+  }
+
+  append(chunk: Uint8Array): void {
+    const kept = chunk.length > this.capacity ? chunk.subarray(chunk.length - this.capacity) : chunk
+    const at = (this.end + chunk.length - kept.length) % this.capacity
+    const first = Math.min(kept.length, this.capacity - at)
+    this.bytes.set(kept.subarray(0, first), at)
+    this.bytes.set(kept.subarray(first), 0)
+    this.end += chunk.length
+  }
+
+  /** The bytes from absolute offset `from` (or the oldest kept) to the end, copied. */
+  from(from: number): Uint8Array {
+    const begin = Math.max(from, this.start)
+    const length = this.end - begin
+    const at = begin % this.capacity
+    if (at + length <= this.capacity) return this.bytes.slice(at, at + length)
+    const out = new Uint8Array(length)
+    out.set(this.bytes.subarray(at), 0)
+    out.set(this.bytes.subarray(0, length - (this.capacity - at)), this.capacity - at)
+    return out
+  }
+
+  /** The text from absolute offset `from`, starting on a character boundary, and the offset it starts at. */
+  text(from: number): { readonly offset: number; readonly text: string } {
+    const bytes = this.from(from)
+    let skip = 0
+    // a window cut inside a multi-byte character starts at the next whole one
+    while (skip < 3 && skip < bytes.length && (bytes[skip] & 0xc0) === 0x80) skip++
+    return { offset: Math.max(from, this.start) + skip, text: utf8.decode(bytes.subarray(skip)) }
+  }
+}
+
+/** Splits decoded output into lines, holding at most `maxLength` characters of an unfinished one. */
+class LineSplitter {
+  private readonly decoder = new TextDecoder("utf-8")
+  private pending = ""
+
+  constructor(readonly maxLength: number) {}
+
+  push(chunk: Uint8Array): Array<string> {
+    const pieces = (this.pending + this.decoder.decode(chunk, { stream: true })).split("\n")
+    let rest = pieces.pop()!
+    const lines: Array<string> = []
+    for (const piece of pieces) this.emit(piece.replace(/\r+$/, ""), lines)
+    while (rest.length > this.maxLength) {
+      lines.push(rest.slice(0, this.maxLength))
+      rest = rest.slice(this.maxLength)
+    }
+    this.pending = rest
+    return lines
+  }
+
+  end(): Array<string> {
+    const rest = (this.pending + this.decoder.decode()).replace(/\r+$/, "")
+    this.pending = ""
+    const lines: Array<string> = []
+    if (rest.length > 0) this.emit(rest, lines)
+    return lines
+  }
+
+  private emit(line: string, into: Array<string>): void {
+    for (let at = 0; at < line.length; at += this.maxLength) into.push(line.slice(at, at + this.maxLength))
+    if (line.length === 0) into.push("")
+  }
+}
+
+/** Published after the last line, so readers of `lines` know the console ended. */
+const endOfLines = null
+const isLine = (line: string | typeof endOfLines): line is string => line !== endOfLines
+
+const describe = (pattern: string | RegExp): string =>
+  typeof pattern === "string" ? JSON.stringify(pattern) : String(pattern)
+
+const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+
+/** One read from a paused stream: a chunk, or `null` once the stream ended or failed. */
+const readChunk = (socket: Duplex): Effect.Effect<Uint8Array | null> =>
+  Effect.async<Uint8Array | null>((resume) => {
+    const stop = () => {
+      socket.off("readable", attempt)
+      socket.off("end", attempt)
+      socket.off("close", attempt)
+      socket.off("error", attempt)
+    }
+    function attempt(): boolean {
+      const chunk: Uint8Array | string | null = socket.read()
+      if (chunk !== null) {
+        stop()
+        resume(Effect.succeed(typeof chunk === "string" ? Buffer.from(chunk) : chunk))
+        return true
+      }
+      if (socket.readableEnded || socket.destroyed) {
+        stop()
+        resume(Effect.succeed(null))
+        return true
+      }
+      return false
+    }
+    if (attempt()) return
+    socket.on("readable", attempt)
+    socket.on("end", attempt)
+    socket.on("close", attempt)
+    socket.on("error", attempt)
+    return Effect.sync(stop)
+  })
+
+const connect = (path: string, timeout: Duration.DurationInput): Effect.Effect<Net.Socket, ConsoleError> =>
+  Effect.async<Net.Socket, ConsoleError>((resume) => {
+    const socket = Net.createConnection({ path })
+    const onError = (cause: Error) => {
+      socket.destroy()
+      resume(Effect.fail(new ConsoleError({ reason: "Connect", detail: `${path}: ${cause.message}`, cause })))
+    }
+    socket.once("error", onError)
+    socket.once("connect", () => {
+      socket.off("error", onError)
+      resume(Effect.succeed(socket))
+    })
+    return Effect.sync(() => socket.destroy())
+  }).pipe(
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () =>
+        new ConsoleError({ reason: "Connect", detail: `${path}: no connection within ${Duration.format(timeout)}` })
+    })
+  )
+
+const openLog = (path: string): Effect.Effect<FileHandle, ConsoleError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => NodeFs.open(path, "a", 0o600),
+      catch: (cause) => new ConsoleError({ reason: "LogFile", detail: `${path}: ${errorText(cause)}`, cause })
+    }),
+    (handle) =>
+      Effect.promise(() => handle.close()).pipe(
+        Effect.timeout(closeTimeout),
+        Effect.catchAllCause((cause) => Effect.logWarning("closing the console log failed", cause))
+      )
+  )
+
+/**
+ * Opens a console on a socket and keeps it for the life of the scope; on release the socket is
+ * destroyed and the log file closed, within a bounded time.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import * as Console from "effect-qemu/Console"
+ *
+ * const program = (socket: import("node:net").Socket) =>
+ *   Effect.gen(function*() {
+ *     const console = yield* Console.make({ socket, drain: true, name: "vm0" })
+ *     yield* console.waitFor("login:", { timeout: "60 seconds" })
+ *     yield* console.write("root\n")
+ *     yield* console.waitFor(/[#$] $/)
+ *   }).pipe(Effect.scoped)
+ * ```
+ */
+export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, ConsoleError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "console"
+    const drain = options.drain === true || options.logFile !== undefined
+    const log = options.logFile === undefined ? undefined : yield* openLog(options.logFile)
+    const open: Effect.Effect<Duplex, ConsoleError> = "socket" in options
+      ? Effect.succeed(options.socket)
+      : connect(options.path, options.connectTimeout ?? defaultConnectTimeout)
+    const socket = yield* Effect.acquireRelease(
+      open,
+      (socket) =>
+        Effect.sync(() => socket.destroy()).pipe(
+          Effect.catchAllDefect((defect) => Effect.logWarning("destroying the console socket failed", defect))
+        )
+    )
+    // reads are pulled with `read()`, so an unread console pushes back on QEMU instead of piling up here
+    socket.pause()
+    // an `error` with no listener would crash the process; the reader sees the stream end and reports it
+    let socketError: Error | undefined
+    socket.on("error", (cause) => {
+      socketError = cause
+    })
+
+    const recentBytes = new RecentBytes(options.bufferBytes ?? defaultBufferBytes)
+    const splitter = new LineSplitter(options.maxLineLength ?? defaultMaxLineLength)
+    const lineHub = yield* (drain
+      ? PubSub.sliding<string | typeof endOfLines>(lineBacklog)
+      : PubSub.bounded<string | typeof endOfLines>(lineBacklog))
+    const ended = yield* Deferred.make<void>()
+    const state = {
+      closed: false,
+      linesEnded: false,
+      readers: 0,
+      cursor: 0,
+      wakers: new Set<() => void>()
+    }
+    const reading = yield* Effect.makeLatch(drain)
+
+    const wakeAll = () => {
+      const wakers = [...state.wakers]
+      state.wakers.clear()
+      for (const wake of wakers) wake()
+    }
+
+    /** Resumes once output past `seen` exists or the console closed. */
+    const awaitOutput = (seen: number) =>
+      Effect.async<void>((resume) => {
+        if (recentBytes.end !== seen || state.closed) return resume(Effect.void)
+        const wake = () => resume(Effect.void)
+        state.wakers.add(wake)
+        return Effect.sync(() => state.wakers.delete(wake))
+      })
+
+    /** Someone is reading for the duration of the scope: without `drain`, that is what lets output flow. */
+    const reader = Effect.acquireRelease(
+      Effect.zipRight(Effect.sync(() => ++state.readers), reading.open),
+      () => {
+        state.readers--
+        return state.readers === 0 && !drain ? reading.close : Effect.void
+      }
+    )
+
+    const tail = () => utf8.decode(recentBytes.from(recentBytes.end - errorTailBytes))
+
+    let logBroken = false
+    const appendToLog = (chunk: Uint8Array): Effect.Effect<void> =>
+      log === undefined ? Effect.void : Effect.tryPromise(() => log.write(chunk)).pipe(
+        Effect.asVoid,
+        // a failing log must not stop the draining: report it once and keep going without it
+        Effect.catchAll((error) =>
+          Effect.logWarning("writing the console log failed; console output is no longer logged", error.cause).pipe(
+            Effect.zipRight(Effect.sync(() => {
+              logBroken = true
+            }))
+          )
+        )
+      )
+
+    const pump = Effect.gen(function*() {
+      while (true) {
+        yield* reading.await
+        const chunk = yield* readChunk(socket)
+        if (chunk === null) break
+        if (!logBroken) yield* appendToLog(chunk)
+        recentBytes.append(chunk)
+        wakeAll()
+        const lines = splitter.push(chunk)
+        if (lines.length > 0) yield* PubSub.publishAll(lineHub, lines)
+      }
+      yield* PubSub.publishAll(lineHub, splitter.end())
+      state.closed = true
+      wakeAll()
+      // set before the end marker goes out: a reader that sees it set takes what is queued and stops
+      state.linesEnded = true
+      yield* PubSub.publish(lineHub, endOfLines)
+      yield* Deferred.succeed(ended, undefined)
+      if (socketError === undefined) yield* Effect.logDebug("console ended")
+      else yield* Effect.logWarning("console ended on a socket error", socketError)
+    })
+    yield* Effect.forkScoped(pump.pipe(
+      Effect.catchAllDefect((defect) => Effect.logError("console reader failed", defect)),
+      // however the reader stops, nobody may keep waiting for output that will never come
+      Effect.ensuring(Effect.sync(() => {
+        state.closed = true
+        wakeAll()
+      })),
+      Effect.annotateLogs("machine", name)
+    ))
+
+    const lines: Stream.Stream<string> = Stream.unwrapScoped(Effect.gen(function*() {
+      const subscription = yield* PubSub.subscribe(lineHub)
+      if (state.linesEnded) {
+        const rest = yield* Queue.takeAll(subscription)
+        return Stream.fromIterable(rest).pipe(Stream.takeWhile(isLine))
+      }
+      yield* reader
+      return Stream.fromQueue(subscription).pipe(
+        Stream.takeWhile(isLine)
+      )
+    }))
+
+    const recent = Effect.sync(() => utf8.decode(recentBytes.from(0)))
+
+    const write = (data: string | Uint8Array) =>
+      Effect.async<void, ConsoleError | ConsoleClosed>((resume) => {
+        if (state.closed || socket.destroyed || !socket.writable) {
+          return resume(Effect.fail(new ConsoleClosed({ operation: "write", recent: tail() })))
+        }
+        socket.write(data, (cause) =>
+          resume(
+            cause
+              ? Effect.fail(new ConsoleError({ reason: "Write", detail: cause.message, cause }))
+              : Effect.void
+          ))
+      }).pipe(
+        Effect.withSpan("Console.write", { attributes: { "console.bytes": data.length } }),
+        Effect.annotateLogs("machine", name)
+      )
+
+    const search = (pattern: string | RegExp, from: number) => {
+      const window = recentBytes.text(from)
+      if (typeof pattern === "string") {
+        const index = window.text.indexOf(pattern)
+        if (index === -1) return undefined
+        return { match: pattern, end: window.offset + Buffer.byteLength(window.text.slice(0, index + pattern.length)) }
+      }
+      const match = pattern.exec(window.text)
+      if (match === null) return undefined
+      return { match, end: window.offset + Buffer.byteLength(window.text.slice(0, match.index + match[0].length)) }
+    }
+
+    const waitFor = (pattern: string | RegExp, waitOptions?: WaitForOptions) => {
+      const timeout = Duration.decode(waitOptions?.timeout ?? defaultWaitTimeout)
+      const since = waitOptions?.since ?? "cursor"
+      // a caller's global or sticky regex would carry `lastIndex` from one search to the next
+      const compiled = typeof pattern === "string"
+        ? pattern
+        : new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""))
+      return Effect.gen(function*() {
+        yield* reader
+        const from = since === "now" ? recentBytes.end : since === "start" ? 0 : state.cursor
+        while (true) {
+          const seen = recentBytes.end
+          const found = search(compiled, from)
+          if (found !== undefined) {
+            state.cursor = Math.max(state.cursor, Math.min(found.end, recentBytes.end))
+            return found.match
+          }
+          if (state.closed) {
+            return yield* new ConsoleClosed({ operation: "waitFor", pattern: describe(pattern), recent: tail() })
+          }
+          yield* awaitOutput(seen)
+        }
+      }).pipe(
+        Effect.scoped,
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => new ConsoleTimeout({ pattern: describe(pattern), timeout, recent: tail() })
+        }),
+        Effect.withSpan("Console.waitFor", {
+          attributes: {
+            "console.pattern": describe(pattern),
+            "console.since": since,
+            "console.timeout": Duration.format(timeout)
+          }
+        }),
+        Effect.annotateLogs("machine", name)
+      )
+    }
+
+    const close = Effect.sync(() => {
+      if (state.closed) return
+      state.closed = true
+      socket.destroy()
+      wakeAll()
+    }).pipe(
+      Effect.catchAllDefect((defect) => Effect.logWarning("closing the console failed", defect)),
+      Effect.annotateLogs("machine", name)
+    )
+
+    return Console.of({
+      lines,
+      recent,
+      write,
+      waitFor: waitFor as ConsoleService["waitFor"],
+      close
+    })
+  })
+
+/**
+ * The console as a layer, closed when the layer is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: ConsoleOptions): Layer.Layer<Console, ConsoleError> =>
+  Layer.scoped(Console, make(options))

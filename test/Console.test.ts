@@ -1,0 +1,237 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Exit, Fiber, Stream } from "effect"
+import type { Scope } from "effect"
+import * as NodeFs from "node:fs"
+import * as Net from "node:net"
+import * as NodePath from "node:path"
+import * as Console from "../src/Console.js"
+import { ConsoleClosed, ConsoleTimeout } from "../src/ConsoleError.js"
+import { bannerEchoGuest, floodGuest, floppyBootArgs, poweroffGuest, writeGuest } from "./kit/guests.js"
+import { isRunning, type QemuChild, spawnQemu, temporaryDirectory } from "./kit/qemu.js"
+
+interface Booted {
+  readonly qemu: QemuChild
+  readonly directory: string
+}
+
+/**
+ * Boots `guest` under real QEMU for the duration of `body`, then checks that neither the QEMU process
+ * nor the temporary directory outlived it.
+ */
+const withGuest = <A, E>(
+  guest: Uint8Array,
+  body: (booted: Booted) => Effect.Effect<A, E, Scope.Scope>,
+  extraArgs: ReadonlyArray<string> = []
+): Effect.Effect<A, E> =>
+  Effect.gen(function*() {
+    let pid = 0
+    let directory = ""
+    const result = yield* Effect.scoped(Effect.gen(function*() {
+      directory = yield* temporaryDirectory
+      const image = yield* writeGuest(directory, guest)
+      const qemu = yield* spawnQemu([...floppyBootArgs(image), ...extraArgs])
+      pid = qemu.pid
+      return yield* body({ qemu, directory })
+    }))
+    expect(isRunning(pid)).toBe(false)
+    expect(NodeFs.existsSync(directory)).toBe(false)
+    return result
+  })
+
+const collectLines = (console: Console.ConsoleService, count: number) =>
+  console.lines.pipe(Stream.take(count), Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+
+describe("Console", () => {
+  it.live("waitFor returns the banner the guest prints", () =>
+    withGuest(bannerEchoGuest("READY banner"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, name: "banner" })
+        expect(yield* console.waitFor("READY banner", { timeout: "10 seconds" })).toBe("READY banner")
+        const match = yield* console.waitFor(/READY (\w+)/, { since: "start", timeout: "1 second" })
+        expect(match[1]).toBe("banner")
+      })))
+
+  it.live("text written to the console reaches the guest, which echoes it back", () =>
+    withGuest(bannerEchoGuest("echo ready"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console })
+        yield* console.waitFor("echo ready", { timeout: "10 seconds" })
+        yield* console.write("ping 4217")
+        yield* console.write(new TextEncoder().encode(" and bytes"))
+        expect(yield* console.waitFor("ping 4217 and bytes", { timeout: "10 seconds" })).toBe("ping 4217 and bytes")
+      })))
+
+  it.live("a log file implies drain and receives the output, created with mode 0600", () =>
+    withGuest(bannerEchoGuest("logged banner"), ({ directory, qemu }) =>
+      Effect.gen(function*() {
+        const logFile = NodePath.join(directory, "console.log")
+        const console = yield* Console.make({ socket: qemu.console, logFile })
+        yield* console.waitFor("logged banner", { timeout: "10 seconds" })
+        expect(NodeFs.readFileSync(logFile, "utf8")).toContain("logged banner\r\n")
+        expect(NodeFs.statSync(logFile).mode & 0o777).toBe(0o600)
+      })))
+
+  it.live("waitFor fails with ConsoleTimeout that carries the recent output", () =>
+    withGuest(bannerEchoGuest("boot finished, no prompt"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        yield* console.waitFor("no prompt", { timeout: "10 seconds" })
+        const error = yield* Effect.flip(console.waitFor(/login: /, { timeout: "300 millis" }))
+        expect(error).toBeInstanceOf(ConsoleTimeout)
+        const timeout = error as ConsoleTimeout
+        expect(timeout.pattern).toBe("/login: /")
+        expect(Duration.toMillis(timeout.timeout)).toBe(300)
+        expect(timeout.recent).toContain("boot finished, no prompt")
+        expect(timeout.message).toContain("boot finished, no prompt")
+        expect(timeout.message).toContain("/login: /")
+      })))
+
+  it.live("waitFor starts at the cursor: output printed before the call counts, a returned match does not", () =>
+    withGuest(bannerEchoGuest("prompt> "), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        // let the banner arrive before anyone waits for it
+        yield* Effect.sleep("1 second")
+        expect(yield* console.waitFor("prompt> ", { timeout: "1 second" })).toBe("prompt> ")
+        const again = yield* Effect.exit(console.waitFor("prompt> ", { timeout: "300 millis" }))
+        expect(Exit.isFailure(again)).toBe(true)
+        expect(yield* console.waitFor("prompt> ", { since: "start", timeout: "1 second" })).toBe("prompt> ")
+        const now = yield* Effect.fork(console.waitFor("typed", { since: "now", timeout: "10 seconds" }))
+        yield* console.write("typed")
+        expect(yield* Fiber.join(now)).toBe("typed")
+      })))
+
+  it.live("with drain, a flooding guest keeps running while the buffer stays within bufferBytes", () =>
+    withGuest(floodGuest("flood line"), ({ directory, qemu }) =>
+      Effect.gen(function*() {
+        const logFile = NodePath.join(directory, "flood.log")
+        const bufferBytes = 4096
+        const console = yield* Console.make({ socket: qemu.console, logFile, bufferBytes })
+        // nobody reads: only the drain keeps output flowing past the few hundred KiB a socket buffers
+        const logged = () => NodeFs.statSync(logFile).size
+        yield* Effect.sleep("200 millis").pipe(
+          Effect.repeat({ until: () => logged() > 1024 * 1024 }),
+          Effect.timeout("20 seconds")
+        )
+        const recent = yield* console.recent
+        expect(recent.length).toBeLessThanOrEqual(bufferBytes)
+        expect(recent.length).toBeGreaterThan(bufferBytes - 100)
+        expect(recent).toContain("flood line\r\n")
+        expect(yield* console.waitFor("flood line\r\n", { since: "now", timeout: "5 seconds" })).toBe("flood line\r\n")
+        const lines = yield* collectLines(console, 100)
+        expect(lines.every((line) => line === "flood line" || "flood line".endsWith(line))).toBe(true)
+        expect(isRunning(qemu.pid)).toBe(true)
+      })))
+
+  it.live("without drain, nothing is read while nobody reads", () =>
+    withGuest(floodGuest("quiet"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console })
+        yield* Effect.sleep("1 second")
+        expect(yield* console.recent).toBe("")
+        expect(yield* console.waitFor("quiet\r\n", { timeout: "10 seconds" })).toBe("quiet\r\n")
+        expect((yield* console.recent).length).toBeGreaterThan(0)
+      })))
+
+  it.live("lines splits on \\n and strips \\r", () =>
+    withGuest(floodGuest("0123456789"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        const lines = yield* collectLines(console, 20)
+        // the first line may have begun before the stream did
+        expect(lines.slice(1)).toEqual(Array(19).fill("0123456789"))
+      })))
+
+  it.live("lines cuts a line longer than maxLineLength into pieces", () =>
+    withGuest(floodGuest("0123456789"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, maxLineLength: 4 })
+        const pieces = yield* collectLines(console, 30)
+        const start = pieces.indexOf("89")
+        expect(pieces.slice(start + 1, start + 7)).toEqual(["0123", "4567", "89", "0123", "4567", "89"])
+      })))
+
+  it.live("a guest powering off ends lines and fails waitFor with ConsoleClosed", () =>
+    withGuest(poweroffGuest("going down"), ({ qemu }) =>
+      Effect.gen(function*() {
+        // without drain nothing is read before this stream subscribes, so it sees every line
+        const console = yield* Console.make({ socket: qemu.console })
+        expect(yield* collectLines(console, 10)).toEqual(["going down"])
+        const error = yield* Effect.flip(console.waitFor("never printed", { since: "start", timeout: "10 seconds" }))
+        expect(error).toBeInstanceOf(ConsoleClosed)
+        expect((error as ConsoleClosed).recent).toContain("going down")
+        expect(yield* qemu.exited).toEqual({ code: 0, signal: null })
+        expect(yield* Effect.flip(console.write("x"))).toBeInstanceOf(ConsoleClosed)
+      })))
+
+  it.live("a guest exit code reaches QEMU's exit status through isa-debug-exit", () =>
+    withGuest(
+      poweroffGuest("exit 5", 5),
+      ({ qemu }) =>
+        Effect.gen(function*() {
+          const console = yield* Console.make({ socket: qemu.console, drain: true })
+          yield* console.waitFor("exit 5", { timeout: "10 seconds" })
+          expect(yield* qemu.exited).toEqual({ code: (5 << 1) | 1, signal: null })
+        }),
+      ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    ))
+
+  it.live("close is idempotent, ends lines and fails a pending waitFor with ConsoleClosed", () =>
+    withGuest(bannerEchoGuest("closing soon"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        yield* console.waitFor("closing soon\r\n", { timeout: "10 seconds" })
+        const lines = yield* Effect.fork(Stream.runCollect(console.lines))
+        const pending = yield* Effect.fork(console.waitFor("never", { timeout: "10 seconds" }))
+        yield* Effect.sleep("100 millis")
+        yield* console.close
+        yield* console.close
+        expect(yield* Effect.flip(Fiber.join(pending))).toBeInstanceOf(ConsoleClosed)
+        expect(Chunk.size(yield* Fiber.join(lines))).toBe(0)
+        expect(yield* Stream.runCollect(console.lines)).toEqual(Chunk.empty())
+      })))
+
+  it.live("releasing the scope destroys the console socket", () =>
+    withGuest(bannerEchoGuest("short-lived"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Effect.scoped(Effect.gen(function*() {
+          const console = yield* Console.make({ socket: qemu.console, drain: true })
+          yield* console.waitFor("short-lived", { timeout: "10 seconds" })
+          return console
+        }))
+        expect(qemu.console.destroyed).toBe(true)
+        expect(yield* Effect.flip(console.write("late"))).toBeInstanceOf(ConsoleClosed)
+        expect(isRunning(qemu.pid)).toBe(true)
+      })))
+
+  // Real QEMU cannot be made to split a word across reads on purpose; a socket server can.
+  it.scopedLive("waitFor matches text split across reads, over a UNIX socket path", () =>
+    Effect.gen(function*() {
+      const directory = yield* temporaryDirectory
+      const path = NodePath.join(directory, "console.sock")
+      const server = Net.createServer((peer) => {
+        peer.write("boot: he")
+        setTimeout(() => peer.write("llo wor"), 50)
+        setTimeout(() => peer.write("ld\r\n"), 100)
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => {
+          server.listen(path, () => resume(Effect.void))
+        }),
+        () =>
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+          }).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+      )
+      const console = yield* Console.make({ path })
+      expect(yield* console.waitFor("hello world", { timeout: "5 seconds" })).toBe("hello world")
+      yield* console.close
+    }))
+
+  it.live("connecting to a path with no listener fails with ConsoleError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.scoped(Console.make({ path: "/nonexistent/console.sock" })))
+      expect(error._tag).toBe("ConsoleError")
+      expect(error.reason).toBe("Connect")
+    }))
+})
