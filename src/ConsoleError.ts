@@ -66,12 +66,15 @@ export class ConsoleClosed extends Data.TaggedError("ConsoleClosed")<{
   readonly operation: "waitFor" | "write"
   readonly pattern?: string
   readonly recent: string
+  /** Why there is no console, when it never existed (e.g. the machine was launched without one). */
+  readonly detail?: string
 }> {
   /**
    * @since 0.1.0
    */
   override get message(): string {
     const what = this.pattern === undefined ? this.operation : `${this.operation} ${this.pattern}`
+    if (this.detail !== undefined) return `console unavailable for ${what}: ${this.detail}`
     return `console closed during ${what}; recent output:\n${indentedTail(this.recent)}`
   }
 }

@@ -29,11 +29,11 @@ import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
 import * as MachineConfig from "./MachineConfig.js"
 import type { ConfigError } from "./MachineError.js"
 import { AbnormalShutdown, formatCommandLine, LaunchError } from "./MachineError.js"
+import type { ExitStatus, QemuProcessService } from "./QemuProcess.js"
+import * as QemuProcess from "./QemuProcess.js"
 import * as Qmp from "./Qmp.js"
 import type { QmpClient } from "./Qmp.js"
 import { QmpDisconnected } from "./QmpError.js"
-import type { ExitStatus, QemuProcessService } from "./QemuProcess.js"
-import * as QemuProcess from "./QemuProcess.js"
 
 export type {
   /** @since 0.1.0 */
@@ -148,10 +148,16 @@ const disabledConsole = (name: string): Console.ConsoleService => {
   return {
     lines: Stream.empty,
     recent: Effect.succeed(recent),
-    write: () => Effect.fail(new ConsoleClosed({ operation: "write", recent, detail: `machine "${name}" has no console` })),
+    write: () =>
+      Effect.fail(new ConsoleClosed({ operation: "write", recent, detail: `machine "${name}" has no console` })),
     waitFor: ((pattern: string | RegExp) =>
       Effect.fail(
-        new ConsoleClosed({ operation: "waitFor", pattern: String(pattern), recent, detail: `machine "${name}" has no console` })
+        new ConsoleClosed({
+          operation: "waitFor",
+          pattern: String(pattern),
+          recent,
+          detail: `machine "${name}" has no console`
+        })
       )) as Console.ConsoleService["waitFor"],
     close: Effect.void
   }
@@ -367,7 +373,10 @@ const launch = (config: ResolvedConfig) =>
 export const make = (
   input: MachineConfigInput = {}
 ): Effect.Effect<MachineService, ConfigError | LaunchError, Scope.Scope> =>
-  Effect.flatMap(MachineConfig.resolve(input), (config) => makeResolved(config).pipe(Effect.annotateLogs({ machine: config.name })))
+  Effect.flatMap(
+    MachineConfig.resolve(input),
+    (config) => makeResolved(config).pipe(Effect.annotateLogs({ machine: config.name }))
+  )
 
 const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -488,7 +497,9 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     yield* process.awaitExit.pipe(
       Effect.flatMap((status) => {
         if (started) return Effect.void
-        const text = `QEMU exited on its own (${describeExit(status)}); command: ${formatCommandLine(process.commandLine)}`
+        const text = `QEMU exited on its own (${describeExit(status)}); command: ${
+          formatCommandLine(process.commandLine)
+        }`
         // Exit code 0 is a guest that powered off; anything else deserves attention.
         return status.code === 0 ? Effect.logInfo(text) : Effect.logWarning(text)
       }),

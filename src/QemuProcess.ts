@@ -148,8 +148,7 @@ export const tail = (text: string, lines = 20, maxBytes = 4096): string => {
   return clipped.split("\n").slice(-lines - 1).join("\n").trim()
 }
 
-const readFileOrEmpty = (path: string) =>
-  Effect.promise(() => Fs.promises.readFile(path, "utf8").catch(() => ""))
+const readFileOrEmpty = (path: string) => Effect.promise(() => Fs.promises.readFile(path, "utf8").catch(() => ""))
 
 /**
  * Spawns QEMU. The process is SIGKILLed and reaped (bounded) when the scope closes, if it is
@@ -205,7 +204,9 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
             child.kill("SIGKILL")
             const reaped = yield* Deferred.await(exited).pipe(Effect.timeout(reapTimeout), Effect.option)
             if (Option.isNone(reaped)) {
-              yield* Effect.logError(`QEMU process ${child.pid} was not reaped ${Duration.format(reapTimeout)} after SIGKILL`)
+              yield* Effect.logError(
+                `QEMU process ${child.pid} was not reaped ${Duration.format(reapTimeout)} after SIGKILL`
+              )
             }
           }
           for (const stream of child.stdio) stream?.destroy()
@@ -214,8 +215,10 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
     const { child, exited } = spawned
     const pid = child.pid!
 
-    const exitStatus = Effect.map(Deferred.poll(exited), (done) =>
-      Option.isSome(done) ? Option.some(Effect.runSync(done.value)) : Option.none())
+    const exitStatus = Effect.map(
+      Deferred.poll(exited),
+      (done) => Option.isSome(done) ? Option.some(Effect.runSync(done.value)) : Option.none()
+    )
 
     const waitExit = (timeout: Duration.DurationInput) =>
       Deferred.await(exited).pipe(Effect.timeout(timeout), Effect.option)

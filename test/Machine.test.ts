@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -43,7 +44,9 @@ describe("Machine lifecycle", () => {
         assert.strictEqual(status.status, "running")
         assert.isTrue(pidAlive(vm.pid))
         assert.isTrue(yield* vm.isRunning)
-        assert.isTrue(vm.commandLine.includes("qemu-system-x86_64") || vm.commandLine.some((a) => a.endsWith("/qemu-system-x86_64")))
+        assert.isTrue(
+          vm.commandLine.includes("qemu-system-x86_64") || vm.commandLine.some((a) => a.endsWith("/qemu-system-x86_64"))
+        )
         assert.deepStrictEqual(vm.commandLine.slice(-3), noneArgs)
         assert.strictEqual(Fs.statSync(vm.tempDir).mode & 0o777, 0o700)
         assert.strictEqual(Fs.statSync(Path.join(vm.tempDir, "life.log")).mode & 0o777, 0o600)
@@ -187,21 +190,29 @@ describe("Machine launch failures", () => {
   const expectNothingLeft = <E>(config: Machine.MachineConfigInput, check: (error: E) => void) =>
     Effect.gen(function*() {
       const dir = yield* baseDir
-      const exit = yield* Effect.exit(Effect.scoped(Machine.make({ ...config, baseTempDir: config.baseTempDir ?? dir })))
+      const exit = yield* Effect.exit(
+        Effect.scoped(Machine.make({ ...config, baseTempDir: config.baseTempDir ?? dir }))
+      )
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit)) check(Option.getOrThrow(Cause.failureOption(exit.cause)) as E)
       assert.deepStrictEqual(Fs.readdirSync(dir), [])
     })
 
   it.scopedLive("a binary that does not exist fails with BinaryNotFound before spawning", () =>
-    expectNothingLeft<{ _tag: string; reason: string; message: string }>({ binary: "qemu-system-nonexistent" }, (error) => {
-      assert.strictEqual(error._tag, "LaunchError")
-      assert.strictEqual(error.reason, "BinaryNotFound")
-      assert.include(error.message, "qemu-system-nonexistent")
-    }))
+    expectNothingLeft<{ _tag: string; reason: string; message: string }>(
+      { binary: "qemu-system-nonexistent" },
+      (error) => {
+        assert.strictEqual(error._tag, "LaunchError")
+        assert.strictEqual(error.reason, "BinaryNotFound")
+        assert.include(error.message, "qemu-system-nonexistent")
+      }
+    ))
 
   it.scopedLive("a directory as binary fails with NotExecutable", () =>
-    expectNothingLeft<{ reason: string }>({ binary: "/tmp" }, (error) => assert.strictEqual(error.reason, "NotExecutable")))
+    expectNothingLeft<{ reason: string }>(
+      { binary: "/tmp" },
+      (error) => assert.strictEqual(error.reason, "NotExecutable")
+    ))
 
   it.scopedLive("a file without execute permission fails with NotExecutable", () =>
     Effect.gen(function*() {
@@ -213,7 +224,9 @@ describe("Machine launch failures", () => {
     }))
 
   it.scopedLive("bad arguments fail with ExitedEarly carrying the exit code, command line and QEMU's words", () =>
-    expectNothingLeft<{ reason: string; exitCode: number; logTail: string; commandLine: Array<string>; message: string }>(
+    expectNothingLeft<
+      { reason: string; exitCode: number; logTail: string; commandLine: Array<string>; message: string }
+    >(
       { args: [...noneArgs, "-foo"] },
       (error) => {
         assert.strictEqual(error.reason, "ExitedEarly")
@@ -256,10 +269,14 @@ describe("Machine launch failures", () => {
 describe("Several machines", () => {
   it.live("two machines composed as two layers each answer under their own name", () =>
     Effect.gen(function*() {
-      class Client extends Effect.Tag("test/Client")<Client, Machine.MachineService>() {}
-      class Server extends Effect.Tag("test/Server")<Server, Machine.MachineService>() {}
-      const client = Layer.effect(Client, Machine.Machine).pipe(Layer.provide(Machine.layer({ args: noneArgs, name: "client" })))
-      const server = Layer.effect(Server, Machine.Machine).pipe(Layer.provide(Machine.layer({ args: noneArgs, name: "server" })))
+      class Client extends Context.Tag("test/Client")<Client, Machine.MachineService>() {}
+      class Server extends Context.Tag("test/Server")<Server, Machine.MachineService>() {}
+      const client = Layer.effect(Client, Machine.Machine).pipe(
+        Layer.provide(Machine.layer({ args: noneArgs, name: "client" }))
+      )
+      const server = Layer.effect(Server, Machine.Machine).pipe(
+        Layer.provide(Machine.layer({ args: noneArgs, name: "server" }))
+      )
       const names = yield* Effect.gen(function*() {
         const c = yield* Client
         const s = yield* Server
