@@ -39,7 +39,7 @@ export interface Coverage {
   readonly events: number
   readonly typedCommands: number
   readonly typedEvents: number
-  /** Introspection types (enums, objects, alternates, arrays, builtins) before merging. */
+  /** Introspection enums, objects and alternates, before merging identical ones. */
   readonly types: number
   /** Named declarations after merging identical shapes. */
   readonly shapes: number
@@ -488,7 +488,10 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
   }
   out.push("")
 
-  const types = [...index.types.values()].length
+  const types =
+    [...index.types.values()].filter((info) =>
+      info["meta-type"] === "enum" || info["meta-type"] === "object" || info["meta-type"] === "alternate"
+    ).length
   return {
     source: out.join("\n"),
     coverage: {
