@@ -1,0 +1,506 @@
+/**
+ * Turns a `query-qmp-schema` reply into the TypeScript source of a typed QMP surface: one type and
+ * one `Schema` per shape, the `Commands` and `Events` maps, and `QmpSchemas` for runtime decoding.
+ *
+ * A pure function of its input: the same schema always gives the same text, so the output can be
+ * committed and regenerated in CI to catch drift.
+ *
+ * @since 0.1.0
+ */
+import type { ObjectInfo, QemuVersion, SchemaInfo, SchemaInfoList } from "./Introspect.js"
+import { isOptional, makeIndex } from "./Introspect.js"
+import type { Shapes, Usage } from "./Shapes.js"
+import { makeShapes } from "./Shapes.js"
+
+/**
+ * What the generated module says about itself and whether it plugs itself in.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GenerateOptions {
+  /** The QEMU the schema came from, written into every doc comment. */
+  readonly version: QemuVersion
+  /**
+   * When set, the module augments `QmpSurfaceRegistry` of this module specifier (for instance
+   * `"effect-qemu/QmpCommands"`) so that its surface replaces the bundled one program-wide.
+   */
+  readonly register?: string | undefined
+}
+
+/**
+ * Counts of what the schema holds and what the generated surface types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Coverage {
+  readonly commands: number
+  readonly events: number
+  readonly typedCommands: number
+  readonly typedEvents: number
+  /** Introspection enums, objects and alternates, before merging identical ones. */
+  readonly types: number
+  /** Named declarations after merging identical shapes. */
+  readonly shapes: number
+}
+
+/**
+ * The generated source and what it covers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Generated {
+  readonly source: string
+  readonly coverage: Coverage
+}
+
+const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+const key = (name: string): string => (identifier.test(name) ? name : JSON.stringify(name))
+const code = (text: string): string => `\`${text}\``
+
+const featureNotes = (features: ReadonlyArray<string> | undefined): Array<string> =>
+  (features ?? []).map((feature) =>
+    feature === "deprecated"
+      ? "@deprecated QEMU marks this `deprecated`."
+      : feature === "unstable"
+      ? "Unstable: QEMU marks this `unstable` (its name usually starts with `x-`)."
+      : `QEMU feature ${code(feature)}.`
+  )
+
+// Blank lines separate paragraphs; leading, trailing and doubled ones are dropped.
+const docComment = (indent: string, paragraphs: ReadonlyArray<string>): Array<string> => {
+  const lines = paragraphs.filter((p, i) => p.length > 0 || (i > 0 && paragraphs[i - 1].length > 0))
+  while (lines.length > 0 && lines[lines.length - 1].length === 0) lines.pop()
+  if (lines.length === 0) return []
+  if (lines.length === 1 && !lines[0].startsWith("@")) return [`${indent}/** ${lines[0]} */`]
+  return [
+    `${indent}/**`,
+    ...lines.map((line) => (line.length > 0 ? `${indent} * ${line}` : `${indent} *`)),
+    `${indent} */`
+  ]
+}
+
+const describeUsage = (usage: Usage): string => {
+  switch (usage._tag) {
+    case "CommandArgs":
+      return `the arguments of command ${code(usage.command)}`
+    case "CommandReturn":
+      return usage.element
+        ? `each element of what command ${code(usage.command)} returns`
+        : `what command ${code(usage.command)} returns`
+    case "EventData":
+      return `the data of event ${code(usage.event)}`
+    case "Member":
+      return `member ${code(usage.member)} of {@link ${usage.owner}}`
+    case "Variant":
+      return `the variant ${code(usage.case)} of {@link ${usage.owner}}`
+    case "Alternative":
+      return `an alternative of {@link ${usage.owner}}`
+  }
+}
+
+const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1)
+
+// A shape can be used in hundreds of places; the doc names the first few and counts the rest.
+const usageParagraphs = (usages: ReadonlyArray<Usage>): Array<string> => {
+  const [first, ...rest] = usages
+  if (first === undefined) return []
+  const shown = rest.slice(0, 4).map(describeUsage)
+  const more = rest.length - shown.length
+  const also = shown.length === 0
+    ? ""
+    : ` Also ${shown.join("; ")}${more > 0 ? `; and ${more} more place${more === 1 ? "" : "s"}` : ""}.`
+  return [`${capitalize(describeUsage(first))}.${also}`]
+}
+
+/**
+ * Generates the surface. Declarations come in dependency order (each `Schema` after the ones it
+ * uses, so no `Schema.suspend` is needed except on a real cycle), roots visited in name order.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const generate = (schema: SchemaInfoList, options: GenerateOptions): Generated => {
+  const index = makeIndex(schema)
+  const shapes: Shapes = makeShapes(index)
+  const version = `QEMU ${options.version.number}`
+  const out: Array<string> = []
+
+  const shapeOf = (type: string): number => {
+    const shape = shapes.shapeOf.get(type)
+    if (shape === undefined) throw new Error(`query-qmp-schema refers to an unknown type ${JSON.stringify(type)}`)
+    return shape
+  }
+  const isEmpty = (type: string): boolean => shapes.empty !== undefined && shapeOf(type) === shapes.empty
+  const infoOf = (type: string): SchemaInfo => shapes.representative.get(shapeOf(type))!
+  const nameOf = (type: string): string => shapes.names.get(shapeOf(type))!
+
+  const typeExpr = (type: string): string => {
+    const info = infoOf(type)
+    switch (info["meta-type"]) {
+      case "builtin":
+        switch (info["json-type"]) {
+          case "string":
+            return "string"
+          case "int":
+          case "number":
+            return "number"
+          case "boolean":
+            return "boolean"
+          case "null":
+            return "null"
+          case "object":
+            return "{ readonly [key: string]: unknown }"
+          case "array":
+            return "ReadonlyArray<unknown>"
+          case "value":
+            return "unknown"
+        }
+        break
+      case "array":
+        return `ReadonlyArray<${typeExpr(info["element-type"])}>`
+    }
+    return nameOf(type)
+  }
+
+  const emitted = new Set<number>()
+  const schemaExpr = (type: string): string => {
+    const info = infoOf(type)
+    switch (info["meta-type"]) {
+      case "builtin":
+        switch (info["json-type"]) {
+          case "string":
+            return "Schema.String"
+          // 64-bit integers do not all fit a double, so only "a number" is checked, not "an integer".
+          case "int":
+          case "number":
+            return "Schema.Number"
+          case "boolean":
+            return "Schema.Boolean"
+          case "null":
+            return "Schema.Null"
+          case "object":
+            return "Schema.Record({ key: Schema.String, value: Schema.Unknown })"
+          case "array":
+            return "Schema.Array(Schema.Unknown)"
+          case "value":
+            return "Schema.Unknown"
+        }
+        break
+      case "array":
+        return `Schema.Array(${schemaExpr(info["element-type"])})`
+    }
+    const name = nameOf(type)
+    return emitted.has(shapeOf(type)) ? name : `Schema.suspend((): Schema.Schema<${name}> => ${name})`
+  }
+
+  // Object shapes that are variants of a union keep their fields in a constant to spread them.
+  const fieldConstants = new Set<number>()
+  for (const [shape, usages] of shapes.usages) {
+    if (usages.some((usage) => usage._tag === "Variant")) fieldConstants.add(shape)
+  }
+  const fieldsName = (name: string): string => `${name}Fields`
+
+  const memberLines = (info: ObjectInfo, indent: string, omit?: string): Array<string> =>
+    info.members.filter((member) => member.name !== omit).flatMap((member) => [
+      ...docComment(indent, featureNotes(member.features)),
+      `${indent}readonly ${key(member.name)}${isOptional(member) ? "?" : ""}: ${typeExpr(member.type)}${
+        isOptional(member) ? " | undefined" : ""
+      }`
+    ])
+
+  const fieldLines = (info: ObjectInfo, indent: string, omit?: string): Array<string> =>
+    info.members.filter((member) => member.name !== omit).map((member) =>
+      `${indent}${key(member.name)}: ${
+        isOptional(member) ? `Schema.optional(${schemaExpr(member.type)})` : schemaExpr(member.type)
+      },`
+    )
+
+  // Spreads a variant's fields from its constant, or writes them out when a cycle means the
+  // constant is not defined yet.
+  const branchFields = (type: string, indent: string): Array<string> => {
+    const info = infoOf(type) as ObjectInfo
+    if (info.members.length === 0) return []
+    return emitted.has(shapeOf(type)) && fieldConstants.has(shapeOf(type))
+      ? [`${indent}...${fieldsName(nameOf(type))},`]
+      : fieldLines(info, indent)
+  }
+
+  const header = (shape: number, extra: ReadonlyArray<string>): Array<string> =>
+    docComment("", [
+      ...usageParagraphs(shapes.usages.get(shape) ?? []),
+      ...extra,
+      `From ${version}.`,
+      ...featureNotes(shapes.representative.get(shape)!.features),
+      "",
+      "@since 0.1.0",
+      "@category models"
+    ])
+
+  // The schema constant shares its name with the type, whose doc says where the shape comes from.
+  const schemaHeader = (name: string): Array<string> =>
+    docComment("", [`The \`Schema\` of {@link ${name}}.`, "", "@since 0.1.0", "@category schemas"])
+
+  const emitEnum = (shape: number, name: string, info: SchemaInfo & { "meta-type": "enum" }): void => {
+    const notes = (info.members ?? []).filter((member) => member.features !== undefined && member.features.length > 0)
+      .map((member) => `Value ${code(member.name)}: ${(member.features ?? []).map(code).join(", ")}.`)
+    const literals = info.values.map((value) => JSON.stringify(value))
+    out.push(...header(shape, notes))
+    out.push(`export type ${name} = ${literals.join(" | ")}`)
+    out.push("")
+    out.push(...schemaHeader(name))
+    out.push(`export const ${name}: Schema.Schema<${name}> = Schema.Literal(${literals.join(", ")})`)
+    out.push("")
+  }
+
+  const emitAlternate = (shape: number, name: string, info: SchemaInfo & { "meta-type": "alternate" }): void => {
+    out.push(...header(shape, []))
+    out.push(`export type ${name} = ${info.members.map((member) => typeExpr(member.type)).join(" | ")}`)
+    out.push("")
+    out.push(...schemaHeader(name))
+    out.push(
+      `export const ${name}: Schema.Schema<${name}> = Schema.Union(${
+        info.members.map((member) => schemaExpr(member.type)).join(", ")
+      })`
+    )
+    out.push("")
+  }
+
+  const emitStruct = (shape: number, name: string, info: ObjectInfo): void => {
+    out.push(...header(shape, []))
+    out.push(`export interface ${name} {`, ...memberLines(info, "  "), "}")
+    out.push("")
+    if (fieldConstants.has(shape)) {
+      out.push(`const ${fieldsName(name)} = {`, ...fieldLines(info, "  "), "}")
+      out.push("")
+      out.push(...schemaHeader(name))
+      out.push(`export const ${name}: Schema.Schema<${name}> = Schema.Struct(${fieldsName(name)})`)
+    } else {
+      out.push(...schemaHeader(name))
+      out.push(`export const ${name}: Schema.Schema<${name}> = Schema.Struct({`, ...fieldLines(info, "  "), "})")
+    }
+    out.push("")
+  }
+
+  // A flat union: the common members, then one alternative per group of tag values that share a
+  // variant type. Tag values without a variant add no members but are still valid.
+  const emitUnion = (shape: number, name: string, info: ObjectInfo, tag: string): void => {
+    const tagMember = info.members.find((member) => member.name === tag)!
+    const tagEnum = infoOf(tagMember.type)
+    const values = tagEnum["meta-type"] === "enum" ? tagEnum.values : []
+    const groups = new Map<string | undefined, Array<string>>()
+    for (const variant of info.variants ?? []) {
+      const branch = isEmpty(variant.type) ? undefined : variant.type
+      const existing = [...groups.keys()].find((k) =>
+        k !== undefined && branch !== undefined && shapeOf(k) === shapeOf(branch)
+      )
+      const group = groups.get(existing ?? branch) ?? []
+      group.push(variant.case)
+      groups.set(existing ?? branch, group)
+    }
+    const covered = new Set((info.variants ?? []).map((variant) => variant.case))
+    const bare = values.filter((value) => !covered.has(value))
+    if (bare.length > 0) groups.set(undefined, [...(groups.get(undefined) ?? []), ...bare])
+
+    const base = `${name}Base`
+    out.push(
+      ...docComment("", [
+        `The members common to every variant of {@link ${name}}.`,
+        "",
+        "@since 0.1.0",
+        "@category models"
+      ])
+    )
+    out.push(`export interface ${base} {`, ...memberLines(info, "  "), "}")
+    out.push("")
+    out.push(`const ${fieldsName(base)} = {`, ...fieldLines(info, "  "), "}")
+    out.push("")
+    const alternatives = [...groups].map(([branch, cases]) => ({
+      branch,
+      literals: cases.map((value) => JSON.stringify(value))
+    }))
+    out.push(...header(shape, [`Told apart by ${code(tag)}.`]))
+    out.push(`export type ${name} =`)
+    for (const { branch, literals } of alternatives) {
+      const parts = [base, `{ readonly ${key(tag)}: ${literals.join(" | ")} }`]
+      if (branch !== undefined) parts.push(nameOf(branch))
+      out.push(`  | (${parts.join(" & ")})`)
+    }
+    out.push("")
+    out.push(...schemaHeader(name))
+    out.push(`export const ${name}: Schema.Schema<${name}> = Schema.Union(`)
+    alternatives.forEach(({ branch, literals }, i) => {
+      out.push(
+        "  Schema.Struct({",
+        `    ...${fieldsName(base)},`,
+        `    ${key(tag)}: Schema.Literal(${literals.join(", ")}),`,
+        ...(branch === undefined ? [] : branchFields(branch, "    ")),
+        `  })${i === alternatives.length - 1 ? "" : ","}`
+      )
+    })
+    out.push(")")
+    out.push("")
+  }
+
+  // Named shapes a shape's declaration refers to; variants first, since their field constants
+  // must exist before a union spreads them.
+  const dependencies = (info: SchemaInfo): Array<number> => {
+    const refs: Array<string> = info["meta-type"] === "object"
+      ? [...(info.variants ?? []).map((v) => v.type), ...info.members.map((m) => m.type)]
+      : info["meta-type"] === "alternate"
+      ? info.members.map((m) => m.type)
+      : []
+    const result: Array<number> = []
+    for (let ref of refs) {
+      let target = infoOf(ref)
+      while (target["meta-type"] === "array") {
+        ref = target["element-type"]
+        target = infoOf(ref)
+      }
+      if (shapes.names.has(shapeOf(ref))) result.push(shapeOf(ref))
+    }
+    return result
+  }
+
+  const visiting = new Set<number>()
+  const visit = (shape: number): void => {
+    if (emitted.has(shape) || visiting.has(shape)) return
+    visiting.add(shape)
+    const info = shapes.representative.get(shape)!
+    for (const dependency of dependencies(info)) visit(dependency)
+    const name = shapes.names.get(shape)!
+    if (info["meta-type"] === "enum") emitEnum(shape, name, info)
+    else if (info["meta-type"] === "alternate") emitAlternate(shape, name, info)
+    else if (info["meta-type"] === "object") {
+      if (info.tag !== undefined && info.variants !== undefined) emitUnion(shape, name, info, info.tag)
+      else emitStruct(shape, name, info)
+    }
+    visiting.delete(shape)
+    emitted.add(shape)
+  }
+
+  const declared = [...shapes.names].sort(([, a], [, b]) => (a < b ? -1 : a > b ? 1 : 0))
+  for (const [shape] of declared) visit(shape)
+  const declarations = out.splice(0, out.length)
+
+  const argsType = (type: string): string => (isEmpty(type) ? "undefined" : typeExpr(type))
+  const argsSchema = (type: string): string => (isEmpty(type) ? "Schema.Undefined" : schemaExpr(type))
+
+  out.push(...docComment("", [
+    `The QMP surface of ${version} (${options.version.package}): every command's arguments and`,
+    "return type, every event's data, and a `Schema` for each to decode replies at runtime.",
+    "",
+    "Generated by `effect-qemu codegen` from the binary's own `query-qmp-schema`; do not edit.",
+    "Type names are derived from where a shape is first used (introspection masks them), and",
+    "structurally identical shapes share one name.",
+    "",
+    "@since 0.1.0"
+  ]))
+  out.push(`import { Schema } from "effect"`)
+  out.push("")
+  out.push(...declarations)
+
+  out.push(...docComment("", [
+    `Command name to its arguments and return type, for ${version}.`,
+    "",
+    "@since 0.1.0",
+    "@category models"
+  ]))
+  out.push("export interface Commands {")
+  for (const command of shapes.commands) {
+    out.push(...docComment("  ", [
+      `Command ${code(command.name)}${command["allow-oob"] === true ? ", which may run out of band" : ""}.`,
+      ...featureNotes(command.features)
+    ]))
+    out.push(
+      `  readonly ${key(command.name)}: { readonly args: ${argsType(command["arg-type"])}; readonly return: ${
+        typeExpr(command["ret-type"])
+      } }`
+    )
+  }
+  out.push("}")
+  out.push("")
+  out.push(...docComment("", [
+    `Event name to the type of its \`data\` member (\`undefined\` when QEMU sends none), for ${version}.`,
+    "",
+    "@since 0.1.0",
+    "@category models"
+  ]))
+  out.push("export interface Events {")
+  for (const event of shapes.events) {
+    out.push(...docComment("  ", [`Event ${code(event.name)}.`, ...featureNotes(event.features)]))
+    out.push(`  readonly ${key(event.name)}: ${argsType(event["arg-type"])}`)
+  }
+  out.push("}")
+  out.push("")
+  out.push(...docComment("", [
+    "The runtime counterpart of {@link Commands} and {@link Events}.",
+    "",
+    "@since 0.1.0",
+    "@category models"
+  ]))
+  out.push("export interface QmpSchemas {")
+  out.push("  readonly commands: {")
+  out.push("    readonly [K in keyof Commands]: {")
+  out.push("      readonly args: Schema.Schema<Commands[K][\"args\"]>")
+  out.push("      readonly return: Schema.Schema<Commands[K][\"return\"]>")
+  out.push("    }")
+  out.push("  }")
+  out.push("  readonly events: { readonly [K in keyof Events]: Schema.Schema<Events[K]> }")
+  out.push("}")
+  out.push("")
+  out.push(...docComment("", [
+    "A `Schema` for each command's arguments and return value and each event's data, to decode",
+    "what QEMU sends, e.g. `Schema.decodeUnknown(QmpSchemas.commands[\"query-status\"].return)`.",
+    "",
+    "@since 0.1.0",
+    "@category schemas"
+  ]))
+  out.push("export const QmpSchemas: QmpSchemas = {")
+  out.push("  commands: {")
+  for (const command of shapes.commands) {
+    out.push(
+      `    ${key(command.name)}: { args: ${argsSchema(command["arg-type"])}, return: ${
+        schemaExpr(command["ret-type"])
+      } },`
+    )
+  }
+  out.push("  },")
+  out.push("  events: {")
+  for (const event of shapes.events) {
+    out.push(`    ${key(event.name)}: ${argsSchema(event["arg-type"])},`)
+  }
+  out.push("  }")
+  out.push("}")
+
+  if (options.register !== undefined) {
+    out.push("")
+    out.push(`declare module ${JSON.stringify(options.register)} {`)
+    out.push(
+      ...docComment("  ", [`Makes this module's surface (${version}) the one \`execute\` and \`waitEvent\` use.`])
+    )
+    out.push("  interface QmpSurfaceRegistry {")
+    out.push("    readonly surface: { readonly commands: Commands; readonly events: Events }")
+    out.push("  }")
+    out.push("}")
+  }
+  out.push("")
+
+  const types =
+    [...index.types.values()].filter((info) =>
+      info["meta-type"] === "enum" || info["meta-type"] === "object" || info["meta-type"] === "alternate"
+    ).length
+  return {
+    source: out.join("\n"),
+    coverage: {
+      commands: shapes.commands.length,
+      events: shapes.events.length,
+      typedCommands: shapes.commands.length,
+      typedEvents: shapes.events.length,
+      types,
+      shapes: shapes.names.size
+    }
+  }
+}

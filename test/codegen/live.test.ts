@@ -1,0 +1,106 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, ParseResult, Queue, Schema } from "effect"
+import { readFileSync } from "node:fs"
+import { generate } from "../../src/codegen/Generate.js"
+import { makeIndex, SchemaInfoList } from "../../src/codegen/Introspect.js"
+import { probe } from "../../src/codegen/Probe.js"
+import { QmpSchemas } from "../../src/generated/qemu.js"
+import { launch, type RawQmp } from "../../src/internal/rawQmp.js"
+
+const binary = "qemu-system-x86_64"
+const committedPath = new URL("../../src/generated/qemu.ts", import.meta.url)
+
+// Replies are decoded strictly: a member QEMU sends that the generated schema lacks is a failure.
+const decodeStrict = <A>(schema: Schema.Schema<A>, value: unknown) =>
+  Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(value).pipe(
+    Either.mapLeft((error) => ParseResult.TreeFormatter.formatErrorSync(error))
+  )
+
+const nextEvent = (qmp: RawQmp, name: string) =>
+  Queue.take(qmp.events).pipe(
+    Effect.repeat({ until: (event) => event.event === name }),
+    Effect.timeout("10 seconds")
+  )
+
+describe("the generated surface against a running QEMU 7.2", () => {
+  it.scopedLive("decodes the reply of every argument-less query- command, naming those QEMU refuses", () =>
+    Effect.gen(function*() {
+      const qmp = yield* launch({ binary })
+      const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
+      const index = makeIndex(schema)
+      const takesNothing = (argType: string) => {
+        const info = index.types.get(argType)
+        return info?.["meta-type"] === "object" && info.members.length === 0 && info.variants === undefined
+      }
+      const queries = [...index.commands.values()]
+        .filter((command) => command.name.startsWith("query-") && takesNothing(command["arg-type"]))
+        .map((command) => command.name)
+        .sort()
+
+      const decoded: Array<string> = []
+      const refused: Array<string> = []
+      const undecodable: Array<string> = []
+      for (const name of queries) {
+        const reply = yield* qmp.execute(name).pipe(Effect.either)
+        if (Either.isLeft(reply)) {
+          // Some queries need a machine, a device or an accelerator that `-M none` does not have.
+          expect(reply.left.reason).toBe("CommandFailed")
+          refused.push(`${name} (${reply.left.qmpClass}: ${reply.left.detail})`)
+          continue
+        }
+        const commandSchemas = QmpSchemas.commands[name as keyof typeof QmpSchemas.commands]
+        expect(commandSchemas, `${name} is in the generated surface`).toBeDefined()
+        const result = decodeStrict(commandSchemas.return as Schema.Schema<unknown>, reply.right)
+        if (Either.isLeft(result)) undecodable.push(`${name}: ${result.left}`)
+        else decoded.push(name)
+      }
+      console.info(
+        `${queries.length} argument-less query- commands: ${decoded.length} decoded, ${refused.length} refused by QEMU:\n  ` +
+          refused.join("\n  ")
+      )
+      expect(undecodable).toEqual([])
+      expect(decoded.length).toBeGreaterThan(30)
+      expect(decoded).toContain("query-status")
+      expect(decoded).toContain("query-qmp-schema")
+    }))
+
+  it.scopedLive("decodes the data of STOP, RESUME and SHUTDOWN as QEMU sends them", () =>
+    Effect.gen(function*() {
+      const qmp = yield* launch({ binary })
+      yield* qmp.execute("stop")
+      const stop = yield* nextEvent(qmp, "STOP")
+      expect(decodeStrict(QmpSchemas.events.STOP, stop.data)).toEqual(Either.right(undefined))
+      yield* qmp.execute("cont")
+      const resume = yield* nextEvent(qmp, "RESUME")
+      expect(decodeStrict(QmpSchemas.events.RESUME, resume.data)).toEqual(Either.right(undefined))
+      yield* qmp.execute("quit")
+      const shutdown = yield* nextEvent(qmp, "SHUTDOWN")
+      expect(decodeStrict(QmpSchemas.events.SHUTDOWN, shutdown.data)).toEqual(
+        Either.right({ guest: false, reason: "host-qmp-quit" })
+      )
+      yield* qmp.exited.pipe(Effect.timeout("10 seconds"))
+    }))
+})
+
+describe("effect-qemu codegen", () => {
+  it.live("gives identical output on two runs, and the committed surface is what it generates now", () =>
+    Effect.gen(function*() {
+      const first = yield* probe({ binary })
+      const second = yield* probe({ binary })
+      const a = generate(first.schema, { version: first.version }).source
+      const b = generate(second.schema, { version: second.version }).source
+      expect(b).toBe(a)
+
+      const committed = readFileSync(committedPath, "utf8")
+      // Stable distributions bump QEMU's micro version and package string without touching the
+      // schema; the comparison is of the surface, under the committed file's version stamp.
+      const stamp = /^ \* The QMP surface of QEMU (\S+) \((.*)\): /m.exec(committed)
+      expect(stamp, "the committed file names the QEMU it came from").not.toBeNull()
+      const [, committedNumber, committedPackage] = stamp!
+      const restamped = committedNumber === first.version.number && committedPackage === first.version.package
+        ? a
+        : a.replaceAll(`QEMU ${first.version.number}`, `QEMU ${committedNumber}`)
+          .replace(`(${first.version.package})`, `(${committedPackage})`)
+      expect(restamped, "src/generated/qemu.ts is stale: run `npm run codegen`").toBe(committed)
+    }))
+})

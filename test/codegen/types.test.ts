@@ -1,0 +1,105 @@
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Effect, type Schema } from "effect"
+import type * as Qemu from "../../src/generated/qemu.js"
+import { QmpSchemas } from "../../src/generated/qemu.js"
+import type { CommandArgs, CommandReturn, EventData, ExecuteParams } from "../../src/QmpCommands.js"
+
+// The client's `execute` and `waitEvent` signatures, written against the surface alone. The
+// functions return effects that are never run: only their types are under test.
+interface ExecuteOptions {
+  readonly timeout?: string
+}
+type Execute = <K extends string>(
+  command: K,
+  ...params: ExecuteParams<K, ExecuteOptions>
+) => Effect.Effect<CommandReturn<K>, Error>
+type WaitEvent = <K extends string>(name: K) => Effect.Effect<{ readonly event: K; readonly data: EventData<K> }>
+const execute: Execute = () => Effect.die("not run")
+const waitEvent: WaitEvent = () => Effect.die("not run")
+
+type Success<T> = T extends Effect.Effect<infer A, infer _E, infer _R> ? A : never
+
+// A vendor command merged into the map next to the generated ones, as an application would.
+declare module "../../src/QmpCommands.js" {
+  interface QmpCommandMap {
+    readonly "__com.example_ping": {
+      readonly args: { readonly count: number }
+      readonly return: { readonly pong: true }
+    }
+  }
+}
+
+describe("the generated QMP surface, at the type level", () => {
+  it("types a command without arguments, with no set-up, and its return as the schema says", () => {
+    const status = execute("query-status")
+    expectTypeOf<Success<typeof status>>().toEqualTypeOf<Qemu.QueryStatusReturn>()
+    expectTypeOf<Success<typeof status>["running"]>().toEqualTypeOf<boolean>()
+    expectTypeOf<"running">().toMatchTypeOf<Success<typeof status>["status"]>()
+    expectTypeOf<CommandReturn<"query-block">>().toEqualTypeOf<ReadonlyArray<Qemu.QueryBlockReturnItem>>()
+    expectTypeOf<CommandReturn<"human-monitor-command">>().toEqualTypeOf<string>()
+    expectTypeOf<CommandReturn<"qom-get">>().toEqualTypeOf<unknown>()
+    // @ts-expect-error a command without arguments takes none
+    execute("query-status", { verbose: true })
+    expect(status).toBeDefined()
+  })
+
+  it("rejects a wrong argument name, a wrong argument type and missing arguments", () => {
+    execute("blockdev-del", { "node-name": "disk0" })
+    // @ts-expect-error `nodename` is not a member of blockdev-del's arguments
+    execute("blockdev-del", { nodename: "disk0" })
+    // @ts-expect-error `node-name` is a string
+    execute("blockdev-del", { "node-name": 1 })
+    // @ts-expect-error blockdev-del needs its arguments
+    execute("blockdev-del")
+    // @ts-expect-error an enum member takes only its values
+    execute("set-action", { shutdown: "explode" })
+    expectTypeOf<CommandArgs<"blockdev-del">>().toEqualTypeOf<Qemu.BlockdevDelArgs>()
+  })
+
+  it("lets arguments be left out when all of them are optional", () => {
+    execute("query-command-line-options")
+    execute("query-command-line-options", { option: "drive" })
+    execute("query-command-line-options", { option: "drive" }, { timeout: "1 second" })
+  })
+
+  it("narrows a flat union's members by its tag", () => {
+    execute("blockdev-add", { driver: "file", "node-name": "disk0", filename: "/tmp/disk.img" })
+    execute("blockdev-add", { driver: "null-co", "node-name": "null0", size: 1024 })
+    // @ts-expect-error the file driver needs `filename`
+    execute("blockdev-add", { driver: "file", "node-name": "disk0" })
+    // @ts-expect-error `filename` belongs to the file driver, not to null-co
+    execute("blockdev-add", { driver: "null-co", "node-name": "null0", filename: "/tmp/disk.img" })
+    // @ts-expect-error not a block driver
+    execute("blockdev-add", { driver: "floppy-in-a-drawer", "node-name": "x" })
+  })
+
+  it("keeps unknown commands callable, untyped, as the escape hatch", () => {
+    const _reply = execute("x-not-in-this-qemu", { anything: [1, 2, 3] })
+    expectTypeOf<Success<typeof _reply>>().toEqualTypeOf<unknown>()
+    execute("x-not-in-this-qemu")
+    expectTypeOf<CommandArgs<"x-not-in-this-qemu">>().toEqualTypeOf<Record<string, unknown> | undefined>()
+  })
+
+  it("types commands merged into QmpCommandMap by an application", () => {
+    const _ping = execute("__com.example_ping", { count: 1 })
+    expectTypeOf<Success<typeof _ping>>().toEqualTypeOf<{ readonly pong: true }>()
+    // @ts-expect-error `count` is a number
+    execute("__com.example_ping", { count: "1" })
+  })
+
+  it("types event data, and events without data as undefined", () => {
+    const _shutdown = waitEvent("SHUTDOWN")
+    expectTypeOf<Success<typeof _shutdown>["data"]["guest"]>().toEqualTypeOf<boolean>()
+    expectTypeOf<"host-qmp-quit">().toMatchTypeOf<EventData<"SHUTDOWN">["reason"]>()
+    expectTypeOf<EventData<"STOP">>().toEqualTypeOf<undefined>()
+    expectTypeOf<EventData<"X_UNKNOWN_EVENT">>().toEqualTypeOf<Record<string, unknown> | undefined>()
+  })
+
+  it("pairs every command and event with a Schema of the same type", () => {
+    expectTypeOf(QmpSchemas.commands["query-status"].return).toEqualTypeOf<
+      Schema.Schema<CommandReturn<"query-status">>
+    >()
+    expectTypeOf(QmpSchemas.events.SHUTDOWN).toEqualTypeOf<Schema.Schema<EventData<"SHUTDOWN">>>()
+    expect(Object.keys(QmpSchemas.commands)).toContain("query-status")
+  })
+})

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Schema } from "effect"
+import { SchemaInfoList } from "../../src/codegen/Introspect.js"
+import { launch } from "../../src/internal/rawQmp.js"
+import { validateArgs } from "../../src/QmpValidate.js"
+
+const reasonOf = (result: Either.Either<void, { readonly reason: string; readonly path: string }>) =>
+  Either.isLeft(result) ? `${result.left.reason} ${result.left.path}` : "ok"
+
+describe("validateArgs against QEMU 7.2's live schema", () => {
+  it.scopedLive("names the member that is unknown, missing, mistyped or not in its enum", () =>
+    Effect.gen(function*() {
+      const qmp = yield* launch({ binary: "qemu-system-x86_64" })
+      const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
+
+      expect(reasonOf(validateArgs(schema, "query-status", undefined))).toBe("ok")
+      expect(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": "disk0" }))).toBe("ok")
+      expect(reasonOf(validateArgs(schema, "blockdev-del", { nodename: "disk0" }))).toBe("MissingMember node-name")
+      expect(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": "d", extra: 1 }))).toBe(
+        "UnknownMember extra"
+      )
+      expect(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": 1 }))).toBe("WrongType node-name")
+      expect(reasonOf(validateArgs(schema, "set-action", { shutdown: "explode" }))).toBe("BadEnumValue shutdown")
+      expect(reasonOf(validateArgs(schema, "x-no-such-command", {}))).toBe("UnknownCommand ")
+      // Flat unions: the tag selects which members are allowed and required.
+      expect(reasonOf(validateArgs(schema, "blockdev-add", { driver: "file", "node-name": "d", filename: "/x" })))
+        .toBe("ok")
+      expect(reasonOf(validateArgs(schema, "blockdev-add", { driver: "file", "node-name": "d" }))).toBe(
+        "MissingMember filename"
+      )
+      expect(reasonOf(validateArgs(schema, "blockdev-add", { driver: "null-co", "node-name": "d", filename: "/x" })))
+        .toBe("UnknownMember filename")
+      expect(
+        reasonOf(validateArgs(schema, "blockdev-add", {
+          driver: "qcow2",
+          "node-name": "top",
+          file: { driver: "file", filename: 7 }
+        }))
+      ).toBe("WrongType file.filename")
+    }))
+
+  it.scopedLive("agrees with QEMU: what it accepts runs, what it rejects QEMU rejects too", () =>
+    Effect.gen(function*() {
+      const qmp = yield* launch({ binary: "qemu-system-x86_64" })
+      const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
+      const good = { path: "/machine", property: "type" }
+      const bad = { path: "/machine", propertee: "type" }
+      expect(reasonOf(validateArgs(schema, "qom-get", good))).toBe("ok")
+      expect((yield* qmp.execute("qom-get", good).pipe(Effect.either))._tag).toBe("Right")
+      expect(reasonOf(validateArgs(schema, "qom-get", bad))).toBe("MissingMember property")
+      const refused = yield* qmp.execute("qom-get", bad).pipe(Effect.flip)
+      expect(refused.qmpClass).toBe("GenericError")
+    }))
+})
