@@ -53,14 +53,16 @@ export const descendants = (root: number = process.pid): Array<Proc> => {
 /** SIGKILLs descendant QEMU processes (or all descendants) and returns their pids. */
 export const killDescendants = (which: "qemu" | "all" = "qemu"): Array<number> => {
   const victims = descendants().filter((proc) => which === "all" || proc.comm === QEMU_COMM)
-  for (const proc of victims) {
-    try {
-      process.kill(proc.pid, "SIGKILL")
-    } catch {
-      // already gone
-    }
-  }
+  for (const proc of victims) signalQuietly(proc.pid, "SIGKILL")
   return victims.map((proc) => proc.pid)
+}
+
+const signalQuietly = (pid: number, signal: NodeJS.Signals): void => {
+  try {
+    process.kill(pid, signal)
+  } catch {
+    // already gone
+  }
 }
 
 let installed = false
@@ -75,6 +77,11 @@ export const installCleanup = (): void => {
   })
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => {
+      // Freeze the helper processes first so none can spawn a VM that would then outlive them,
+      // kill the VMs while they are still our descendants, then everything else.
+      for (const proc of descendants()) {
+        if (proc.comm !== QEMU_COMM) signalQuietly(proc.pid, "SIGSTOP")
+      }
       killDescendants("qemu")
       killDescendants("all")
       process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1))

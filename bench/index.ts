@@ -48,7 +48,7 @@ const config = quick
     consoleRuns: 2,
     consoleBytes: 64 * MiB,
     idleRuns: 1,
-    idleMachines: [10, 50]
+    idleMachines: [10, 50] as const
   }
   : {
     launchRuns: 50,
@@ -60,8 +60,8 @@ const config = quick
     fleetMachines: 50,
     consoleRuns: 5,
     consoleBytes: 256 * MiB,
-    idleRuns: 3,
-    idleMachines: [10, 50]
+    idleRuns: 5,
+    idleMachines: [10, 50] as const
   }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,19 +194,32 @@ const benchmarks: ReadonlyArray<Benchmark> = [
     name: "idle-memory",
     title: "Memory per idle machine: controller RSS growth / live idle VMs (after GC)",
     runs: config.idleRuns,
-    metrics: config.idleMachines.map((machines) => ({
-      key: `perMachine${machines}`,
-      label: `${machines} idle VMs`,
-      unit: "KiB/VM",
-      better: "lower" as const
-    })),
+    metrics: [
+      ...config.idleMachines.map((machines) => ({
+        key: `perMachine${machines}`,
+        label: `growth / ${machines} idle VMs`,
+        unit: "KiB/VM",
+        better: "lower" as const
+      })),
+      {
+        key: "marginal",
+        label: `marginal: Δgrowth / Δmachines (${config.idleMachines[0]}→${config.idleMachines[1]})`,
+        unit: "KiB/VM",
+        better: "lower"
+      }
+    ],
     run: async (target) => {
-      const sample: Record<string, number> = {}
+      const [small, large] = config.idleMachines
+      const growth: Record<number, number> = {}
       for (const machines of config.idleMachines) {
         const r = await inWorker(target, { scenario: "idle", machines })
-        sample[`perMachine${machines}`] = r.perMachine / 1024
+        growth[machines] = r.rssIdle - r.rssBefore
       }
-      return sample
+      return {
+        [`perMachine${small}`]: growth[small] / small / 1024,
+        [`perMachine${large}`]: growth[large] / large / 1024,
+        marginal: (growth[large] - growth[small]) / (large - small) / 1024
+      }
     }
   }
 ]
@@ -337,9 +350,12 @@ const main = async () => {
       `written to bench/results/latest.json\n`
   )
   if (leftovers.length > 0) {
-    process.stderr.write(`error: ${leftovers.length} QEMU process(es) left running; killing them\n`)
+    process.stderr.write(`error: an implementation left ${leftovers.length} QEMU process(es) running\n`)
     process.exitCode = 1
   }
+  // Leftover VMs or an implementation's open handles must not keep the runner alive;
+  // the exit handler installed by installCleanup kills any leftover VM.
+  process.exit()
 }
 
 main().catch((error) => {
