@@ -3,7 +3,10 @@
 export interface Summary {
   readonly n: number
   readonly median: number
+  /** 95th percentile of the samples, whatever the metric's direction (for a rate, its fast end). */
   readonly p95: number
+  /** 5th percentile: the slow end of a rate. */
+  readonly p5: number
   readonly mean: number
   readonly min: number
   readonly max: number
@@ -28,6 +31,7 @@ export const summarize = (samples: ReadonlyArray<number>): Summary => ({
   n: samples.length,
   median: median(samples),
   p95: percentile(samples, 95),
+  p5: percentile(samples, 5),
   mean: samples.length === 0 ? NaN : samples.reduce((sum, x) => sum + x, 0) / samples.length,
   min: samples.length === 0 ? NaN : Math.min(...samples),
   max: samples.length === 0 ? NaN : Math.max(...samples)
