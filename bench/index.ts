@@ -56,11 +56,11 @@ const config = quick
     qmpRuns: 5,
     qmpRequests: 5000,
     qmpWorkers: 8,
-    fleetRuns: 5,
+    fleetRuns: 10,
     fleetMachines: 50,
-    consoleRuns: 5,
+    consoleRuns: 10,
     consoleBytes: 256 * MiB,
-    idleRuns: 5,
+    idleRuns: 7,
     idleMachines: [10, 50] as const
   }
 
