@@ -1,0 +1,111 @@
+/**
+ * Runs one memory-sensitive scenario in a fresh Node process, so that its memory figures are its own:
+ * the runner forks this file (with --expose-gc and the tsx loader) once per run and receives one
+ * result over IPC.
+ *
+ * argv: IMPLEMENTATION_MODULE SCENARIO OPTIONS_JSON
+ */
+import { spawn } from "node:child_process"
+import { readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { installCleanup } from "./cleanup.js"
+import type { ImplementationModule } from "./impl.js"
+
+export type WorkerScenario = "fleet" | "console" | "idle"
+
+export interface WorkerRequest {
+  readonly scenario: WorkerScenario
+  readonly machines?: number
+  readonly bytes?: number
+}
+
+export type WorkerResult = Record<string, number>
+
+const gc = (): void => {
+  const collect = (globalThis as { gc?: () => void }).gc
+  if (collect === undefined) throw new Error("worker needs --expose-gc")
+  collect()
+  collect()
+}
+
+/** Peak resident set size of this process so far (VmHWM), in bytes. */
+const peakRss = (): number => {
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"))
+  if (match === null) throw new Error("VmHWM not found in /proc/self/status")
+  return Number(match[1]) * 1024
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Starts the fake console peer and resolves once it listens. */
+const startPeer = (socketPath: string, bytes: number) =>
+  new Promise<{ readonly exited: Promise<void> }>((resolve, reject) => {
+    const script = fileURLToPath(new URL("./console-peer.ts", import.meta.url))
+    const peer = spawn(process.execPath, ["--import", "tsx", script, socketPath, String(bytes)], {
+      stdio: ["ignore", "pipe", "inherit"],
+      cwd: fileURLToPath(new URL("..", import.meta.url))
+    })
+    const exited = new Promise<void>((done) => peer.once("exit", () => done()))
+    peer.stdout.setEncoding("utf8")
+    peer.stdout.once("data", () => resolve({ exited }))
+    peer.once("error", reject)
+    exited.then(() => reject(new Error("console peer exited before listening")))
+  })
+
+const main = async () => {
+  installCleanup()
+  const [modulePath, requestJson] = process.argv.slice(2)
+  const request = JSON.parse(requestJson) as WorkerRequest
+  const impl = ((await import(pathToFileURL(modulePath).href)) as ImplementationModule).default
+  let result: WorkerResult
+  switch (request.scenario) {
+    case "fleet": {
+      gc()
+      const startRss = process.memoryUsage().rss
+      const { ms } = await impl.fleet({ machines: request.machines! })
+      result = { ms, startRss, peakRss: peakRss() }
+      break
+    }
+    case "console": {
+      const bytes = request.bytes!
+      const socketPath = join(tmpdir(), `effect-qemu-bench-${process.pid}.sock`)
+      rmSync(socketPath, { force: true })
+      const peer = await startPeer(socketPath, bytes)
+      gc()
+      const startRss = process.memoryUsage().rss
+      const drained = await impl.consoleDrain({ socketPath, bytes })
+      const peak = peakRss()
+      await peer.exited
+      rmSync(socketPath, { force: true })
+      if (drained.bytes !== bytes) throw new Error(`drained ${drained.bytes} bytes, expected ${bytes}`)
+      result = { ms: drained.ms, bytes: drained.bytes, startRss, peakRss: peak }
+      break
+    }
+    case "idle": {
+      const machines = request.machines!
+      gc()
+      const rssBefore = process.memoryUsage().rss
+      let rssIdle = NaN
+      const { ms } = await impl.idleMachines({
+        machines,
+        whileIdle: async () => {
+          await sleep(250)
+          gc()
+          await sleep(50)
+          rssIdle = process.memoryUsage().rss
+        }
+      })
+      result = { ms, rssBefore, rssIdle, perMachine: (rssIdle - rssBefore) / machines }
+      break
+    }
+  }
+  await impl.dispose?.()
+  process.send!(result, () => process.exit(0))
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench worker: ${error instanceof Error ? error.stack : String(error)}\n`)
+  process.exit(1)
+})
