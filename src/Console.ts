@@ -276,6 +276,7 @@ const openLog = (path: string): Effect.Effect<FileHandle, ConsoleError, Scope.Sc
     }),
     (handle) =>
       Effect.promise(() => handle.close()).pipe(
+        Effect.interruptible,
         Effect.timeout(closeTimeout),
         Effect.catchAllCause((cause) => Effect.logWarning("closing the console log failed", cause))
       )

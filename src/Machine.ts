@@ -431,6 +431,8 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
           return yield* process.awaitExit
         })
         const result = yield* attempt.pipe(
+          // Shutdown runs uninterruptibly; the attempt itself must stay interruptible for its bound.
+          Effect.interruptible,
           Effect.timeoutFail({
             duration: timeout,
             onTimeout: () =>

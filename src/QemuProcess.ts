@@ -202,7 +202,11 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
         Effect.gen(function*() {
           if (Option.isNone(yield* Deferred.poll(exited))) {
             child.kill("SIGKILL")
-            const reaped = yield* Deferred.await(exited).pipe(Effect.timeout(reapTimeout), Effect.option)
+            const reaped = yield* Deferred.await(exited).pipe(
+              Effect.interruptible,
+              Effect.timeout(reapTimeout),
+              Effect.option
+            )
             if (Option.isNone(reaped)) {
               yield* Effect.logError(
                 `QEMU process ${child.pid} was not reaped ${Duration.format(reapTimeout)} after SIGKILL`
@@ -220,8 +224,9 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
       (done) => Option.isSome(done) ? Option.some(Effect.runSync(done.value)) : Option.none()
     )
 
+    // Interruptible inside, so that the bound holds even when called from a finalizer.
     const waitExit = (timeout: Duration.DurationInput) =>
-      Deferred.await(exited).pipe(Effect.timeout(timeout), Effect.option)
+      Deferred.await(exited).pipe(Effect.interruptible, Effect.timeout(timeout), Effect.option)
 
     const signal = (sig: NodeJS.Signals) =>
       Effect.sync(() => {

@@ -300,7 +300,11 @@ const bounded = <A, E, R>(
 ): Effect.Effect<A, E | QmpTimeout, R> => {
   const duration = Duration.decode(timeout)
   if (!Duration.isFinite(duration)) return effect
-  return Effect.timeoutFail(effect, { duration, onTimeout: () => new QmpTimeout({ operation, timeout: duration }) })
+  // Interruptible inside, so that the bound holds even in an uninterruptible region (a finalizer).
+  return Effect.timeoutFail(Effect.interruptible(effect), {
+    duration,
+    onTimeout: () => new QmpTimeout({ operation, timeout: duration })
+  })
 }
 
 const describeAddress = (address: QmpAddress): string => {

@@ -162,7 +162,11 @@ describe("Machine lifecycle", () => {
         assert.strictEqual(qmp, vm.qmp)
         assert.deepStrictEqual(yield* qmp.execute("query-name"), { name: "layered" })
         return vm.pid
-      }).pipe(Effect.provide(Machine.layer({ args: noneArgs, name: "layered", machineType: "none" })))
+      }).pipe(
+        Effect.provide(
+          Machine.layer({ args: ["-nodefaults", "-name", "layered"], name: "layered", machineType: "none" })
+        )
+      )
       assert.isFalse(pidAlive(pid))
     }))
 })
@@ -272,10 +276,10 @@ describe("Several machines", () => {
       class Client extends Context.Tag("test/Client")<Client, Machine.MachineService>() {}
       class Server extends Context.Tag("test/Server")<Server, Machine.MachineService>() {}
       const client = Layer.effect(Client, Machine.Machine).pipe(
-        Layer.provide(Machine.layer({ args: noneArgs, name: "client" }))
+        Layer.provide(Machine.layer({ args: [...noneArgs, "-name", "client"] }))
       )
       const server = Layer.effect(Server, Machine.Machine).pipe(
-        Layer.provide(Machine.layer({ args: noneArgs, name: "server" }))
+        Layer.provide(Machine.layer({ args: [...noneArgs, "-name", "server"] }))
       )
       const names = yield* Effect.gen(function*() {
         const c = yield* Client
@@ -291,7 +295,7 @@ describe("Several machines", () => {
       const pids = yield* Effect.scoped(Effect.gen(function*() {
         const vms = yield* Effect.forEach(
           Array.from({ length: 20 }, (_, i) => i),
-          (i) => Machine.make({ args: noneArgs, name: `fleet-${i}` }),
+          (i) => Machine.make({ args: [...noneArgs, "-name", `fleet-${i}`], name: `fleet-${i}` }),
           { concurrency: "unbounded" }
         )
         const names = yield* Effect.forEach(vms, (vm) => vm.execute("query-name"), { concurrency: "unbounded" })

@@ -6,6 +6,7 @@ import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import { execFileSync } from "node:child_process"
 import * as Qmp from "../src/Qmp.js"
+import type { QmpExecuteError } from "../src/QmpError.js"
 import { answerDefault, fakePeer } from "./kit/fakePeer.js"
 import { qemuBinary, rawQemu } from "./kit/rawQemu.js"
 
@@ -74,16 +75,18 @@ describe("Qmp against real QEMU", () => {
       const { qmp } = yield* connectRaw()
       // Replies that differ per request: the error names the path asked for, and each
       // command-line option has its own parameter list.
-      const options = ((yield* qmp.execute("query-command-line-options")) as Array<{ option: string }>)
-        .map((entry) => entry.option)
+      const options = (yield* qmp.execute("query-command-line-options")).map((entry) => entry.option)
       const results = yield* Effect.forEach(
         Array.from({ length: 100 }, (_, i) => i),
-        (i) =>
+        (i): Effect.Effect<string, QmpExecuteError> =>
           i % 2 === 0
-            ? Effect.map(Effect.flip(qmp.execute("qom-list", { path: `/missing-${i}` })), (error) => error.message)
+            ? Effect.match(qmp.execute("qom-list", { path: `/missing-${i}` }), {
+              onFailure: (error) => error.message,
+              onSuccess: () => "unexpected success"
+            })
             : Effect.map(
               qmp.execute("query-command-line-options", { option: options[i % options.length] }),
-              (reply) => (reply as Array<{ option: string }>)[0].option
+              (reply): string => reply[0].option
             ),
         { concurrency: "unbounded" }
       )
@@ -176,7 +179,9 @@ describe("Qmp against real QEMU", () => {
       const { qmp } = yield* connectRaw()
       const info = (yield* qmp.execute("query-command-line-options", { option: "chardev" })) as Array<unknown>
       assert.strictEqual(info.length, 1)
-      const error = yield* Effect.flip(qmp.execute("qom-list-types", { abstract_x: true }, { convertKeys: true }))
+      const error = yield* Effect.flip(
+        qmp.execute("qom-list-types", { abstract_x: true } as never, { convertKeys: true })
+      )
       assert.include(error.message, "abstract-x")
     }))
 })

@@ -112,11 +112,15 @@ export const launch = (options: LaunchOptions): Effect.Effect<RawQmp, RawQmpErro
         Effect.gen(function*() {
           if (child.exitCode !== null || child.signalCode !== null) return
           child.kill("SIGTERM")
-          const gone = yield* Deferred.await(exited).pipe(Effect.timeout("2 seconds"), Effect.option)
+          const gone = yield* Deferred.await(exited).pipe(
+            Effect.interruptible,
+            Effect.timeout("2 seconds"),
+            Effect.option
+          )
           if (gone._tag === "None") {
             yield* Effect.logWarning(`QEMU (pid ${child.pid}) ignored SIGTERM; sending SIGKILL`)
             child.kill("SIGKILL")
-            yield* Deferred.await(exited).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+            yield* Deferred.await(exited).pipe(Effect.interruptible, Effect.timeout("2 seconds"), Effect.ignore)
           }
         })
     )
