@@ -4,11 +4,86 @@
  * @since 0.1.0
  */
 
-/** @since 0.1.0 */
+/**
+ * A QEMU virtual machine as a scoped resource.
+ *
+ * @since 0.1.0
+ */
+export * as Machine from "./Machine.js"
+
+/**
+ * The machine configuration schema.
+ *
+ * @since 0.1.0
+ */
+export * as MachineConfig from "./MachineConfig.js"
+
+/**
+ * Launch, configuration and shutdown errors.
+ *
+ * @since 0.1.0
+ */
+export * from "./MachineError.js"
+
+/**
+ * The QEMU process service.
+ *
+ * @since 0.1.0
+ */
+export * as QemuProcess from "./QemuProcess.js"
+
+/**
+ * The QMP client service.
+ *
+ * @since 0.1.0
+ */
 export * as Qmp from "./Qmp.js"
-/** @since 0.1.0 */
+
+/**
+ * QMP errors.
+ *
+ * @since 0.1.0
+ */
 export * from "./QmpError.js"
-/** @since 0.1.0 */
+
+/**
+ * QMP wire messages and event matching.
+ *
+ * @since 0.1.0
+ */
 export * as QmpMessage from "./QmpMessage.js"
-/** @since 0.1.0 */
-export type * from "./QmpCommands.js"
+
+/**
+ * The typed QMP surface.
+ *
+ * @since 0.1.0
+ */
+export * as QmpCommands from "./QmpCommands.js"
+
+/**
+ * Checking command arguments against QEMU's schema before sending them.
+ *
+ * @since 0.1.0
+ */
+export * as QmpValidate from "./QmpValidate.js"
+
+/**
+ * The serial console service.
+ *
+ * @since 0.1.0
+ */
+export * as Console from "./Console.js"
+
+/**
+ * Console errors.
+ *
+ * @since 0.1.0
+ */
+export * from "./ConsoleError.js"
+
+/**
+ * Passing descriptors to QEMU can fail with this error.
+ *
+ * @since 0.1.0
+ */
+export { ScmRightsError } from "./internal/ScmRights.js"
