@@ -82,6 +82,13 @@ export * as Console from "./Console.js"
 export * from "./ConsoleError.js"
 
 /**
+ * Tiny boot-sector guests for console tests and demos.
+ *
+ * @since 0.1.0
+ */
+export * as TinyGuest from "./TinyGuest.js"
+
+/**
  * Passing descriptors to QEMU can fail with this error.
  *
  * @since 0.1.0
