@@ -166,3 +166,20 @@ export const matchesAny = (event: QmpEvent, filters: ReadonlyArray<EventFilter>)
     filter.name === event.event &&
     (typeof filter.match === "function" ? filter.match(event) : matches(event, filter.match))
   )
+
+/**
+ * A refinement that narrows events by name, so that `data` gets its generated type.
+ *
+ * @since 0.1.0
+ * @category combinators
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { QmpMessage } from "effect-qemu"
+ *
+ * // Stream<QmpEvent<"STOP" | "RESUME">>
+ * const runState = Stream.filter(qmp.events, QmpMessage.isEvent("STOP", "RESUME"))
+ * ```
+ */
+export const isEvent = <K extends string>(...names: ReadonlyArray<K>) => (event: QmpEvent): event is QmpEvent<K> =>
+  names.includes(event.event as K)

@@ -130,6 +130,21 @@ describe("Machine lifecycle", () => {
       assert.isFalse(pidAlive(vm.pid))
     }))
 
+  it.scopedLive("a wrapper runs QEMU and comes first on the command line", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({
+        args: noneArgs,
+        wrapper: ["env", "EFFECT_QEMU_WRAPPED=1"],
+        parentDeathSignal: false
+      })
+      assert.match(vm.commandLine[0], /(^|\/)env$/)
+      assert.strictEqual(vm.commandLine[1], "EFFECT_QEMU_WRAPPED=1")
+      assert.strictEqual((yield* vm.execute("query-status")).status, "running")
+      // env executes QEMU in place: the pid is QEMU's, and it sees the variable.
+      assert.include(Fs.readFileSync(`/proc/${vm.pid}/environ`, "utf8"), "EFFECT_QEMU_WRAPPED=1")
+      assert.include(Fs.readFileSync(`/proc/${vm.pid}/comm`, "utf8"), "qemu-system-x86")
+    }))
+
   it.scopedLive("a machine without QMP runs, and its QMP calls fail with QmpDisconnected", () =>
     Effect.gen(function*() {
       const vm = yield* Machine.make({ args: noneArgs, qmp: false })

@@ -3,10 +3,13 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { execFileSync } from "node:child_process"
+import * as Net from "node:net"
 import * as Qmp from "../src/Qmp.js"
 import type { QmpExecuteError } from "../src/QmpError.js"
+import * as QmpMessage from "../src/QmpMessage.js"
 import { answerDefault, fakePeer } from "./kit/fakePeer.js"
 import { qemuBinary, rawQemu } from "./kit/rawQemu.js"
 
@@ -186,6 +189,42 @@ describe("Qmp against real QEMU", () => {
     }))
 })
 
+describe("Qmp attaching to a QEMU started elsewhere", () => {
+  it.scopedLive("connects over TCP to a QEMU listening with -qmp tcp:...,server=on", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+            const { port } = probe.address() as Net.AddressInfo
+            probe.close(() => resolve(port))
+          })
+        })
+      )
+      yield* rawQemu(["-qmp", `tcp:127.0.0.1:${port},server=on,wait=off`])
+      const qmp = yield* Qmp.make({ _tag: "Tcp", host: "127.0.0.1", port }).pipe(
+        Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.compose(Schedule.recurs(100))))
+      )
+      assert.strictEqual(qmp.address, `tcp:127.0.0.1:${port}`)
+      assert.strictEqual((yield* qmp.execute("query-status")).status, "running")
+    }))
+
+  it.scopedLive("the event stream narrows by name with isEvent", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const fiber = yield* qmp.events.pipe(
+        Stream.filter(QmpMessage.isEvent("RESUME")),
+        Stream.take(1),
+        Stream.runCollect,
+        Effect.fork
+      )
+      yield* Effect.sleep("20 millis")
+      yield* qmp.execute("stop")
+      yield* qmp.execute("cont")
+      const [resume] = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+      assert.strictEqual(resume.event, "RESUME")
+    }))
+})
+
 describe("Qmp against a fake peer", () => {
   const connect = (path: string, options: Qmp.QmpOptions = {}) => Qmp.make({ _tag: "Unix", path }, options)
 
@@ -279,6 +318,24 @@ describe("Qmp against a fake peer", () => {
       const error = yield* Effect.flip(qmp.execute("query-status", undefined, { timeout: "5 seconds" }))
       assert.strictEqual(error._tag, "QmpDisconnected")
       assert.include(error.message, "query-status")
+    }))
+
+  it.scopedLive("bytes that keep coming after a protocol error are ignored", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({
+        onRequest: (request, peer) => {
+          if (request.execute === "qmp_capabilities") return answerDefault(request, peer)
+          peer.sendRaw("not json\r\n")
+          for (let i = 0; i < 100; i++) peer.sendRaw(`{"return": {}, "id": ${i}}\r\n\u0000\u0001garbage`)
+        }
+      })
+      const qmp = yield* connect(path)
+      const error = yield* Effect.flip(qmp.execute("query-status", undefined, { timeout: "5 seconds" }))
+      assert.strictEqual(error._tag === "QmpProtocolError" && error.reason, "InvalidJson")
+      yield* Effect.sleep("50 millis")
+      const closed = yield* qmp.closed
+      assert.strictEqual(closed._tag === "QmpProtocolError" && closed.reason, "InvalidJson")
+      assert.isFalse(yield* qmp.isOpen)
     }))
 
   it.scopedLive("a half message then close ends the session with QmpDisconnected", () =>
