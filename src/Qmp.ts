@@ -22,16 +22,19 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
+import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
+import { makeIndex } from "./codegen/Introspect.js"
 import { LineDecoder } from "./internal/lineDecoder.js"
 import * as ScmRights from "./internal/ScmRights.js"
 import { ScmRightsError } from "./internal/ScmRights.js"
 import * as Transport from "./internal/transport.js"
 import type { CommandReturn, ExecuteParams } from "./QmpCommands.js"
 import { QmpConnectError, QmpDisconnected, QmpProtocolError, QmpTimeout } from "./QmpError.js"
-import { QmpCommandError } from "./QmpError.js"
+import { QmpCommandError, QmpReplyError } from "./QmpError.js"
 import type { QmpEventError, QmpExecuteError } from "./QmpError.js"
 import type { EventFilter, EventPattern, QmpEvent, QmpResponse } from "./QmpMessage.js"
 import { isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
+import { validateArgs } from "./QmpValidate.js"
 
 /**
  * How a session behaves. Every field has a default.
@@ -58,6 +61,17 @@ export interface QmpOptions {
    * oldest are dropped, so an event flood costs bounded memory. Default: 1024.
    */
   readonly eventBufferSize?: number | undefined
+  /**
+   * Check every command's arguments against QEMU's live schema (`query-qmp-schema`, fetched
+   * once at connect) before sending it; a mismatch fails with `QmpArgumentError` naming the
+   * member, instead of QEMU's generic error. Default: false.
+   */
+  readonly checkArgs?: boolean | undefined
+  /**
+   * Decode every reply of a command known to the bundled surface with its generated `Schema`;
+   * a mismatch fails with `QmpReplyError`. Default: false.
+   */
+  readonly decodeReplies?: boolean | undefined
 }
 
 /**
@@ -547,7 +561,24 @@ const makeSession = (
       args?: Record<string, unknown>,
       options?: ExecuteOptions
     ): Effect.Effect<unknown, QmpExecuteError> => {
-      const run = Effect.flatMap(send(command, args, options), toResult(command, args))
+      let run: Effect.Effect<unknown, QmpExecuteError> = Effect.flatMap(
+        send(command, args, options),
+        toResult(command, args)
+      )
+      if (schemaIndex !== undefined) {
+        const checked = validateArgs(schemaIndex, command, args && options?.convertKeys ? convertKeys(args) : args)
+        if (Either.isLeft(checked)) run = Effect.fail(checked.left)
+      }
+      const replySchema = replySchemas?.[command]?.return
+      if (replySchema !== undefined) {
+        const decode = Schema.decodeUnknownEither(replySchema as Schema.Schema<unknown>)
+        run = Effect.flatMap(run, (reply) => {
+          const decoded = decode(reply)
+          return Either.isRight(decoded)
+            ? Effect.succeed(decoded.right)
+            : Effect.fail(new QmpReplyError({ command, detail: decoded.left.message, reply }))
+        })
+      }
       // QEMU may exit before its reply to `quit` is read: the connection ending is the success.
       const guarded = command === "quit"
         ? Effect.catchTag(run, "QmpDisconnected", () => Effect.succeed({}))
@@ -627,6 +658,10 @@ const makeSession = (
         ))
     )
 
+    // Optional checking, set up once the session is ready.
+    let schemaIndex: SchemaIndex | undefined
+    let replySchemas: Record<string, { readonly return: unknown } | undefined> | undefined
+
     const wantOob = options.oob === true && greeting.QMP.capabilities.includes("oob")
     const capabilities = wantOob ? ["oob"] : []
     yield* send("qmp_capabilities", wantOob ? { enable: capabilities } : undefined, {
@@ -652,6 +687,23 @@ const makeSession = (
           Effect.fail(new QmpConnectError({ reason: "BadGreeting", address, detail: error.message, cause: error }))
       })
     )
+
+    if (options.checkArgs === true) {
+      const schema = yield* send("query-qmp-schema", undefined, {
+        timeout: options.greetingTimeout ?? defaultGreetingTimeout
+      }).pipe(
+        Effect.flatMap(toResult("query-qmp-schema", undefined)),
+        Effect.mapError((error) =>
+          new QmpConnectError({ reason: "Negotiation", address, detail: `checkArgs: ${error.message}`, cause: error })
+        )
+      )
+      schemaIndex = makeIndex(schema as SchemaInfoList)
+    }
+    if (options.decodeReplies === true) {
+      // Loaded only when asked for: the generated module is large.
+      const generated = yield* Effect.promise(() => import("./generated/qemu.js"))
+      replySchemas = generated.QmpSchemas.commands as never
+    }
 
     // Protocol violations and unexpected ends are worth a log line; the caller also gets the error.
     yield* Deferred.await(ended).pipe(

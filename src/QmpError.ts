@@ -5,6 +5,7 @@
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import type { QmpArgumentError } from "./QmpValidate.js"
 
 /**
  * QEMU answered a command with an error reply.
@@ -103,12 +104,37 @@ export class QmpConnectError extends Data.TaggedError("QmpConnectError")<{
 }
 
 /**
+ * A reply did not decode with the generated `Schema` of its command (only with the session
+ * option `decodeReplies`). The connection stays open.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QmpReplyError extends Data.TaggedError("QmpReplyError")<{
+  readonly command: string
+  /** What did not fit, from the schema decoder. */
+  readonly detail: string
+  /** The reply's `return` value as received. */
+  readonly reply: unknown
+}> {
+  get message(): string {
+    return `QMP reply to "${this.command}" does not match its schema: ${this.detail}`
+  }
+}
+
+/**
  * Everything `execute` can fail with.
  *
  * @since 0.1.0
  * @category errors
  */
-export type QmpExecuteError = QmpCommandError | QmpTimeout | QmpDisconnected | QmpProtocolError
+export type QmpExecuteError =
+  | QmpCommandError
+  | QmpTimeout
+  | QmpDisconnected
+  | QmpProtocolError
+  | QmpArgumentError
+  | QmpReplyError
 
 /**
  * Everything waiting for an event can fail with.

@@ -177,6 +177,30 @@ describe("Qmp against real QEMU", () => {
       assert.deepStrictEqual(reply, {})
     }))
 
+  it.scopedLive("checkArgs rejects a bad member before sending, naming it", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw([], { checkArgs: true })
+      const unknown = yield* Effect.flip(qmp.execute("qom-list-types", { abstrac: true } as never))
+      assert.strictEqual(unknown._tag, "QmpArgumentError")
+      if (unknown._tag === "QmpArgumentError") {
+        assert.strictEqual(unknown.reason, "UnknownMember")
+        assert.strictEqual(unknown.path, "abstrac")
+      }
+      const wrongType = yield* Effect.flip(qmp.execute("qom-list-types", { abstract: "yes" } as never))
+      assert.strictEqual(wrongType._tag === "QmpArgumentError" && wrongType.reason, "WrongType")
+      const types = yield* qmp.execute("qom-list-types", { abstract: true })
+      assert.isAbove(types.length, 10)
+    }))
+
+  it.scopedLive("decodeReplies decodes real replies with the generated schemas", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw([], { decodeReplies: true })
+      const status = yield* qmp.execute("query-status")
+      assert.strictEqual(status.status, "running")
+      const version = yield* qmp.execute("query-version")
+      assert.strictEqual(`${version.qemu.major}.${version.qemu.minor}.${version.qemu.micro}`, qmp.version)
+    }))
+
   it.scopedLive("converts foo_bar keys to foo-bar when asked", () =>
     Effect.gen(function*() {
       const { qmp } = yield* connectRaw()
@@ -305,6 +329,20 @@ describe("Qmp against a fake peer", () => {
       const error = yield* Effect.flip(qmp.execute("slow", undefined, { timeout: "100 millis" }))
       assert.strictEqual(error._tag, "QmpTimeout")
       assert.deepStrictEqual(yield* qmp.execute("fast"), { echo: "fast" })
+      assert.isTrue(yield* qmp.isOpen)
+    }))
+
+  it.scopedLive("decodeReplies fails a reply of the wrong shape with QmpReplyError and stays open", () =>
+    Effect.gen(function*() {
+      const path = yield* fakePeer({
+        onRequest: (request, peer) =>
+          request.execute === "query-status"
+            ? peer.send({ return: { status: 42 }, id: request.id })
+            : answerDefault(request, peer)
+      })
+      const qmp = yield* connect(path, { decodeReplies: true })
+      const error = yield* Effect.flip(qmp.execute("query-status"))
+      assert.strictEqual(error._tag, "QmpReplyError")
       assert.isTrue(yield* qmp.isOpen)
     }))
 
