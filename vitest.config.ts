@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    globalSetup: ["test/globalSetup.ts"]
+    globalSetup: ["test/globalSetup.ts"],
+    setupFiles: ["test/kit/fdLeakCheck.ts"]
   }
 })

@@ -1,4 +1,6 @@
 import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
 
 // The suite's own leak check: no QEMU process that the tests started may outlive them.
 const qemuPids = (): Set<string> => {
@@ -10,15 +12,25 @@ const qemuPids = (): Set<string> => {
   }
 }
 
+// ...and no temp directory of the library's (machines, tests, peers) may be left behind.
+const tempEntries = (): Set<string> =>
+  new Set(Fs.readdirSync(Os.tmpdir()).filter((entry) => entry.startsWith("effect-qemu-")))
+
 let before = new Set<string>()
+let tempBefore = new Set<string>()
 
 export const setup = () => {
   before = qemuPids()
+  tempBefore = tempEntries()
 }
 
 export const teardown = () => {
   const leaked = [...qemuPids()].filter((pid) => !before.has(pid))
   if (leaked.length > 0) {
     throw new Error(`QEMU processes left running after the test suite: ${leaked.join(", ")}`)
+  }
+  const leftovers = [...tempEntries()].filter((entry) => !tempBefore.has(entry))
+  if (leftovers.length > 0) {
+    throw new Error(`temp entries left in ${Os.tmpdir()} after the test suite: ${leftovers.join(", ")}`)
   }
 }
