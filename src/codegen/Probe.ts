@@ -6,7 +6,7 @@
  */
 import type { Duration } from "effect"
 import { Effect, Schema } from "effect"
-import { launch } from "../internal/rawQmp.js"
+import * as Machine from "../Machine.js"
 import { QemuVersion, SchemaInfoList } from "./Introspect.js"
 
 /**
@@ -54,9 +54,19 @@ export interface Probed {
  */
 export const probe = (options: ProbeOptions): Effect.Effect<Probed, ProbeError> =>
   Effect.gen(function*() {
-    const qmp = yield* launch({ binary: options.binary, timeout: options.timeout })
-    const version = yield* qmp.execute("query-version").pipe(Effect.flatMap(Schema.decodeUnknown(QemuVersion)))
-    const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
+    const timeout = options.timeout ?? "30 seconds"
+    const vm = yield* Machine.make({
+      binary: options.binary,
+      name: "codegen-probe",
+      args: ["-M", "none", "-nodefaults"],
+      launchTimeout: timeout,
+      qmpOptions: { commandTimeout: timeout }
+    })
+    // Untyped on purpose: the probe must read whatever QEMU it is pointed at.
+    const version = yield* vm.execute("query-version" as string).pipe(Effect.flatMap(Schema.decodeUnknown(QemuVersion)))
+    const schema = yield* vm.execute("query-qmp-schema" as string).pipe(
+      Effect.flatMap(Schema.decodeUnknown(SchemaInfoList))
+    )
     return { version, schema }
   }).pipe(
     Effect.scoped,
