@@ -5,6 +5,8 @@
  *
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
+import type * as EffectConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -559,3 +561,28 @@ export const layer = (
         Context.add(QemuProcess.QemuProcess, machine.process)
       ))
   )
+
+/**
+ * Like {@link layer}, with the configuration read from Effect's `Config` (environment variables
+ * by default). A missing or malformed config value fails the layer with `ConfigError.ConfigError`
+ * from `effect`; a decoded but invalid one with this library's `ConfigError`.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Machine } from "effect-qemu"
+ *
+ * const VmLive = Machine.layerConfig(Config.all({
+ *   binary: Config.string("QEMU_BINARY").pipe(Config.withDefault("qemu-system-x86_64")),
+ *   machineType: Config.string("QEMU_MACHINE").pipe(Config.withDefault("q35"))
+ * }))
+ * ```
+ */
+export const layerConfig = (
+  config: Config.Config<MachineConfigInput>
+): Layer.Layer<
+  Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess,
+  ConfigError | LaunchError | EffectConfigError.ConfigError
+> => Layer.unwrapEffect(Effect.map(config, layer))

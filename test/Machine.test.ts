@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -167,6 +169,27 @@ describe("Machine lifecycle", () => {
       while (pid === 0) yield* Effect.sleep("10 millis")
       yield* Fiber.interrupt(fiber)
       assert.isFalse(pidAlive(pid))
+    }))
+
+  it.live("layerConfig reads the configuration from Config", () =>
+    Effect.gen(function*() {
+      const name = yield* Effect.map(Machine.Machine, (vm) => vm.name).pipe(
+        Effect.provide(Machine.layerConfig(Config.all({
+          binary: Config.string("QEMU_BINARY"),
+          name: Config.string("VM_NAME"),
+          args: Config.succeed(noneArgs)
+        }))),
+        Effect.withConfigProvider(
+          ConfigProvider.fromMap(new Map([["QEMU_BINARY", "qemu-system-x86_64"], ["VM_NAME", "from-config"]]))
+        )
+      )
+      assert.strictEqual(name, "from-config")
+      const missing = yield* Effect.flip(
+        Effect.provide(Machine.Machine, Machine.layerConfig(Config.all({ binary: Config.string("QEMU_BINARY") }))).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        )
+      )
+      assert.include(String(missing), "QEMU_BINARY")
     }))
 
   it.live("the layer provides Machine, Qmp, Console and QemuProcess, and releases them", () =>
