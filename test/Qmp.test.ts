@@ -1,3 +1,4 @@
+import { NodeSocket } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
@@ -6,7 +7,10 @@ import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import * as Qmp from "../src/Qmp.js"
 import type { QmpExecuteError } from "../src/QmpError.js"
 import * as QmpMessage from "../src/QmpMessage.js"
@@ -230,6 +234,26 @@ describe("Qmp attaching to a QEMU started elsewhere", () => {
       )
       assert.strictEqual(qmp.address, `tcp:127.0.0.1:${port}`)
       assert.strictEqual((yield* qmp.execute("query-status")).status, "running")
+    }))
+
+  it.scopedLive("speaks QMP over an @effect/platform Socket", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-sock-"))),
+        (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const path = Path.join(dir, "qmp.sock")
+      yield* rawQemu(["-qmp", `unix:${path},server=on,wait=off`])
+      const qmp = yield* Effect.gen(function*() {
+        const socket = yield* NodeSocket.makeNet({ path })
+        return yield* Qmp.fromSocket(socket, { address: `unix:${path}` })
+      }).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.compose(Schedule.recurs(100)))))
+      assert.strictEqual((yield* qmp.execute("query-status")).status, "running")
+      const [, stop] = yield* qmp.executeAndWait("stop", undefined, "STOP", { timeout: "5 seconds" })
+      assert.strictEqual(stop.event, "STOP")
+      yield* qmp.execute("quit")
+      const closed = yield* qmp.closed
+      assert.strictEqual(closed._tag, "QmpDisconnected")
     }))
 
   it.scopedLive("the event stream narrows by name with isEvent", () =>
