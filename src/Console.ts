@@ -6,8 +6,15 @@
  *
  * @since 0.1.0
  */
-import { Context, Deferred, Duration, Effect, Layer, PubSub, Queue, Stream } from "effect"
-import type { Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { FileHandle } from "node:fs/promises"
 import * as NodeFs from "node:fs/promises"
 import * as Net from "node:net"
