@@ -10,7 +10,6 @@
  * default. Set `BENCH_PARENT_DEATH=off` to measure without it.
  */
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
 import * as Console from "../src/Console.js"
 import * as Machine from "../src/Machine.js"
 import type { Implementation } from "./impl.js"
@@ -68,8 +67,8 @@ const library: Implementation = {
     Effect.runPromise(Effect.scoped(Effect.gen(function*() {
       const { ms, value: bytes } = yield* timed(Effect.gen(function*() {
         const console = yield* Console.make({ path: socketPath, drain: true })
-        // The payload holds no newline and is ASCII: the lines are pieces whose lengths add up to the bytes.
-        return yield* Stream.runFold(console.lines, 0, (total, line) => total + line.length)
+        yield* console.ended
+        return yield* console.bytesRead
       }))
       return { ms, bytes }
     }))),
