@@ -13,6 +13,8 @@ const ARGS = [
   "-nodefaults",
   "-display",
   "none",
+  "-vga",
+  "none",
   "-chardev",
   "socket,id=mon,fd=3",
   "-mon",

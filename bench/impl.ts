@@ -8,7 +8,7 @@
  * reads that process's memory itself.
  *
  * All QEMU processes must be started with the same flags:
- * `-M none -nodefaults -display none` and QMP on `-chardev socket,id=mon,fd=3 -mon chardev=mon,mode=control`.
+ * `-M none -nodefaults -display none -vga none` and QMP on `-chardev socket,id=mon,fd=3 -mon chardev=mon,mode=control`.
  * Every method must leave no QEMU process behind when its promise settles.
  */
 

@@ -6,8 +6,15 @@
  *
  * @since 0.1.0
  */
-import { Context, Deferred, Duration, Effect, Layer, PubSub, Queue, Stream } from "effect"
-import type { Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { FileHandle } from "node:fs/promises"
 import * as NodeFs from "node:fs/promises"
 import * as Net from "node:net"
@@ -106,6 +113,10 @@ export interface ConsoleService {
    * writing to a full console socket would otherwise never get there.
    */
   readonly close: Effect.Effect<void>
+  /** Waits until the console ends: QEMU closed its end, the socket failed, or `close` was called. */
+  readonly ended: Effect.Effect<void>
+  /** How many bytes have been read from the console so far. */
+  readonly bytesRead: Effect.Effect<number>
 }
 
 /**
@@ -175,10 +186,17 @@ class RecentBytes {
 
 /** Splits decoded output into lines, holding at most `maxLength` characters of an unfinished one. */
 class LineSplitter {
-  private readonly decoder = new TextDecoder("utf-8")
+  private decoder = new TextDecoder("utf-8")
   private pending = ""
 
   constructor(readonly maxLength: number) {}
+
+  /** Forgets the unfinished line, then takes `start` as its beginning (text before it is not emitted). */
+  restart(start: Uint8Array): void {
+    this.decoder = new TextDecoder("utf-8")
+    this.pending = ""
+    this.push(start)
+  }
 
   push(chunk: Uint8Array): Array<string> {
     const pieces = (this.pending + this.decoder.decode(chunk, { stream: true })).split("\n")
@@ -216,36 +234,64 @@ const describe = (pattern: string | RegExp): string =>
 
 const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
-/** One read from a paused stream: a chunk, or `null` once the stream ended or failed. */
-const readChunk = (socket: Duplex): Effect.Effect<Uint8Array | null> =>
-  Effect.async<Uint8Array | null>((resume) => {
-    const stop = () => {
-      socket.off("readable", attempt)
-      socket.off("end", attempt)
-      socket.off("close", attempt)
-      socket.off("error", attempt)
-    }
-    function attempt(): boolean {
-      const chunk: Uint8Array | string | null = socket.read()
-      if (chunk !== null) {
-        stop()
-        resume(Effect.succeed(typeof chunk === "string" ? Buffer.from(chunk) : chunk))
+/** How much output may wait in memory, read and not yet processed, before the socket is paused. */
+const inflowLimit = 1024 * 1024
+
+/**
+ * What the socket delivers, taken in batches. The socket flows while the reader keeps up and is
+ * paused once `inflowLimit` bytes wait, so an unread console pushes back on QEMU. Reading in
+ * flowing mode lets Node read many chunks per turn of the event loop; a paused stream read with
+ * `read()` stops and restarts the descriptor for every 64 KiB chunk, and the reader would pay a
+ * resumption for each.
+ */
+const inflow = (socket: Duplex) => {
+  let chunks: Array<Buffer> = []
+  let bytes = 0
+  let ended = socket.readableEnded || socket.destroyed
+  let wake: (() => void) | undefined
+  socket.on("data", (chunk: Buffer | string) => {
+    const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk
+    chunks.push(buffer)
+    bytes += buffer.length
+    if (bytes >= inflowLimit) socket.pause()
+    wake?.()
+  })
+  const finish = () => {
+    ended = true
+    wake?.()
+  }
+  socket.on("end", finish)
+  socket.on("close", finish)
+  socket.pause()
+
+  /** The bytes waiting, as one chunk, or `null` once the stream ended or failed and nothing waits. */
+  const take: Effect.Effect<Uint8Array | null> = Effect.async<Uint8Array | null>((resume) => {
+    const attempt = (): boolean => {
+      if (bytes > 0) {
+        const batch = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, bytes)
+        chunks = []
+        bytes = 0
+        wake = undefined
+        if (!ended) socket.resume()
+        resume(Effect.succeed(batch))
         return true
       }
-      if (socket.readableEnded || socket.destroyed) {
-        stop()
+      if (ended) {
+        wake = undefined
         resume(Effect.succeed(null))
         return true
       }
       return false
     }
     if (attempt()) return
-    socket.on("readable", attempt)
-    socket.on("end", attempt)
-    socket.on("close", attempt)
-    socket.on("error", attempt)
-    return Effect.sync(stop)
+    wake = attempt
+    socket.resume()
+    return Effect.sync(() => {
+      wake = undefined
+    })
   })
+  return { take }
+}
 
 const connect = (path: string, timeout: Duration.DurationInput): Effect.Effect<Net.Socket, ConsoleError> =>
   Effect.async<Net.Socket, ConsoleError>((resume) => {
@@ -317,13 +363,12 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
           Effect.catchAllDefect((defect) => Effect.logWarning("destroying the console socket failed", defect))
         )
     )
-    // reads are pulled with `read()`, so an unread console pushes back on QEMU instead of piling up here
-    socket.pause()
     // an `error` with no listener would crash the process; the reader sees the stream end and reports it
     let socketError: Error | undefined
     socket.on("error", (cause) => {
       socketError = cause
     })
+    const input = inflow(socket)
 
     const recentBytes = new RecentBytes(options.bufferBytes ?? defaultBufferBytes)
     const splitter = new LineSplitter(options.maxLineLength ?? defaultMaxLineLength)
@@ -335,6 +380,8 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       closed: false,
       linesEnded: false,
       readers: 0,
+      lineReaders: 0,
+      lineStart: 0,
       cursor: 0,
       wakers: new Set<() => void>()
     }
@@ -383,11 +430,17 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     const pump = Effect.gen(function*() {
       while (true) {
         yield* reading.await
-        const chunk = yield* readChunk(socket)
+        const chunk = yield* input.take
         if (chunk === null) break
         if (!logBroken) yield* appendToLog(chunk)
+        const offset = recentBytes.end
         recentBytes.append(chunk)
         wakeAll()
+        // Decoding costs more than all the rest: lines are cut only while someone reads them.
+        // Otherwise note where the unfinished line starts, so a new reader can pick it up.
+        const newline = chunk.lastIndexOf(0x0a)
+        if (newline >= 0) state.lineStart = offset + newline + 1
+        if (state.lineReaders === 0) continue
         const lines = splitter.push(chunk)
         if (lines.length > 0) yield* PubSub.publishAll(lineHub, lines)
       }
@@ -407,6 +460,7 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       Effect.ensuring(Effect.sync(() => {
         state.closed = true
         wakeAll()
+        Deferred.unsafeDone(ended, Effect.void)
       })),
       Effect.annotateLogs("machine", name)
     ))
@@ -417,6 +471,16 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
         const rest = yield* Queue.takeAll(subscription)
         return Stream.fromIterable(rest).pipe(Stream.takeWhile(isLine))
       }
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          // The first reader picks up the unfinished line from the recent output.
+          if (state.lineReaders++ === 0) splitter.restart(recentBytes.from(state.lineStart))
+        }),
+        () =>
+          Effect.sync(() => {
+            state.lineReaders--
+          })
+      )
       yield* reader
       return Stream.fromQueue(subscription).pipe(
         Stream.takeWhile(isLine)
@@ -505,6 +569,8 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     return Console.of({
       lines,
       recent,
+      ended: Deferred.await(ended),
+      bytesRead: Effect.sync(() => recentBytes.end),
       write,
       waitFor: waitFor as ConsoleService["waitFor"],
       close

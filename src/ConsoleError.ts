@@ -3,7 +3,8 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration } from "effect"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 
 /** How many lines of console output a message shows; the field keeps more. */
 const messageLines = 20

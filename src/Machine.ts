@@ -161,7 +161,9 @@ const disabledConsole = (name: string): Console.ConsoleService => {
           detail: `machine "${name}" has no console`
         })
       )) as Console.ConsoleService["waitFor"],
-    close: Effect.void
+    close: Effect.void,
+    ended: Effect.void,
+    bytesRead: Effect.succeed(0)
   }
 }
 

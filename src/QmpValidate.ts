@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { Either, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
 import { isOptional, makeIndex } from "./codegen/Introspect.js"
 
