@@ -490,9 +490,15 @@ const makeSession = (
     // While a descriptor is being passed, other requests wait: the byte that carries it must not
     // land inside another request, and the command that consumes it must be the next one sent.
     let held: Array<string> | undefined
-    const write = (data: string, bypassHold = false) => {
-      if (held !== undefined && !bypassHold) held.push(data)
-      else transport.write(data)
+    const releaseHeld = () => {
+      const queued = held
+      held = undefined
+      if (queued !== undefined) { for (const data of queued) transport.write(data) }
+    }
+    const write = (data: string, releasesHold = false) => {
+      if (held !== undefined && !releasesHold) return void held.push(data)
+      transport.write(data)
+      if (releasesHold) releaseHeld()
     }
     const fdLock = yield* Effect.makeSemaphore(1)
 
@@ -503,7 +509,7 @@ const makeSession = (
       command: string,
       args: Record<string, unknown> | undefined,
       options: ExecuteOptions | undefined,
-      bypassHold = false
+      releasesHold = false
     ): Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError> =>
       Effect.suspend(() => {
         const operation = `execute ${command}`
@@ -527,7 +533,7 @@ const makeSession = (
           const request = payload === undefined
             ? { [options?.oob ? "exec-oob" : "execute"]: command, id }
             : { [options?.oob ? "exec-oob" : "execute"]: command, arguments: payload, id }
-          write(JSON.stringify(request) + "\n", bypassHold)
+          write(JSON.stringify(request) + "\n", releasesHold)
           return Effect.sync(() => {
             clearTimeout(timer)
             pending.delete(id)
@@ -558,19 +564,16 @@ const makeSession = (
             new ScmRightsError({ reason: "InvalidArgument", fd, detail: `${address} cannot carry descriptors` })
           )
         }
-        const reply = yield* fdLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
+        // The command that consumes the descriptor is written right after it, and that write
+        // releases the requests held meanwhile (see `write`).
+        const response = yield* fdLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
             held = []
-            const sent = yield* Effect.either(restore(ScmRights.sendFd({ socket: duplex, fd })))
-            const reply = Either.isRight(sent) ? send(command, args, options, true) : undefined
-            const queued = held
-            held = undefined
-            for (const data of queued) transport.write(data)
-            if (Either.isLeft(sent)) return yield* Effect.fail(sent.left)
-            return reply!
-          })
+            yield* restore(ScmRights.sendFd({ socket: duplex, fd }))
+            return yield* restore(send(command, args, options, true))
+          }).pipe(Effect.ensuring(Effect.sync(releaseHeld)))
         ))
-        return yield* Effect.flatMap(reply, toResult(command, args))
+        return yield* toResult(command, args)(response)
       }).pipe(Effect.withSpan(`Qmp.execute ${command}`, { attributes: { "qmp.command": command, "qmp.fd": fd } }))
 
     const execute = (

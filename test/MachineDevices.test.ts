@@ -120,6 +120,20 @@ describe("Machine file descriptors", () => {
       assert.strictEqual((yield* vm.execute("query-status")).status, "running")
     }))
 
+  it.scopedLive("requests made while a descriptor is passed wait, and every one gets its reply", () =>
+    Effect.gen(function*() {
+      const dir = yield* scratch
+      const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const fds = Array.from({ length: 5 }, (_, i) => Fs.openSync(Path.join(dir, `f${i}`), "w"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fds.forEach((fd) => Fs.closeSync(fd))))
+      const results = yield* Effect.all([
+        Effect.forEach(fds, (fd, i) => vm.sendFd(fd, `fd-${i}`), { concurrency: "unbounded" }),
+        Effect.forEach(Array.from({ length: 50 }), () => vm.execute("query-status"), { concurrency: "unbounded" })
+      ], { concurrency: "unbounded" })
+      assert.strictEqual(results[1].length, 50)
+      for (let i = 0; i < fds.length; i++) yield* vm.execute("closefd", { fdname: `fd-${i}` })
+    }))
+
   it.scopedLive("add-fd over QMP with a passed descriptor lands in a new fd set", () =>
     Effect.gen(function*() {
       const dir = yield* scratch
