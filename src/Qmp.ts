@@ -27,6 +27,7 @@ import { makeIndex } from "./codegen/Introspect.js"
 import { LineDecoder } from "./internal/lineDecoder.js"
 import * as ScmRights from "./internal/ScmRights.js"
 import { ScmRightsError } from "./internal/ScmRights.js"
+import { withHotSpan } from "./internal/tracing.js"
 import * as Transport from "./internal/transport.js"
 import type { CommandReturn, ExecuteParams } from "./QmpCommands.js"
 import { QmpConnectError, QmpDisconnected, QmpProtocolError, QmpTimeout } from "./QmpError.js"
@@ -543,10 +544,7 @@ const makeSession = (
 
     const raw: QmpClient["raw"] = (command, args, options) =>
       send(command, args, options).pipe(
-        Effect.withSpan(`Qmp.raw ${command}`, {
-          attributes: { "qmp.command": command, "qmp.name": name },
-          captureStackTrace: false
-        })
+        withHotSpan(`Qmp.raw ${command}`, { "qmp.command": command, "qmp.name": name })
       )
 
     const toResult = (command: string, args: Record<string, unknown> | undefined) => (response: QmpResponse) =>
@@ -603,12 +601,8 @@ const makeSession = (
       const guarded = command === "quit"
         ? Effect.catchTag(run, "QmpDisconnected", () => Effect.succeed({}))
         : run
-      // No call-site stack trace: capturing one on every request cost a tenth of a round trip.
       return guarded.pipe(
-        Effect.withSpan(`Qmp.execute ${command}`, {
-          attributes: { "qmp.command": command, "qmp.name": name },
-          captureStackTrace: false
-        })
+        withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.name": name })
       )
     }
 

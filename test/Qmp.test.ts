@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -171,6 +172,28 @@ describe("Qmp against real QEMU", () => {
       const b = Chunk.toReadonlyArray(yield* Fiber.join(second))
       assert.deepStrictEqual(a, ["STOP", "RESUME", "SHUTDOWN"])
       assert.deepStrictEqual(b, a)
+    }))
+
+  it.scopedLive("an installed tracer gets a span per execute, named for the command", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const spans: Array<{ name: string; attributes: ReadonlyMap<string, unknown> }> = []
+      const builtin = yield* Effect.tracer
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          const span = builtin.span(name, parent, context, links, startTime, kind)
+          spans.push(span)
+          return span
+        },
+        context: (f) => f()
+      })
+      yield* qmp.execute("query-status").pipe(Effect.withTracer(recording))
+      yield* Effect.flip(qmp.execute("no-such-command")).pipe(Effect.withTracer(recording))
+      assert.deepStrictEqual(spans.map((span) => span.name), [
+        "Qmp.execute query-status",
+        "Qmp.execute no-such-command"
+      ])
+      assert.strictEqual(spans[0].attributes.get("qmp.command"), "query-status")
     }))
 
   it.scopedLive("negotiates oob when offered and asked, and runs exec-oob", () =>
