@@ -404,12 +404,19 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
 
     const readLog = Effect.map(process.readLog, (log) => log.length > logKeepBytes ? log.slice(-logKeepBytes) : log)
 
-    // After the process is gone: close the channels, keep the log, say if QEMU died by a signal
-    // nobody sent.
+    // The log file goes with the temp directory: keep its tail in memory just before that, on
+    // release (not in shutdown, which would pay a file read for a log nobody may ask for).
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.map(readLog, (log) => {
+        keptLog = log
+      })
+    )
+
+    // After the process is gone: close the channels, say if QEMU died by a signal nobody sent.
     const finish = Effect.gen(function*() {
       yield* qmp.close
       yield* console.close
-      keptLog = yield* readLog
       const status = yield* process.exitStatus
       if (Option.isSome(status) && status.value.signal !== null && !userKilled) {
         yield* Effect.logWarning(

@@ -73,10 +73,15 @@ describe("Machine lifecycle", () => {
       assert.isFalse(yield* vm.isRunning)
     }))
 
-  it.scopedLive("the log holds QEMU's output, also after shutdown", () =>
+  it.live("the log holds QEMU's output, also after shutdown and after release", () =>
     Effect.gen(function*() {
-      const vm = yield* Machine.make({ args: [...noneArgs, "-global", "driver=foo,property=bar,value=baz"] })
-      yield* vm.shutdown()
+      const vm = yield* Effect.scoped(Effect.gen(function*() {
+        const vm = yield* Machine.make({ args: [...noneArgs, "-global", "driver=foo,property=bar,value=baz"] })
+        yield* vm.shutdown()
+        assert.include(yield* vm.log, "global foo.bar has invalid class name")
+        return vm
+      }))
+      assert.isFalse(Fs.existsSync(vm.tempDir))
       assert.include(yield* vm.log, "global foo.bar has invalid class name")
     }))
 
