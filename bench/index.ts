@@ -21,7 +21,8 @@ import { ratio, summarize, type Summary } from "./stats.js"
 import type { WorkerRequest, WorkerResult } from "./worker.js"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
-const repoRoot = dirname(benchDir)
+// From source this is the repository; compiled, bench/.build/bench sits two levels further down.
+const repoRoot = benchDir.includes(`${"/"}.build${"/"}`) ? join(benchDir, "..", "..", "..") : dirname(benchDir)
 const MiB = 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
@@ -73,6 +74,14 @@ interface Loaded {
   readonly impl: Implementation
 }
 
+/**
+ * `npm run bench` runs the benchmarks compiled to JavaScript (bench/.build), as a user's program
+ * would run the library; `tsx bench/index.ts` still works from source, at the cost of the loader's
+ * memory in every process.
+ */
+const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js"
+const loaderArgs = ext === ".ts" ? ["--import", "tsx"] : []
+
 const load = async (file: string): Promise<Loaded> => {
   const modulePath = join(benchDir, file)
   const impl = ((await import(pathToFileURL(modulePath).href)) as ImplementationModule).default
@@ -82,9 +91,9 @@ const load = async (file: string): Promise<Loaded> => {
 /** Runs one scenario in a fresh Node process and returns what it measured. */
 const inWorker = (target: Loaded, request: WorkerRequest): Promise<WorkerResult> =>
   new Promise((resolve, reject) => {
-    const child = fork(join(benchDir, "worker.ts"), [target.modulePath, JSON.stringify(request)], {
+    const child = fork(join(benchDir, `worker${ext}`), [target.modulePath, JSON.stringify(request)], {
       cwd: repoRoot,
-      execArgv: ["--expose-gc", "--import", "tsx"],
+      execArgv: ["--expose-gc", ...loaderArgs],
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
     let result: WorkerResult | undefined
@@ -312,8 +321,8 @@ const main = async () => {
     process.exit(2)
   }
 
-  const targets = [await load("impl-baseline.ts")]
-  if (existsSync(join(benchDir, "impl-library.ts"))) targets.push(await load("impl-library.ts"))
+  const targets = [await load(`impl-baseline${ext}`)]
+  if (existsSync(join(benchDir, `impl-library${ext}`))) targets.push(await load(`impl-library${ext}`))
   else process.stderr.write("bench/impl-library.ts not found: running the baseline only\n")
 
   const started = performance.now()
@@ -338,7 +347,7 @@ const main = async () => {
     },
     benchmarks: results
   }
-  const outDir = join(benchDir, "results")
+  const outDir = join(repoRoot, "bench", "results")
   mkdirSync(outDir, { recursive: true })
   writeFileSync(join(outDir, "latest.json"), JSON.stringify(report, null, 2) + "\n")
 

@@ -42,8 +42,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** Starts the fake console peer and resolves once it listens. */
 const startPeer = (socketPath: string, bytes: number) =>
   new Promise<{ readonly exited: Promise<void> }>((resolve, reject) => {
-    const script = fileURLToPath(new URL("./console-peer.ts", import.meta.url))
-    const peer = spawn(process.execPath, ["--import", "tsx", script, socketPath, String(bytes)], {
+    const fromSource = import.meta.url.endsWith(".ts")
+    const script = fileURLToPath(new URL(fromSource ? "./console-peer.ts" : "./console-peer.js", import.meta.url))
+    const peer = spawn(process.execPath, [...(fromSource ? ["--import", "tsx"] : []), script, socketPath, String(bytes)], {
       stdio: ["ignore", "pipe", "inherit"],
       cwd: fileURLToPath(new URL("..", import.meta.url))
     })
