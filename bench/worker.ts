@@ -37,6 +37,9 @@ const peakRss = (): number => {
   return Number(match[1]) * 1024
 }
 
+const warmUpBytes = 64 * 1024 * 1024
+const warmUpPasses = 4
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Starts the fake console peer and resolves once it listens. */
@@ -44,7 +47,12 @@ const startPeer = (socketPath: string, bytes: number) =>
   new Promise<{ readonly exited: Promise<void> }>((resolve, reject) => {
     const fromSource = import.meta.url.endsWith(".ts")
     const script = fileURLToPath(new URL(fromSource ? "./console-peer.ts" : "./console-peer.js", import.meta.url))
-    const peer = spawn(process.execPath, [...(fromSource ? ["--import", "tsx"] : []), script, socketPath, String(bytes)], {
+    const peer = spawn(process.execPath, [
+      ...(fromSource ? ["--import", "tsx"] : []),
+      script,
+      socketPath,
+      String(bytes)
+    ], {
       stdio: ["ignore", "pipe", "inherit"],
       cwd: fileURLToPath(new URL("..", import.meta.url))
     })
@@ -72,6 +80,14 @@ const main = async () => {
     case "console": {
       const bytes = request.bytes!
       const socketPath = join(tmpdir(), `effect-qemu-bench-${process.pid}.sock`)
+      // Steady-state throughput: untimed drains first, so that neither side is measured while
+      // its code is still being compiled (the fresh process has run none of it yet).
+      for (let pass = 0; pass < warmUpPasses; pass++) {
+        rmSync(socketPath, { force: true })
+        const warmUp = await startPeer(socketPath, warmUpBytes)
+        await impl.consoleDrain({ socketPath, bytes: warmUpBytes })
+        await warmUp.exited
+      }
       rmSync(socketPath, { force: true })
       const peer = await startPeer(socketPath, bytes)
       gc()

@@ -153,6 +153,25 @@ class RecentBytes {
     return Math.max(0, this.end - this.capacity)
   }
 
+  /** Appends chunks in order, copying only the bytes that will still be kept afterwards. */
+  appendAll(chunks: ReadonlyArray<Uint8Array>): void {
+    let total = 0
+    for (const chunk of chunks) total += chunk.length
+    let skip = total - this.capacity
+    for (const chunk of chunks) {
+      if (skip >= chunk.length) {
+        this.end += chunk.length
+        skip -= chunk.length
+      } else if (skip > 0) {
+        this.end += skip
+        this.append(chunk.subarray(skip))
+        skip = 0
+      } else {
+        this.append(chunk)
+      }
+    }
+  }
+
   append(chunk: Uint8Array): void {
     const kept = chunk.length > this.capacity ? chunk.subarray(chunk.length - this.capacity) : chunk
     const at = (this.end + chunk.length - kept.length) % this.capacity
@@ -235,7 +254,7 @@ const describe = (pattern: string | RegExp): string =>
 const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 /** How much output may wait in memory, read and not yet processed, before the socket is paused. */
-const inflowLimit = 1024 * 1024
+const inflowLimit = 16 * 1024 * 1024
 
 /**
  * What the socket delivers, taken in batches. The socket flows while the reader keeps up and is
@@ -249,12 +268,23 @@ const inflow = (socket: Duplex) => {
   let bytes = 0
   let ended = socket.readableEnded || socket.destroyed
   let wake: (() => void) | undefined
+  // The reader is woken once per turn of the event loop, after every chunk that turn read has
+  // arrived: waking it per 64 KiB chunk cost more than the reading itself.
+  let wakeScheduled = false
+  const wakeSoon = () => {
+    if (wakeScheduled) return
+    wakeScheduled = true
+    setImmediate(() => {
+      wakeScheduled = false
+      wake?.()
+    })
+  }
   socket.on("data", (chunk: Buffer | string) => {
     const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk
     chunks.push(buffer)
     bytes += buffer.length
     if (bytes >= inflowLimit) socket.pause()
-    wake?.()
+    if (wake !== undefined) wakeSoon()
   })
   const finish = () => {
     ended = true
@@ -264,11 +294,12 @@ const inflow = (socket: Duplex) => {
   socket.on("close", finish)
   socket.pause()
 
-  /** The bytes waiting, as one chunk, or `null` once the stream ended or failed and nothing waits. */
-  const take: Effect.Effect<Uint8Array | null> = Effect.async<Uint8Array | null>((resume) => {
+  /** The chunks waiting, in order, or `null` once the stream ended or failed and nothing waits. */
+  const take: Effect.Effect<ReadonlyArray<Buffer> | null> = Effect.async<ReadonlyArray<Buffer> | null>((resume) => {
     const attempt = (): boolean => {
       if (bytes > 0) {
-        const batch = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, bytes)
+        // Handed over as they came: joining them would copy every byte once more.
+        const batch = chunks
         chunks = []
         bytes = 0
         wake = undefined
@@ -381,7 +412,6 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       linesEnded: false,
       readers: 0,
       lineReaders: 0,
-      lineStart: 0,
       cursor: 0,
       wakers: new Set<() => void>()
     }
@@ -414,8 +444,8 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     const tail = () => utf8.decode(recentBytes.from(recentBytes.end - errorTailBytes))
 
     let logBroken = false
-    const appendToLog = (chunk: Uint8Array): Effect.Effect<void> =>
-      log === undefined ? Effect.void : Effect.tryPromise(() => log.write(chunk)).pipe(
+    const appendToLog = (chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void> =>
+      log === undefined ? Effect.void : Effect.tryPromise(() => log.writev(chunks as Array<Uint8Array>)).pipe(
         Effect.asVoid,
         // a failing log must not stop the draining: report it once and keep going without it
         Effect.catchAll((error) =>
@@ -430,19 +460,19 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     const pump = Effect.gen(function*() {
       while (true) {
         yield* reading.await
-        const chunk = yield* input.take
-        if (chunk === null) break
-        if (!logBroken) yield* appendToLog(chunk)
-        const offset = recentBytes.end
-        recentBytes.append(chunk)
+        const batch = yield* input.take
+        if (batch === null) break
+        if (!logBroken) yield* appendToLog(batch)
+        recentBytes.appendAll(batch)
+        // Decoding costs more than all the rest: lines are cut only while someone reads them (a
+        // new reader picks up the unfinished line from the recent output).
+        if (state.lineReaders > 0) {
+          for (const chunk of batch) {
+            const lines = splitter.push(chunk)
+            if (lines.length > 0) yield* PubSub.publishAll(lineHub, lines)
+          }
+        }
         wakeAll()
-        // Decoding costs more than all the rest: lines are cut only while someone reads them.
-        // Otherwise note where the unfinished line starts, so a new reader can pick it up.
-        const newline = chunk.lastIndexOf(0x0a)
-        if (newline >= 0) state.lineStart = offset + newline + 1
-        if (state.lineReaders === 0) continue
-        const lines = splitter.push(chunk)
-        if (lines.length > 0) yield* PubSub.publishAll(lineHub, lines)
       }
       yield* PubSub.publishAll(lineHub, splitter.end())
       state.closed = true
@@ -474,7 +504,10 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       yield* Effect.acquireRelease(
         Effect.sync(() => {
           // The first reader picks up the unfinished line from the recent output.
-          if (state.lineReaders++ === 0) splitter.restart(recentBytes.from(state.lineStart))
+          if (state.lineReaders++ === 0) {
+            const recent = recentBytes.from(0)
+            splitter.restart(recent.subarray(recent.lastIndexOf(0x0a) + 1))
+          }
         }),
         () =>
           Effect.sync(() => {
