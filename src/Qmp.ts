@@ -22,7 +22,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
-import { LineDecoder } from "./internal/lineDecoder.js"
+import { LineDecoder, printable } from "./internal/lineDecoder.js"
 import * as ScmRights from "./internal/ScmRights.js"
 import { ScmRightsError } from "./internal/ScmRights.js"
 import * as Transport from "./internal/transport.js"
@@ -390,8 +390,9 @@ const makeSession = (
       transport.destroy()
     }
 
+    // The detail quotes the peer's bytes (and JSON.parse's message quotes them again): escaped here, once.
     const protocolError = (reason: QmpProtocolError["reason"], detail: string) =>
-      terminate(new QmpProtocolError({ reason, detail }))
+      terminate(new QmpProtocolError({ reason, detail: printable(detail) }))
 
     const deliverEvent = (event: QmpEvent) => {
       let taken = false
