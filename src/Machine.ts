@@ -248,6 +248,9 @@ const describeExit = (status: ExitStatus) =>
 
 const launch = (config: ResolvedConfig) =>
   Effect.gen(function*() {
+    // A program that cannot run is reported before anything is created on disk.
+    yield* QemuProcess.resolveExecutable(config.binary, config.name, "binary")
+    if (config.wrapper.length > 0) yield* QemuProcess.resolveExecutable(config.wrapper[0], config.name, "wrapper")
     const tempDir = yield* createTempDir(config)
     const useSocketpair = config.qmp && config.monitor._tag === "Socketpair"
     const listener = config.qmp && !useSocketpair ? yield* listenForMonitor(config, tempDir) : undefined
