@@ -203,7 +203,13 @@ const listenForMonitor = (config: ResolvedConfig, tempDir: string) =>
         const path = monitor.path ?? Path.join(config.sockDir ?? tempDir, `${config.name}-qmp.sock`)
         server.listen(path, () => {
           server.off("error", fail)
-          Fs.chmodSync(path, 0o600)
+          try {
+            Fs.chmodSync(path, 0o600)
+          } catch (cause) {
+            // Thrown here it would be uncaught: it crashed the process and the launch never ended.
+            server.close()
+            return fail(cause as Error)
+          }
           resume(Effect.succeed({ server, chardev: `socket,id=mon,path=${path}`, path }))
         })
       } else if (monitor._tag === "Tcp") {
