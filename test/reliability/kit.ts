@@ -6,20 +6,13 @@ import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { inject } from "vitest"
 
 /**
- * The suite's seed: `RELIABILITY_SEED` when set, otherwise a fresh one. Printed by every file that
- * uses it, so that a failing run can be repeated.
+ * The run's seed, chosen once in test/globalSetup.ts: `RELIABILITY_SEED` when set, otherwise a
+ * fresh one, printed at the start of the run so that a failing run can be repeated.
  */
-export const seed: number = (() => {
-  const given = process.env.RELIABILITY_SEED
-  if (given !== undefined && given.length > 0) {
-    const parsed = Number(given)
-    if (!Number.isSafeInteger(parsed)) throw new Error(`RELIABILITY_SEED must be an integer, got "${given}"`)
-    return parsed
-  }
-  return Math.floor(Math.random() * 2 ** 31)
-})()
+export const seed: number = inject("reliabilitySeed")
 
 /** Multiplies the iteration counts: `RELIABILITY_SCALE=10` for a long soak. */
 export const scale: number = Math.max(1, Number(process.env.RELIABILITY_SCALE ?? "1") || 1)
