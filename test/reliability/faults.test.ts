@@ -111,6 +111,27 @@ describe("QEMU SIGSTOPped", () => {
     }))
 })
 
+describe("A QEMU that never opens its monitor", () => {
+  it.live("the launch fails with Timeout at launchTimeout, the process is killed, nothing is left", () =>
+    Effect.gen(function*() {
+      const base = Fs.mkdtempSync(Path.join(process.env.TMPDIR ?? "/tmp", "effect-qemu-rel-hang-"))
+      // The wrapper runs in QEMU's place and never execs it: a launch that hangs.
+      const [error, elapsed] = yield* timed(Effect.flip(Effect.scoped(Machine.make({
+        args: noneArgs,
+        baseTempDir: base,
+        wrapper: ["sh", "-c", "exec sleep 60"],
+        launchTimeout: "500 millis"
+      }))))
+      assert.strictEqual(error._tag, "LaunchError")
+      assert.strictEqual(error._tag === "LaunchError" && error.reason, "Timeout")
+      assert.isAtLeast(elapsed, 490)
+      assert.isBelow(elapsed, 3000)
+      yield* expectNoChildren()
+      yield* expectEmptyDir(base)
+      Fs.rmSync(base, { recursive: true, force: true })
+    }))
+})
+
 describe("A guest flooding an unread console (drain: true)", () => {
   it.scopedLive("memory stays bounded, QEMU keeps answering QMP, and shutdown completes", () =>
     Effect.gen(function*() {
