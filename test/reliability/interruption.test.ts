@@ -73,7 +73,7 @@ describe("Interruption at a random point", () => {
             rng.int(90)
           )
           outcomes.add(phase)
-          yield* expectNoChildren()
+          yield* expectNoChildren(0)
           yield* expectEmptyDir(dir)
           if (i % 20 === 19) yield* expectNoFdLeak(fds)
         }
@@ -129,7 +129,7 @@ describe("Interruption at a random point", () => {
         }))
         outcomes.add(exitKind(exit))
         assert.notStrictEqual(pid, 0)
-        yield* expectNoChildren()
+        yield* expectNoChildren(0)
         yield* expectEmptyDir(dir)
       }
       yield* expectNoFdLeak(fds)
@@ -186,7 +186,7 @@ describe("Interruption at a random point", () => {
             rng.int(250)
           )
           outcomes.add(phase)
-          yield* expectNoChildren()
+          yield* expectNoChildren(0)
           yield* expectEmptyDir(machines)
         }
         yield* expectNoFdLeak(fds)
