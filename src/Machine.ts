@@ -207,7 +207,13 @@ const listenForMonitor = (config: ResolvedConfig, tempDir: string) =>
         const path = monitor.path ?? Path.join(config.sockDir ?? tempDir, `${config.name}-qmp.sock`)
         server.listen(path, () => {
           server.off("error", fail)
-          Fs.chmodSync(path, 0o600)
+          try {
+            Fs.chmodSync(path, 0o600)
+          } catch (cause) {
+            // Thrown here it would be uncaught: it crashed the process and the launch never ended.
+            server.close()
+            return fail(cause as Error)
+          }
           resume(Effect.succeed({ server, chardev: `socket,id=mon,path=${path}`, path }))
         })
       } else if (monitor._tag === "Tcp") {
@@ -252,6 +258,9 @@ const describeExit = (status: ExitStatus) =>
 
 const launch = (config: ResolvedConfig) =>
   Effect.gen(function*() {
+    // A program that cannot run is reported before anything is created on disk.
+    yield* QemuProcess.resolveExecutable(config.binary, config.name, "binary")
+    if (config.wrapper.length > 0) yield* QemuProcess.resolveExecutable(config.wrapper[0], config.name, "wrapper")
     const tempDir = yield* createTempDir(config)
     const useSocketpair = config.qmp && config.monitor._tag === "Socketpair"
     const listener = config.qmp && !useSocketpair ? yield* listenForMonitor(config, tempDir) : undefined
@@ -473,19 +482,27 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
         }
       })
 
+    // The first call starts the stop in a fiber of its own and every call, the first included, awaits
+    // its outcome. A caller interrupted while waiting stops waiting, but the stop goes on: were it
+    // run in the caller's fiber, the interrupt would cut the bounded attempt short and leave
+    // `outcome` interrupted, and the release (which awaits it) would fail the scope with an
+    // interruption that was never its own. The stop is bounded, and the release awaits it.
     const stop = (mode: { readonly hard: boolean; readonly timeout: Duration.Duration; readonly sendQuit: boolean }) =>
-      Effect.suspend(() => {
-        if (started) return Deferred.await(outcome)
-        started = true
-        const body = mode.hard ? hardKill : graceful(mode.timeout, mode.sendQuit)
-        return Effect.uninterruptible(
-          body.pipe(
-            Effect.ensuring(finish),
-            Effect.exit,
-            Effect.flatMap((exit) => Effect.zipRight(Deferred.done(outcome, exit), exit))
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          if (started) return restore(Deferred.await(outcome))
+          started = true
+          const body = mode.hard ? hardKill : graceful(mode.timeout, mode.sendQuit)
+          const run = Effect.uninterruptible(
+            body.pipe(
+              Effect.ensuring(finish),
+              Effect.exit,
+              Effect.flatMap((exit) => Deferred.done(outcome, exit))
+            )
           )
-        )
-      }).pipe(
+          return Effect.zipRight(Effect.forkDaemon(run), restore(Deferred.await(outcome)))
+        })
+      ).pipe(
         Effect.withSpan(mode.hard ? "Machine.kill" : "Machine.shutdown", { attributes: { "machine.name": name } })
       )
 

@@ -189,17 +189,27 @@ export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig
     if (config.qmpOptions.oob === true && !config.qmp) {
       return fail("qmpOptions.oob", "oob needs the QMP monitor; qmp is false")
     }
+    if (config.monitor._tag === "Unix" && config.monitor.path !== undefined && config.sockDir !== undefined) {
+      return fail("sockDir", "monitor.path names the socket itself and sockDir is where a default one goes; drop one")
+    }
     if (config.monitor._tag === "Unix") {
-      // The default socket lives in the temp directory: predict its length before creating it.
+      // The default socket lives in the temp directory: predict its length (the name is in the
+      // directory's name too, see Machine's createTempDir) before creating it.
       const path = config.monitor.path ??
-        Path.join(config.sockDir ?? Path.join(baseTempDir, "effect-qemu-XXXXXX"), `${name}-qmp.sock`)
+        Path.join(config.sockDir ?? Path.join(baseTempDir, `effect-qemu-${name}-XXXXXX`), `${name}-qmp.sock`)
       const bytes = Buffer.byteLength(Path.resolve(path))
       if (bytes > maxSocketPathBytes) {
         return fail(
-          config.monitor.path === undefined ? "sockDir" : "monitor.path",
+          config.monitor.path !== undefined ? "monitor.path" : config.sockDir !== undefined ? "sockDir" : "baseTempDir",
           `the UNIX socket path "${path}" is ${bytes} bytes, over the ${maxSocketPathBytes}-byte limit; use a shorter sockDir, name or path`
         )
       }
+    }
+    if (config.console?.logFile !== undefined && !isDirectory(Path.dirname(Path.resolve(config.console.logFile)))) {
+      return fail(
+        "console.logFile",
+        `the directory of "${config.console.logFile}" does not exist; create it or pick another path`
+      )
     }
     const fds = fdArgs({ fds: config.fds, firstChildFd: 3 })
     if (Either.isLeft(fds)) return fail(`fds.${fds.left.index}.${fds.left.field}`, fds.left.message)

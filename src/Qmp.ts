@@ -24,7 +24,7 @@ import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
 import { makeIndex } from "./codegen/Introspect.js"
-import { LineDecoder } from "./internal/lineDecoder.js"
+import { LineDecoder, printable } from "./internal/lineDecoder.js"
 import * as ScmRights from "./internal/ScmRights.js"
 import { ScmRightsError } from "./internal/ScmRights.js"
 import { withHotSpan } from "./internal/tracing.js"
@@ -406,8 +406,9 @@ const makeSession = (
       transport.destroy()
     }
 
+    // The detail quotes the peer's bytes (and JSON.parse's message quotes them again): escaped here, once.
     const protocolError = (reason: QmpProtocolError["reason"], detail: string) =>
-      terminate(new QmpProtocolError({ reason, detail }))
+      terminate(new QmpProtocolError({ reason, detail: printable(detail) }))
 
     const deliverEvent = (event: QmpEvent) => {
       let taken = false

@@ -1,6 +1,14 @@
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
+import type { TestProject } from "vitest/node"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The reliability suite's seed, one per run: `RELIABILITY_SEED` or a fresh one. */
+    readonly reliabilitySeed: number
+  }
+}
 
 // The suite's own leak check: no QEMU process that the tests started may outlive them.
 const qemuPids = (): Set<string> => {
@@ -19,9 +27,14 @@ const tempEntries = (): Set<string> =>
 let before = new Set<string>()
 let tempBefore = new Set<string>()
 
-export const setup = () => {
+export const setup = (project: TestProject) => {
   before = qemuPids()
   tempBefore = tempEntries()
+  const given = process.env.RELIABILITY_SEED
+  const seed = given !== undefined && given.length > 0 ? Number(given) : Math.floor(Math.random() * 2 ** 31)
+  if (!Number.isSafeInteger(seed)) throw new Error(`RELIABILITY_SEED must be an integer, got "${given}"`)
+  project.provide("reliabilitySeed", seed)
+  console.log(`reliability seed: ${seed} (repeat with RELIABILITY_SEED=${seed})`)
 }
 
 export const teardown = () => {

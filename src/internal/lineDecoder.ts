@@ -31,6 +31,16 @@ const excerpt = (line: string): string =>
   line.length > excerptLength ? `${line.slice(0, excerptLength)}… (${line.length} chars)` : line
 
 /**
+ * Escapes control characters (C0, DEL, C1) and bidirectional overrides, so that a peer's bytes
+ * quoted in an error or a log line cannot drive the terminal that shows it.
+ */
+export const printable = (text: string): string =>
+  text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`
+  )
+
+/**
  * A streaming decoder: feed it chunks, get back the complete messages in order.
  * After it reports an error it must not be fed again: the connection is to be closed.
  */
