@@ -245,6 +245,43 @@ interface Waiter {
 }
 
 /**
+ * A result that arrives once, awaited under a bound by a plain timer: `Effect.timeout` forks a
+ * fiber to race a sleep, which on the launch path cost more than the wait it bounded.
+ */
+class OneShot<A, E> {
+  private result: Effect.Effect<A, E> | undefined
+  private readonly waiters = new Set<(result: Effect.Effect<A, E>) => void>()
+
+  done(result: Effect.Effect<A, E>): void {
+    if (this.result !== undefined) return
+    this.result = result
+    for (const waiter of this.waiters) waiter(result)
+    this.waiters.clear()
+  }
+
+  await<E2>(timeout: Duration.Duration, onTimeout: () => E2): Effect.Effect<A, E | E2> {
+    return Effect.async<A, E | E2>((resume) => {
+      if (this.result !== undefined) return resume(this.result)
+      const waiter = (result: Effect.Effect<A, E>) => {
+        clearTimeout(timer)
+        resume(result)
+      }
+      const timer = Duration.isFinite(timeout)
+        ? setTimeout(() => {
+          this.waiters.delete(waiter)
+          resume(Effect.fail(onTimeout()))
+        }, Duration.toMillis(timeout))
+        : undefined
+      this.waiters.add(waiter)
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        this.waiters.delete(waiter)
+      })
+    })
+  }
+}
+
+/**
  * A subscriber's queue of events: single consumer, bounded, dropping the oldest event when full.
  * (Effect's sliding `Queue` applies its strategy only to effectful offers; events are delivered
  * synchronously from the socket's data callback.)
@@ -379,7 +416,7 @@ const makeSession = (
     let mailbox: Array<QmpEvent> = []
     let endedWith: QmpDisconnected | QmpProtocolError | undefined
     const ended = Deferred.unsafeMake<QmpDisconnected | QmpProtocolError>(FiberId.none)
-    const greeted = Deferred.unsafeMake<QmpGreeting, QmpConnectError>(FiberId.none)
+    const greeted = new OneShot<QmpGreeting, QmpConnectError>()
 
     // The one place where the session ends: every pending call, waiter and subscriber is told.
     const terminate = (error: QmpDisconnected | QmpProtocolError) => {
@@ -391,8 +428,7 @@ const makeSession = (
       for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, failure)
       waiters.clear()
       for (const inbox of subscribers) inbox.end()
-      Deferred.unsafeDone(
-        greeted,
+      greeted.done(
         Effect.fail(
           new QmpConnectError({
             reason: error._tag === "QmpProtocolError" ? "BadGreeting" : "Closed",
@@ -438,7 +474,7 @@ const makeSession = (
         if (Either.isLeft(decoded)) {
           return protocolError("NotQmp", `malformed greeting: ${String(decoded.left.message).slice(0, 300)}`)
         }
-        Deferred.unsafeDone(greeted, Effect.succeed(decoded.right))
+        greeted.done(Effect.succeed(decoded.right))
         return
       }
       if (!greetedDone) {
@@ -662,20 +698,13 @@ const makeSession = (
       return { take, waitEvent, stream }
     }))
 
-    const greeting = yield* bounded(
-      Deferred.await(greeted),
-      options.greetingTimeout ?? defaultGreetingTimeout,
-      "greeting"
-    ).pipe(
-      Effect.catchTag("QmpTimeout", (timeout) =>
-        Effect.fail(
-          new QmpConnectError({
-            reason: "GreetingTimeout",
-            address,
-            detail: `no QMP greeting within ${Duration.format(timeout.timeout)}`
-          })
-        ))
-    )
+    const greetingTimeout = Duration.decode(options.greetingTimeout ?? defaultGreetingTimeout)
+    const greeting = yield* greeted.await(greetingTimeout, () =>
+      new QmpConnectError({
+        reason: "GreetingTimeout",
+        address,
+        detail: `no QMP greeting within ${Duration.format(greetingTimeout)}`
+      }))
 
     // Optional checking, set up once the session is ready.
     let schemaIndex: SchemaIndex | undefined
