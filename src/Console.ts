@@ -141,55 +141,51 @@ const utf8 = new TextDecoder("utf-8")
 
 /** The last `capacity` bytes of output, with absolute offsets counted from the first byte ever read. */
 class RecentBytes {
-  private readonly bytes: Uint8Array
+  /**
+   * The newest chunks, kept as they arrived rather than copied into a ring: copying every byte of
+   * a flood cost as much as reading it. They hold at most `capacity` bytes plus one chunk.
+   */
+  private chunks: Array<Uint8Array> = []
+  private held = 0
   /** Bytes ever appended; the absolute offset just past the newest byte. */
   end = 0
 
-  constructor(readonly capacity: number) {
-    this.bytes = new Uint8Array(capacity)
-  }
+  constructor(readonly capacity: number) {}
 
   get start(): number {
     return Math.max(0, this.end - this.capacity)
   }
 
-  /** Appends chunks in order, copying only the bytes that will still be kept afterwards. */
+  /** Appends chunks in order. */
   appendAll(chunks: ReadonlyArray<Uint8Array>): void {
-    let total = 0
-    for (const chunk of chunks) total += chunk.length
-    let skip = total - this.capacity
-    for (const chunk of chunks) {
-      if (skip >= chunk.length) {
-        this.end += chunk.length
-        skip -= chunk.length
-      } else if (skip > 0) {
-        this.end += skip
-        this.append(chunk.subarray(skip))
-        skip = 0
-      } else {
-        this.append(chunk)
-      }
-    }
+    for (const chunk of chunks) this.append(chunk)
   }
 
   append(chunk: Uint8Array): void {
-    const kept = chunk.length > this.capacity ? chunk.subarray(chunk.length - this.capacity) : chunk
-    const at = (this.end + chunk.length - kept.length) % this.capacity
-    const first = Math.min(kept.length, this.capacity - at)
-    this.bytes.set(kept.subarray(0, first), at)
-    this.bytes.set(kept.subarray(first), 0)
     this.end += chunk.length
+    if (chunk.length >= this.capacity) {
+      this.chunks = [chunk.subarray(chunk.length - this.capacity)]
+      this.held = this.capacity
+      return
+    }
+    this.chunks.push(chunk)
+    this.held += chunk.length
+    while (this.held - this.chunks[0].length >= this.capacity) this.held -= this.chunks.shift()!.length
   }
 
   /** The bytes from absolute offset `from` (or the oldest kept) to the end, copied. */
   from(from: number): Uint8Array {
     const begin = Math.max(from, this.start)
-    const length = this.end - begin
-    const at = begin % this.capacity
-    if (at + length <= this.capacity) return this.bytes.slice(at, at + length)
-    const out = new Uint8Array(length)
-    out.set(this.bytes.subarray(at), 0)
-    out.set(this.bytes.subarray(0, length - (this.capacity - at)), this.capacity - at)
+    const out = new Uint8Array(this.end - begin)
+    // Walk back from the newest chunk, copying the part of each that lies at or after `begin`.
+    let chunkEnd = this.end
+    for (let index = this.chunks.length - 1; index >= 0 && chunkEnd > begin; index--) {
+      const chunk = this.chunks[index]
+      const chunkStart = chunkEnd - chunk.length
+      const skip = Math.max(0, begin - chunkStart)
+      out.set(skip === 0 ? chunk : chunk.subarray(skip), chunkStart + skip - begin)
+      chunkEnd = chunkStart
+    }
     return out
   }
 
@@ -263,7 +259,17 @@ const inflowLimit = 16 * 1024 * 1024
  * `read()` stops and restarts the descriptor for every 64 KiB chunk, and the reader would pay a
  * resumption for each.
  */
-const inflow = (socket: Duplex) => {
+const inflow = (
+  socket: Duplex,
+  /**
+   * Offered each chunk as it arrives while nothing is queued; returns true if it took the chunk
+   * there and then. A chunk dropped at once is never promoted by the collector: holding every
+   * chunk until the reader's next turn made a drained console's garbage old and costly.
+   */
+  consume: (chunk: Buffer) => boolean,
+  /** Called once per turn of the event loop after `consume` took chunks. */
+  consumed: () => void
+) => {
   let chunks: Array<Buffer> = []
   let bytes = 0
   let ended = socket.readableEnded || socket.destroyed
@@ -271,16 +277,25 @@ const inflow = (socket: Duplex) => {
   // The reader is woken once per turn of the event loop, after every chunk that turn read has
   // arrived: waking it per 64 KiB chunk cost more than the reading itself.
   let wakeScheduled = false
+  let tookDirectly = false
   const wakeSoon = () => {
     if (wakeScheduled) return
     wakeScheduled = true
     setImmediate(() => {
       wakeScheduled = false
+      if (tookDirectly) {
+        tookDirectly = false
+        consumed()
+      }
       wake?.()
     })
   }
   socket.on("data", (chunk: Buffer | string) => {
     const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk
+    if (bytes === 0 && consume(buffer)) {
+      tookDirectly = true
+      return wakeSoon()
+    }
     chunks.push(buffer)
     bytes += buffer.length
     if (bytes >= inflowLimit) socket.pause()
@@ -399,8 +414,6 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     socket.on("error", (cause) => {
       socketError = cause
     })
-    const input = inflow(socket)
-
     const recentBytes = new RecentBytes(options.bufferBytes ?? defaultBufferBytes)
     const splitter = new LineSplitter(options.maxLineLength ?? defaultMaxLineLength)
     const lineHub = yield* (drain
@@ -444,6 +457,17 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     const tail = () => utf8.decode(recentBytes.from(recentBytes.end - errorTailBytes))
 
     let logBroken = false
+    // With no log file to write first and nobody cutting lines, a chunk only needs keeping in the
+    // recent output: that is done as it arrives.
+    const input = inflow(
+      socket,
+      (chunk) => {
+        if ((log !== undefined && !logBroken) || state.lineReaders > 0 || (!drain && state.readers === 0)) return false
+        recentBytes.append(chunk)
+        return true
+      },
+      () => wakeAll()
+    )
     const appendToLog = (chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void> =>
       log === undefined ? Effect.void : Effect.tryPromise(() => log.writev(chunks as Array<Uint8Array>)).pipe(
         Effect.asVoid,
