@@ -27,6 +27,7 @@ import * as Console from "./Console.js"
 import { ConsoleClosed } from "./ConsoleError.js"
 import { fdArgs } from "./internal/fdArgs.js"
 import { parentDeathWrapper } from "./internal/parentDeath.js"
+import { withHotSpan } from "./internal/tracing.js"
 import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
 import * as MachineConfig from "./MachineConfig.js"
 import type { ConfigError } from "./MachineError.js"
@@ -401,7 +402,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     const launched = yield* launch(config).pipe(
       Scope.extend(scope),
       Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
-      Effect.withSpan("Machine.launch", { attributes: { "machine.name": name } })
+      withHotSpan("Machine.launch", { "machine.name": name })
     )
     const { console, process, qmp, tempDir } = launched
     yield* Effect.logDebug(`launched: ${formatCommandLine(process.commandLine)}`)
@@ -503,7 +504,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
           return Effect.zipRight(Effect.forkDaemon(run), restore(Deferred.await(outcome)))
         })
       ).pipe(
-        Effect.withSpan(mode.hard ? "Machine.kill" : "Machine.shutdown", { attributes: { "machine.name": name } })
+        withHotSpan(mode.hard ? "Machine.kill" : "Machine.shutdown", { "machine.name": name })
       )
 
     const shutdownTimeout = Duration.decode(config.shutdownTimeout)

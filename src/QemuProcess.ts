@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Duplex } from "node:stream"
+import { withHotSpan } from "./internal/tracing.js"
 import { LaunchError } from "./MachineError.js"
 
 /**
@@ -109,6 +110,8 @@ const isExecutableFile = (path: string): "ok" | "missing" | "directory" | "not-e
   }
 }
 
+const foundOnPath = new Map<string, string>()
+
 /**
  * Finds an executable the way `execvp` would, so that a missing binary is reported before
  * anything is spawned.
@@ -131,10 +134,20 @@ export const resolveExecutable = (
       if (verdict === "directory") return fail("NotExecutable", `"${program}" is a directory, not a program`)
       return fail("NotExecutable", `"${program}" is not an executable file (check its permissions)`)
     }
-    const dirs = (process.env.PATH ?? "").split(Path.delimiter).filter((dir) => dir.length > 0)
+    const searchPath = process.env.PATH ?? ""
+    // A fleet launches the same binary many times: remember where the search ended, and check
+    // only that place again (a binary removed since is still noticed).
+    const key = `${searchPath}\0${program}`
+    const known = foundOnPath.get(key)
+    if (known !== undefined && isExecutableFile(known) === "ok") return Effect.succeed(known)
+    const dirs = searchPath.split(Path.delimiter).filter((dir) => dir.length > 0)
     for (const dir of dirs) {
       const candidate = Path.join(dir, program)
-      if (isExecutableFile(candidate) === "ok") return Effect.succeed(candidate)
+      if (isExecutableFile(candidate) === "ok") {
+        if (foundOnPath.size > 64) foundOnPath.clear()
+        foundOnPath.set(key, candidate)
+        return Effect.succeed(candidate)
+      }
     }
     return fail(
       "BinaryNotFound",
@@ -248,7 +261,7 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
       readLog: readFileOrEmpty(options.logPath)
     }
     return service
-  }).pipe(Effect.withSpan("QemuProcess.make", { attributes: { "machine.name": options.name } }))
+  }).pipe(withHotSpan("QemuProcess.make", { "machine.name": options.name }))
 
 /**
  * A layer that provides {@link QemuProcess}.

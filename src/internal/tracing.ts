@@ -1,7 +1,8 @@
 /**
- * Spans for hot paths. Effect's built-in tracer records spans that nothing exports; building one
- * per QMP request cost about a third of the client's CPU per round trip. So on hot paths a span
- * is made only when the application has installed a tracer of its own (e.g. OpenTelemetry).
+ * The library's spans. Effect's built-in tracer records spans that nothing exports; building one
+ * per QMP request cost about a third of the client's CPU per round trip, and a call-site stack
+ * trace per launch was a visible share of a fleet's. So a span is made only when the application
+ * has installed a tracer of its own (e.g. OpenTelemetry), which is also when someone sees it.
  *
  * @internal
  */
