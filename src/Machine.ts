@@ -187,12 +187,40 @@ const createTempDir = (config: ResolvedConfig) =>
       )
   )
 
+interface Listener {
+  readonly chardev: string
+  readonly path?: string
+  /** QEMU's connection, once it has come. */
+  readonly accept: Effect.Effect<Duplex>
+  readonly release: () => void
+}
+
 /** A listener QEMU connects to as a client, for the UNIX and TCP monitor modes. */
 const listenForMonitor = (config: ResolvedConfig, tempDir: string) =>
   Effect.acquireRelease(
-    Effect.async<{ server: Net.Server; chardev: string; path?: string }, LaunchError>((resume) => {
+    Effect.async<Listener, LaunchError>((resume) => {
       const monitor = config.monitor
-      const server = Net.createServer()
+      // The first connection is QEMU's; it is held here until taken, and destroyed with the
+      // listener either way, so an interrupted launch cannot leave it open. Later ones are refused.
+      let accepted: Net.Socket | undefined
+      let taker: ((socket: Net.Socket) => void) | undefined
+      const server = Net.createServer((socket) => {
+        if (accepted !== undefined) return void socket.destroy()
+        accepted = socket
+        server.close()
+        taker?.(socket)
+      })
+      const accept = Effect.async<Duplex>((resumeAccept) => {
+        if (accepted !== undefined) return resumeAccept(Effect.succeed(accepted))
+        taker = (socket) => resumeAccept(Effect.succeed(socket))
+        return Effect.sync(() => {
+          taker = undefined
+        })
+      })
+      const release = () => {
+        server.close()
+        accepted?.destroy()
+      }
       const fail = (cause: Error) =>
         resume(Effect.fail(
           new LaunchError({
@@ -215,30 +243,22 @@ const listenForMonitor = (config: ResolvedConfig, tempDir: string) =>
             server.close()
             return fail(cause as Error)
           }
-          resume(Effect.succeed({ server, chardev: `socket,id=mon,path=${path}`, path }))
+          resume(Effect.succeed({ chardev: `socket,id=mon,path=${path}`, path, accept, release }))
         })
       } else if (monitor._tag === "Tcp") {
         server.listen({ host: monitor.host, port: monitor.port }, () => {
           server.off("error", fail)
           const { port } = server.address() as Net.AddressInfo
-          resume(Effect.succeed({ server, chardev: `socket,id=mon,host=${monitor.host},port=${port}` }))
+          resume(Effect.succeed({ chardev: `socket,id=mon,host=${monitor.host},port=${port}`, accept, release }))
         })
       }
     }),
-    ({ path, server }) =>
+    ({ path, release }) =>
       Effect.sync(() => {
-        server.close()
+        release()
         if (path !== undefined) Fs.rmSync(path, { force: true })
       })
   )
-
-const acceptOne = (server: Net.Server) =>
-  Effect.async<Duplex>((resume) => {
-    server.once("connection", (socket) => {
-      server.close()
-      resume(Effect.succeed(socket))
-    })
-  })
 
 /** Builds the library's part of the command line (the seed's base arguments). */
 const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, consoleFd: number | undefined) => {
@@ -306,7 +326,7 @@ const launch = (config: ResolvedConfig) =>
       if (!config.qmp) {
         qmp = disabledQmp(config.name)
       } else {
-        const duplex = monitorFd !== undefined ? process.stdio[monitorFd]! : yield* acceptOne(listener!.server)
+        const duplex = monitorFd !== undefined ? process.stdio[monitorFd]! : yield* listener!.accept
         qmp = yield* Qmp.make({ _tag: "Duplex", duplex, label: `${config.name} monitor` }, {
           ...config.qmpOptions,
           name: config.name
