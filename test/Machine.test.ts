@@ -15,7 +15,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
 import * as Qmp from "../src/Qmp.js"
-import { pidAlive } from "./kit/rawQemu.js"
+import { isRunning } from "./kit/qemu.js"
 
 const noneArgs = ["-M", "none", "-nodefaults"]
 
@@ -44,7 +44,7 @@ describe("Machine lifecycle", () => {
         const vm = yield* Machine.make({ args: noneArgs, baseTempDir: dir, name: "life" })
         const status = (yield* vm.execute("query-status")) as { status: string }
         assert.strictEqual(status.status, "running")
-        assert.isTrue(pidAlive(vm.pid))
+        assert.isTrue(isRunning(vm.pid))
         assert.isTrue(yield* vm.isRunning)
         assert.isTrue(
           vm.commandLine.includes("qemu-system-x86_64") || vm.commandLine.some((a) => a.endsWith("/qemu-system-x86_64"))
@@ -54,7 +54,7 @@ describe("Machine lifecycle", () => {
         assert.strictEqual(Fs.statSync(Path.join(vm.tempDir, "life.log")).mode & 0o777, 0o600)
         return { pid: vm.pid, tempDir: vm.tempDir }
       }))
-      assert.isFalse(pidAlive(seen.pid))
+      assert.isFalse(isRunning(seen.pid))
       assert.isFalse(Fs.existsSync(seen.tempDir))
       assert.deepStrictEqual(Fs.readdirSync(dir), [])
       Fs.rmSync(dir, { recursive: true, force: true })
@@ -95,7 +95,7 @@ describe("Machine lifecycle", () => {
       assert.strictEqual(error._tag, "AbnormalShutdown")
       assert.strictEqual(error.signal, "SIGKILL")
       assert.isBelow(elapsed, 5000)
-      assert.isFalse(pidAlive(vm.pid))
+      assert.isFalse(isRunning(vm.pid))
       // Later calls report the same outcome.
       const again = yield* Effect.flip(vm.shutdown())
       assert.strictEqual(again, error)
@@ -108,7 +108,7 @@ describe("Machine lifecycle", () => {
         const vm = yield* Machine.make({ args: noneArgs })
         yield* vm.kill
         assert.deepStrictEqual(Option.getOrThrow(yield* vm.exitStatus), { code: null, signal: "SIGKILL" })
-        assert.isFalse(pidAlive(vm.pid))
+        assert.isFalse(isRunning(vm.pid))
       }).pipe(Effect.provide(logs.layer))
       assert.isFalse(logs.lines.some((line) => line.startsWith("WARN")), logs.lines.join("\n"))
     }))
@@ -134,7 +134,7 @@ describe("Machine lifecycle", () => {
       const vm = yield* Machine.make({ args: noneArgs })
       const error = yield* Effect.flip(vm.wait({ timeout: "200 millis" }))
       assert.strictEqual(error._tag, "AbnormalShutdown")
-      assert.isFalse(pidAlive(vm.pid))
+      assert.isFalse(isRunning(vm.pid))
     }))
 
   it.scopedLive("a wrapper runs QEMU and comes first on the command line", () =>
@@ -160,7 +160,7 @@ describe("Machine lifecycle", () => {
       assert.strictEqual(error._tag, "QmpDisconnected")
       assert.include(error.message, "qmp: false")
       yield* vm.shutdown({ timeout: "200 millis" }).pipe(Effect.ignore)
-      assert.isFalse(pidAlive(vm.pid))
+      assert.isFalse(isRunning(vm.pid))
     }))
 
   it.live("interrupting the scope's owner shuts the machine down", () =>
@@ -173,7 +173,7 @@ describe("Machine lifecycle", () => {
       })))
       while (pid === 0) yield* Effect.sleep("10 millis")
       yield* Fiber.interrupt(fiber)
-      assert.isFalse(pidAlive(pid))
+      assert.isFalse(isRunning(pid))
     }))
 
   it.live("layerConfig reads the configuration from Config", () =>
@@ -210,7 +210,7 @@ describe("Machine lifecycle", () => {
           Machine.layer({ args: ["-nodefaults", "-name", "layered"], name: "layered", machineType: "none" })
         )
       )
-      assert.isFalse(pidAlive(pid))
+      assert.isFalse(isRunning(pid))
     }))
 })
 
@@ -346,7 +346,7 @@ describe("Several machines", () => {
         return vms.map((vm) => vm.pid)
       }))
       assert.strictEqual(new Set(pids).size, 20)
-      for (const pid of pids) assert.isFalse(pidAlive(pid))
+      for (const pid of pids) assert.isFalse(isRunning(pid))
     }))
 
   it.live("a scope closed explicitly releases its machine", () =>
@@ -354,6 +354,6 @@ describe("Several machines", () => {
       const scope = yield* Scope.make()
       const vm = yield* Machine.make({ args: noneArgs }).pipe(Scope.extend(scope))
       yield* Scope.close(scope, Exit.void)
-      assert.isFalse(pidAlive(vm.pid))
+      assert.isFalse(isRunning(vm.pid))
     }))
 })

@@ -6,7 +6,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
 import { bannerEchoGuest, floppyBootArgs, poweroffGuest, writeGuest } from "./kit/guests.js"
-import { pidAlive } from "./kit/rawQemu.js"
+import { isRunning } from "./kit/qemu.js"
 
 const scratch = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-dev-"))),
@@ -73,7 +73,7 @@ describe("Machine console", () => {
       const events = yield* vm.takeEvents
       const shutdown = events.find((event) => event.event === "SHUTDOWN")
       assert.deepStrictEqual(shutdown?.data, { guest: true, reason: "guest-shutdown" })
-      assert.isFalse(pidAlive(vm.pid))
+      assert.isFalse(isRunning(vm.pid))
     }))
 
   it.scopedLive("a machine without a console fails console calls with ConsoleClosed", () =>

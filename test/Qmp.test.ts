@@ -16,7 +16,7 @@ import * as Qmp from "../src/Qmp.js"
 import type { QmpExecuteError } from "../src/QmpError.js"
 import * as QmpMessage from "../src/QmpMessage.js"
 import { answerDefault, fakePeer } from "./kit/fakePeer.js"
-import { qemuBinary, rawQemu } from "./kit/rawQemu.js"
+import { qemuBinary, rawQemu } from "./kit/qemu.js"
 
 const connectRaw = (extraArgs: ReadonlyArray<string> = [], options: Qmp.QmpOptions = {}) =>
   Effect.gen(function*() {
@@ -136,7 +136,7 @@ describe("Qmp against real QEMU", () => {
       yield* qmp.execute("quit")
       const reason = yield* qmp.closed
       assert.strictEqual(reason._tag, "QmpDisconnected")
-      const exit = yield* Effect.promise(() => qemu.exited)
+      const exit = yield* qemu.exited
       assert.strictEqual(exit.code, 0)
       const error = yield* Effect.flip(qmp.execute("query-status"))
       assert.strictEqual(error._tag, "QmpDisconnected")

@@ -1,6 +1,6 @@
 /**
- * Just enough process handling to run a test guest under real QEMU with its serial console on a
- * socketpair at fd 3. Stands in for the Machine module in console tests.
+ * Just enough process handling to run QEMU below the Machine layer: with its serial console on a
+ * socketpair at fd 3 (console tests), or with its QMP monitor there (QMP client tests).
  */
 import { Deferred, Duration, Effect } from "effect"
 import type { Scope } from "effect"
@@ -10,13 +10,31 @@ import type * as Net from "node:net"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 
+export const qemuBinary = process.env.QEMU_BINARY ?? "qemu-system-x86_64"
+
 /** Connects COM1 to the socketpair that `spawn` puts at fd 3. */
 export const consoleArgs: ReadonlyArray<string> = ["-chardev", "socket,id=console,fd=3", "-serial", "chardev:console"]
 
-/** A running QEMU: its pid, the parent's end of the console socketpair, and its exit. */
+/** Puts the QMP monitor on the socketpair at fd 3, on an empty machine. */
+export const monitorArgs: ReadonlyArray<string> = [
+  "-M",
+  "none",
+  "-nodefaults",
+  "-display",
+  "none",
+  "-chardev",
+  "socket,id=mon,fd=3",
+  "-mon",
+  "chardev=mon,mode=control"
+]
+
+/** A running QEMU: its pid, the parent's end of the socketpair at fd 3, and its exit. */
 export interface QemuChild {
+  readonly child: ChildProcess.ChildProcess
   readonly pid: number
+  /** The parent's end of the socketpair at fd 3: the console or the monitor, by the arguments. */
   readonly console: Net.Socket
+  readonly monitor: Net.Socket
   readonly exited: Effect.Effect<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
   readonly stderr: () => string
 }
@@ -32,17 +50,15 @@ export const isRunning = (pid: number): boolean => {
 }
 
 /**
- * Starts `qemu-system-x86_64` with `consoleArgs` and `args`. On release it is killed with SIGKILL
- * and waited for, at most five seconds.
+ * Starts QEMU with `args` and a socketpair at fd 3. On release it is woken if stopped, killed
+ * with SIGKILL and waited for, at most five seconds.
  */
-export const spawnQemu = (args: ReadonlyArray<string>): Effect.Effect<QemuChild, never, Scope.Scope> =>
+const spawnWithFd3 = (args: ReadonlyArray<string>): Effect.Effect<QemuChild, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.gen(function*() {
       const exited = yield* Deferred.make<{ code: number | null; signal: NodeJS.Signals | null }>()
       let stderr = ""
-      const child = ChildProcess.spawn("qemu-system-x86_64", [...consoleArgs, ...args], {
-        stdio: ["ignore", "ignore", "pipe", "pipe"]
-      })
+      const child = ChildProcess.spawn(qemuBinary, args, { stdio: ["ignore", "ignore", "pipe", "pipe"] })
       child.stderr!.setEncoding("utf8").on("data", (text: string) => {
         stderr = (stderr + text).slice(-8192)
       })
@@ -51,21 +67,36 @@ export const spawnQemu = (args: ReadonlyArray<string>): Effect.Effect<QemuChild,
         child.once("spawn", () => resume(Effect.void))
         child.once("error", (error) => resume(Effect.die(error)))
       })
+      const socket = child.stdio[3] as Net.Socket
       return {
+        child,
         pid: child.pid!,
-        console: child.stdio[3] as Net.Socket,
+        console: socket,
+        monitor: socket,
         exited: Deferred.await(exited),
-        stderr: () => stderr,
-        child
+        stderr: () => stderr
       }
     }),
     ({ child, exited }) =>
-      Effect.sync(() => child.kill("SIGKILL")).pipe(
+      Effect.sync(() => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGCONT")
+          child.kill("SIGKILL")
+        }
+      }).pipe(
         Effect.zipRight(exited),
         Effect.timeout(Duration.seconds(5)),
         Effect.catchAllCause((cause) => Effect.logWarning("QEMU did not exit after SIGKILL", cause))
       )
   )
+
+/** Starts QEMU with its serial console at fd 3 (`consoleArgs`) and `args`. */
+export const spawnQemu = (args: ReadonlyArray<string>): Effect.Effect<QemuChild, never, Scope.Scope> =>
+  spawnWithFd3([...consoleArgs, ...args])
+
+/** Starts `-M none -nodefaults` QEMU with its QMP monitor at fd 3 (`monitorArgs`) and `extraArgs`. */
+export const rawQemu = (extraArgs: ReadonlyArray<string> = []): Effect.Effect<QemuChild, never, Scope.Scope> =>
+  spawnWithFd3([...monitorArgs, ...extraArgs])
 
 /** A fresh temporary directory, removed with everything in it on release. */
 export const temporaryDirectory: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
