@@ -47,7 +47,9 @@ const library: Implementation = {
       const vm = yield* Machine.make(config)
       const { ms } = yield* timed(Effect.forEach(range(workers), (w) => {
         const share = Math.floor(requests / workers) + (w < requests % workers ? 1 : 0)
-        return Effect.repeatN(vm.execute("query-status"), share - 1)
+        return Effect.gen(function*() {
+          for (let i = 0; i < share; i++) yield* vm.execute("query-status")
+        })
       }, { concurrency: "unbounded", discard: true }))
       return { ms }
     }))),

@@ -369,7 +369,10 @@ const launch = (config: ResolvedConfig) =>
     })
 
     const launchTimeout = Duration.decode(config.launchTimeout)
-    const { console, qmp } = yield* Effect.raceFirst(connect, Effect.zipRight(Effect.sleep("20 millis"), exitedEarly))
+    // Over a socketpair, QEMU's exit closes the monitor and the connection attempt reports it;
+    // a listener would wait on, so there the exit is watched for too.
+    const ready = listener === undefined ? connect : Effect.raceFirst(connect, exitedEarly)
+    const { console, qmp } = yield* ready
       .pipe(
         Effect.timeoutFail({
           duration: launchTimeout,
@@ -467,25 +470,28 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
         if (Option.isSome(yield* process.exitStatus)) return
         // A QEMU blocked writing to a full console socket would never see `quit`.
         yield* console.close
+        // Both waits are bounded by plain timers against one deadline (no timeout fibers: this
+        // runs for every machine of a fleet).
+        const deadline = Date.now() + Duration.toMillis(timeout)
+        const timedOut = () =>
+          new AbnormalShutdown({
+            name,
+            detail: `QEMU did not exit within ${Duration.format(timeout)}${sendQuit ? " of quit" : ""}`,
+            timeout
+          })
         const attempt = Effect.gen(function*() {
-          if (sendQuit && config.qmp) yield* qmp.execute("quit", undefined, { timeout: Duration.infinity })
-          return yield* process.awaitExit
+          if (sendQuit && config.qmp) {
+            yield* qmp.execute("quit", undefined, { timeout: Duration.millis(Math.max(0, deadline - Date.now())) })
+          }
+          const status = yield* process.waitExit(Duration.millis(Math.max(0, deadline - Date.now())))
+          if (Option.isNone(status)) return yield* Effect.fail(timedOut())
         })
         const result = yield* attempt.pipe(
-          // Shutdown runs uninterruptibly; the attempt itself must stay interruptible for its bound.
-          Effect.interruptible,
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () =>
-              new AbnormalShutdown({
-                name,
-                detail: `QEMU did not exit within ${Duration.format(timeout)}${sendQuit ? " of quit" : ""}`,
-                timeout
-              })
-          }),
           Effect.mapError((error) =>
             error._tag === "AbnormalShutdown"
               ? error
+              : error._tag === "QmpTimeout"
+              ? timedOut()
               : new AbnormalShutdown({ name, detail: `quit failed: ${error.message}`, cause: error })
           ),
           Effect.either

@@ -237,9 +237,32 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
       (done) => Option.isSome(done) ? Option.some(Effect.runSync(done.value)) : Option.none()
     )
 
-    // Interruptible inside, so that the bound holds even when called from a finalizer.
-    const waitExit = (timeout: Duration.DurationInput) =>
-      Deferred.await(exited).pipe(Effect.interruptible, Effect.timeout(timeout), Effect.option)
+    // A plain timer and the exit event: no timeout fiber, and the bound holds even when called
+    // from a finalizer (an uninterruptible region).
+    const waitExit = (timeout: Duration.DurationInput): Effect.Effect<Option.Option<ExitStatus>> =>
+      Effect.suspend(() => {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          return Effect.succeed(Option.some({ code: child.exitCode, signal: child.signalCode }))
+        }
+        const bound = Duration.decode(timeout)
+        return Effect.async<Option.Option<ExitStatus>>((resume) => {
+          const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+            clearTimeout(timer)
+            resume(Effect.succeed(Option.some({ code, signal })))
+          }
+          child.once("exit", onExit)
+          const timer = Duration.isFinite(bound)
+            ? setTimeout(() => {
+              child.off("exit", onExit)
+              resume(Effect.succeed(Option.none()))
+            }, Duration.toMillis(bound))
+            : undefined
+          return Effect.sync(() => {
+            clearTimeout(timer)
+            child.off("exit", onExit)
+          })
+        })
+      })
 
     const signal = (sig: NodeJS.Signals) =>
       Effect.sync(() => {
