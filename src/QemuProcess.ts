@@ -161,6 +161,36 @@ export const tail = (text: string, lines = 20, maxBytes = 4096): string => {
   return clipped.split("\n").slice(-lines - 1).join("\n").trim()
 }
 
+/**
+ * Waits for a child to exit, `None` when the timeout elapses first. A plain timer and the exit
+ * event: no timeout fiber, and the bound holds even when called from a finalizer (an
+ * uninterruptible region).
+ */
+const waitForExit = (child: ChildProcess, timeout: Duration.DurationInput): Effect.Effect<Option.Option<ExitStatus>> =>
+  Effect.suspend(() => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      return Effect.succeed(Option.some({ code: child.exitCode, signal: child.signalCode }))
+    }
+    const bound = Duration.decode(timeout)
+    return Effect.async<Option.Option<ExitStatus>>((resume) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+        clearTimeout(timer)
+        resume(Effect.succeed(Option.some({ code, signal })))
+      }
+      child.once("exit", onExit)
+      const timer = Duration.isFinite(bound)
+        ? setTimeout(() => {
+          child.off("exit", onExit)
+          resume(Effect.succeed(Option.none()))
+        }, Duration.toMillis(bound))
+        : undefined
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        child.off("exit", onExit)
+      })
+    })
+  })
+
 const readFileOrEmpty = (path: string) => Effect.promise(() => Fs.promises.readFile(path, "utf8").catch(() => ""))
 
 /**
@@ -215,11 +245,7 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
         Effect.gen(function*() {
           if (Option.isNone(yield* Deferred.poll(exited))) {
             child.kill("SIGKILL")
-            const reaped = yield* Deferred.await(exited).pipe(
-              Effect.interruptible,
-              Effect.timeout(reapTimeout),
-              Effect.option
-            )
+            const reaped = yield* waitForExit(child, reapTimeout)
             if (Option.isNone(reaped)) {
               yield* Effect.logError(
                 `QEMU process ${child.pid} was not reaped ${Duration.format(reapTimeout)} after SIGKILL`
@@ -237,32 +263,7 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
       (done) => Option.isSome(done) ? Option.some(Effect.runSync(done.value)) : Option.none()
     )
 
-    // A plain timer and the exit event: no timeout fiber, and the bound holds even when called
-    // from a finalizer (an uninterruptible region).
-    const waitExit = (timeout: Duration.DurationInput): Effect.Effect<Option.Option<ExitStatus>> =>
-      Effect.suspend(() => {
-        if (child.exitCode !== null || child.signalCode !== null) {
-          return Effect.succeed(Option.some({ code: child.exitCode, signal: child.signalCode }))
-        }
-        const bound = Duration.decode(timeout)
-        return Effect.async<Option.Option<ExitStatus>>((resume) => {
-          const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-            clearTimeout(timer)
-            resume(Effect.succeed(Option.some({ code, signal })))
-          }
-          child.once("exit", onExit)
-          const timer = Duration.isFinite(bound)
-            ? setTimeout(() => {
-              child.off("exit", onExit)
-              resume(Effect.succeed(Option.none()))
-            }, Duration.toMillis(bound))
-            : undefined
-          return Effect.sync(() => {
-            clearTimeout(timer)
-            child.off("exit", onExit)
-          })
-        })
-      })
+    const waitExit = (timeout: Duration.DurationInput) => waitForExit(child, timeout)
 
     const signal = (sig: NodeJS.Signals) =>
       Effect.sync(() => {
