@@ -3,6 +3,8 @@ import { Effect, type Schema } from "effect"
 import type * as Qemu from "../../src/generated/qemu.js"
 import { QmpSchemas } from "../../src/generated/qemu.js"
 import type { CommandArgs, CommandReturn, EventData, ExecuteParams } from "../../src/QmpCommands.js"
+import type { QmpEvent } from "../../src/QmpMessage.js"
+import { isEvent } from "../../src/QmpMessage.js"
 
 // The client's `execute` and `waitEvent` signatures, written against the surface alone. The
 // functions return effects that are never run: only their types are under test.
@@ -101,5 +103,33 @@ describe("the generated QMP surface, at the type level", () => {
     >()
     expectTypeOf(QmpSchemas.events.SHUTDOWN).toEqualTypeOf<Schema.Schema<EventData<"SHUTDOWN">>>()
     expect(Object.keys(QmpSchemas.commands)).toContain("query-status")
+  })
+})
+
+describe("the real client's signatures, at the type level", () => {
+  // Never run: a client of type QmpClient is only needed for its types.
+  const client = undefined as unknown as import("../../src/Qmp.js").QmpClient
+
+  it("types execute's arguments and result through QmpClient", () => {
+    if (client === undefined) return
+    expectTypeOf<Success<ReturnType<typeof client.execute<"query-status">>>>().toEqualTypeOf<Qemu.QueryStatusReturn>()
+    // @ts-expect-error: qom-list-types has no member "abstrac"
+    client.execute("qom-list-types", { abstrac: true })
+    // @ts-expect-error: "abstract" is a boolean
+    client.execute("qom-list-types", { abstract: "yes" })
+    // @ts-expect-error: qom-get needs its arguments
+    client.execute("qom-get")
+    // Unknown commands stay callable, untyped.
+    expectTypeOf<Success<ReturnType<typeof client.execute<"x-vendor-thing">>>>().toEqualTypeOf<unknown>()
+  })
+
+  it("types waitEvent's data, and narrows event streams by name", () => {
+    if (client === undefined) return
+    type Shutdown = Success<ReturnType<typeof client.waitEvent<"SHUTDOWN">>>
+    expectTypeOf<Shutdown["data"]["guest"]>().toEqualTypeOf<boolean>()
+    type Job = Success<ReturnType<typeof client.waitEvent<"BLOCK_JOB_COMPLETED">>>
+    expectTypeOf<Job["data"]["device"]>().toEqualTypeOf<string>()
+    const event = undefined as unknown as QmpEvent
+    if (isEvent("STOP")(event)) expectTypeOf(event).toEqualTypeOf<QmpEvent<"STOP">>()
   })
 })
