@@ -239,6 +239,12 @@ export type FdError = QmpExecuteError | ScmRightsError
  */
 export class Qmp extends Context.Tag("effect-qemu/Qmp")<Qmp, QmpClient>() {}
 
+/** A request awaiting its reply: resumes its caller with the reply, or with the session's end. */
+interface PendingRequest {
+  readonly reply: (response: QmpResponse) => void
+  readonly fail: (error: QmpDisconnected | QmpProtocolError) => void
+}
+
 interface Waiter {
   readonly filters: ReadonlyArray<EventFilter>
   readonly deferred: Deferred.Deferred<QmpEvent, QmpDisconnected | QmpProtocolError>
@@ -409,7 +415,7 @@ const makeSession = (
     const decoder = new LineDecoder(options.maxMessageBytes ?? defaultMaxMessageBytes)
 
     /** Requests awaiting their reply, by id: each entry resumes its caller (and stops its timer). */
-    const pending = new Map<number, (reply: Effect.Effect<QmpResponse, QmpDisconnected | QmpProtocolError>) => void>()
+    const pending = new Map<number, PendingRequest>()
     let nextId = 1
     const waiters = new Set<Waiter>()
     const subscribers = new Set<Inbox>()
@@ -423,7 +429,7 @@ const makeSession = (
       if (endedWith !== undefined) return
       endedWith = error
       const failure = Effect.fail(error)
-      for (const reply of pending.values()) reply(failure)
+      for (const request of pending.values()) request.fail(error)
       pending.clear()
       for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, failure)
       waiters.clear()
@@ -489,12 +495,12 @@ const makeSession = (
         if (typeof id !== "number" || !Number.isInteger(id) || id < 1 || id >= nextId) {
           return protocolError("UnknownId", `reply to a request never sent: ${JSON.stringify(message).slice(0, 200)}`)
         }
-        const reply = pending.get(id)
+        const request = pending.get(id)
         // An id that was issued but is no longer pending belongs to a call that timed out or was
         // interrupted: its late reply is dropped, never handed to another caller.
-        if (reply === undefined) return
+        if (request === undefined) return
         pending.delete(id)
-        reply(Effect.succeed(message as unknown as QmpResponse))
+        request.reply(message as unknown as QmpResponse)
         return
       }
       return protocolError("NotQmp", `not a QMP message: ${JSON.stringify(message).slice(0, 200)}`)
@@ -543,41 +549,58 @@ const makeSession = (
     const withOperation = (error: QmpDisconnected | QmpProtocolError, operation: string) =>
       error._tag === "QmpDisconnected" ? new QmpDisconnected({ ...error, operation }) : error
 
+    /**
+     * Sends a request and resumes with `onReply` applied to its reply. One `Effect.async` per
+     * request, resumed straight from the socket's data callback: this is the hot path.
+     */
+    const request = <A, E>(
+      command: string,
+      args: Record<string, unknown> | undefined,
+      options: ExecuteOptions | undefined,
+      onReply: (response: QmpResponse) => Effect.Effect<A, E>,
+      releasesHold = false
+    ): Effect.Effect<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError> =>
+      Effect.async<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError>((resume) => {
+        const operation = `execute ${command}`
+        if (endedWith !== undefined) return resume(Effect.fail(withOperation(endedWith, operation)))
+        const timeout = Duration.decode(options?.timeout ?? commandTimeout)
+        const id = nextId++
+        // A plain timer, not `Effect.timeout`: that forks a fiber per request, which cost about as
+        // much as the round trip itself. A timer also fires in an uninterruptible region.
+        const timer = Duration.isFinite(timeout)
+          ? setTimeout(() => {
+            pending.delete(id)
+            resume(Effect.fail(new QmpTimeout({ operation, timeout })))
+          }, Duration.toMillis(timeout))
+          : undefined
+        pending.set(id, {
+          reply: (response) => {
+            clearTimeout(timer)
+            resume(onReply(response))
+          },
+          fail: (error) => {
+            clearTimeout(timer)
+            resume(Effect.fail(withOperation(error, operation)))
+          }
+        })
+        const payload = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
+        const message = payload === undefined
+          ? { [options?.oob ? "exec-oob" : "execute"]: command, id }
+          : { [options?.oob ? "exec-oob" : "execute"]: command, arguments: payload, id }
+        write(JSON.stringify(message) + "\n", releasesHold)
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          pending.delete(id)
+        })
+      })
+
     const send = (
       command: string,
       args: Record<string, unknown> | undefined,
       options: ExecuteOptions | undefined,
       releasesHold = false
     ): Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError> =>
-      Effect.suspend(() => {
-        const operation = `execute ${command}`
-        if (endedWith !== undefined) return Effect.fail(withOperation(endedWith, operation))
-        const timeout = Duration.decode(options?.timeout ?? commandTimeout)
-        // A plain timer, not `Effect.timeout`: that forks a fiber per request, which cost about as
-        // much as the round trip itself. A timer also fires in an uninterruptible region.
-        return Effect.async<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError>((resume) => {
-          const id = nextId++
-          const timer = Duration.isFinite(timeout)
-            ? setTimeout(() => {
-              pending.delete(id)
-              resume(Effect.fail(new QmpTimeout({ operation, timeout })))
-            }, Duration.toMillis(timeout))
-            : undefined
-          pending.set(id, (reply) => {
-            clearTimeout(timer)
-            resume(Effect.mapError(reply, (error) => withOperation(error, operation)))
-          })
-          const payload = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
-          const request = payload === undefined
-            ? { [options?.oob ? "exec-oob" : "execute"]: command, id }
-            : { [options?.oob ? "exec-oob" : "execute"]: command, arguments: payload, id }
-          write(JSON.stringify(request) + "\n", releasesHold)
-          return Effect.sync(() => {
-            clearTimeout(timer)
-            pending.delete(id)
-          })
-        })
-      })
+      request(command, args, options, Effect.succeed, releasesHold)
 
     const raw: QmpClient["raw"] = (command, args, options) =>
       send(command, args, options).pipe(
@@ -616,10 +639,7 @@ const makeSession = (
       args?: Record<string, unknown>,
       options?: ExecuteOptions
     ): Effect.Effect<unknown, QmpExecuteError> => {
-      let run: Effect.Effect<unknown, QmpExecuteError> = Effect.flatMap(
-        send(command, args, options),
-        toResult(command, args)
-      )
+      let run: Effect.Effect<unknown, QmpExecuteError> = request(command, args, options, toResult(command, args))
       if (schemaIndex !== undefined) {
         const checked = validateArgs(schemaIndex, command, args && options?.convertKeys ? convertKeys(args) : args)
         if (Either.isLeft(checked)) run = Effect.fail(checked.left)
