@@ -168,10 +168,54 @@ const disabledConsole = (name: string): Console.ConsoleService => {
   }
 }
 
+const swept = new Set<string>()
+
+const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return (error as { code?: string }).code === "EPERM"
+  }
+}
+
+/**
+ * Removes, once per base directory and process, the temp directories that controllers killed
+ * without a chance to clean up left behind: ours by name, owned by this user, made by a process
+ * that no longer exists. Best effort: what cannot be removed stays.
+ */
+const sweepOrphans = (baseTempDir: string) => {
+  if (swept.has(baseTempDir)) return
+  swept.add(baseTempDir)
+  const uid = process.getuid?.()
+  let entries: Array<string>
+  try {
+    entries = Fs.readdirSync(baseTempDir)
+  } catch {
+    return
+  }
+  for (const entry of entries) {
+    const pid = MachineConfig.tempDirPattern.exec(entry)?.[1]
+    if (pid === undefined || Number(pid) === process.pid || processAlive(Number(pid))) continue
+    const path = Path.join(baseTempDir, entry)
+    try {
+      const stat = Fs.lstatSync(path)
+      if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) continue
+      Fs.rmSync(path, { recursive: true, force: true })
+    } catch {
+      // someone else's, or gone meanwhile
+    }
+  }
+}
+
 const createTempDir = (config: ResolvedConfig) =>
   Effect.acquireRelease(
     Effect.try({
-      try: () => Fs.mkdtempSync(Path.join(config.baseTempDir, `effect-qemu-${config.name}-`)),
+      try: () => {
+        sweepOrphans(config.baseTempDir)
+        return Fs.mkdtempSync(Path.join(config.baseTempDir, MachineConfig.tempDirPrefix(config.name)))
+      },
       catch: (cause) =>
         new LaunchError({
           reason: "SpawnFailed",

@@ -147,6 +147,15 @@ export const maxSocketPathBytes = 107
 
 let counter = 0
 
+/**
+ * The prefix of a machine's temp directory. It carries this process's pid, so that a directory
+ * left behind by a controller that was SIGKILLed can be recognised and removed later.
+ */
+export const tempDirPrefix = (name: string): string => `effect-qemu-${name}-p${process.pid}-`
+
+/** Recognises a temp directory of this library and the pid of the process that made it. */
+export const tempDirPattern = /^effect-qemu-.+-p(\d+)-[A-Za-z0-9]{6}$/
+
 const firstIssue = (error: ParseResult.ParseError): ConfigError => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
   const issue = issues[0]
@@ -196,7 +205,7 @@ export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig
       // The default socket lives in the temp directory: predict its length (the name is in the
       // directory's name too, see Machine's createTempDir) before creating it.
       const path = config.monitor.path ??
-        Path.join(config.sockDir ?? Path.join(baseTempDir, `effect-qemu-${name}-XXXXXX`), `${name}-qmp.sock`)
+        Path.join(config.sockDir ?? Path.join(baseTempDir, `${tempDirPrefix(name)}XXXXXX`), `${name}-qmp.sock`)
       const bytes = Buffer.byteLength(Path.resolve(path))
       if (bytes > maxSocketPathBytes) {
         return fail(

@@ -10,6 +10,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -58,6 +59,28 @@ describe("Machine lifecycle", () => {
       assert.isFalse(Fs.existsSync(seen.tempDir))
       assert.deepStrictEqual(Fs.readdirSync(dir), [])
       Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.scopedLive("a launch removes temp dirs left by controllers that died, and only those", () =>
+    Effect.gen(function*() {
+      const dir = yield* baseDir
+      // A pid that surely no longer runs: a child that has exited and been reaped.
+      const deadPid = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          const child = spawn("true")
+          child.once("exit", () => resolve(child.pid!))
+        })
+      )
+      const orphan = Path.join(dir, `effect-qemu-old-p${deadPid}-Ab12Cd`)
+      const live = Path.join(dir, `effect-qemu-live-p${process.ppid}-Ab12Cd`)
+      const foreign = Path.join(dir, "effect-qemu-not-ours")
+      for (const path of [orphan, live, foreign]) Fs.mkdirSync(path)
+      Fs.writeFileSync(Path.join(orphan, "old.log"), "left behind")
+      const vm = yield* Machine.make({ args: noneArgs, baseTempDir: dir, name: "sweeper" })
+      assert.isFalse(Fs.existsSync(orphan))
+      assert.isTrue(Fs.existsSync(live))
+      assert.isTrue(Fs.existsSync(foreign))
+      assert.match(Path.basename(vm.tempDir), new RegExp(`^effect-qemu-sweeper-p${process.pid}-`))
     }))
 
   it.scopedLive("shutdown is graceful: quit, SHUTDOWN event, exit code 0, and idempotent", () =>
