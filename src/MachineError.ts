@@ -78,21 +78,6 @@ export class AbnormalShutdown extends Data.TaggedError("AbnormalShutdown")<{
 }
 
 /**
- * Passing a file descriptor to QEMU failed.
- *
- * @since 0.1.0
- * @category errors
- */
-export class FdPassError extends Data.TaggedError("FdPassError")<{
-  readonly detail: string
-  readonly cause?: unknown
-}> {
-  get message(): string {
-    return `cannot pass the file descriptor: ${this.detail}`
-  }
-}
-
-/**
  * Renders a command line for a human, quoting what a shell would split. Nothing is ever run
  * through a shell: this is for error messages and logs only.
  *
