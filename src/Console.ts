@@ -21,6 +21,7 @@ import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleError, ConsoleTimeout } from "./ConsoleError.js"
 import { RecentBytes } from "./internal/recentBytes.js"
+import { withHotSpan } from "./internal/tracing.js"
 
 /**
  * Where the console comes from: a socket already connected (the parent's end of a socketpair),
@@ -499,7 +500,7 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
               : Effect.void
           ))
       }).pipe(
-        Effect.withSpan("Console.write", { attributes: { "console.bytes": data.length } }),
+        withHotSpan("Console.write", { "console.bytes": data.length }),
         Effect.annotateLogs("machine", name)
       )
 
@@ -543,12 +544,10 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
           duration: timeout,
           onTimeout: () => new ConsoleTimeout({ pattern: describe(pattern), timeout, recent: tail() })
         }),
-        Effect.withSpan("Console.waitFor", {
-          attributes: {
-            "console.pattern": describe(pattern),
-            "console.since": since,
-            "console.timeout": Duration.format(timeout)
-          }
+        withHotSpan("Console.waitFor", {
+          "console.pattern": describe(pattern),
+          "console.since": since,
+          "console.timeout": Duration.format(timeout)
         }),
         Effect.annotateLogs("machine", name)
       )

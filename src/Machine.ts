@@ -472,7 +472,10 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       withHotSpan("Machine.launch", { "machine.name": name })
     )
     const { console, process, qmp, tempDir } = launched
-    yield* Effect.logDebug(`launched: ${formatCommandLine(process.commandLine)}`)
+    // Formatted only when debug logs are on: this runs for every machine of a fleet.
+    yield* Effect.suspend(() => Effect.logDebug(`launched: ${formatCommandLine(process.commandLine)}`)).pipe(
+      Effect.whenLogLevel("Debug")
+    )
 
     let userKilled = false
     let keptLog: string | undefined

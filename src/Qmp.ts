@@ -632,7 +632,7 @@ const makeSession = (
           }).pipe(Effect.ensuring(Effect.sync(releaseHeld)))
         ))
         return yield* toResult(command, args)(response)
-      }).pipe(Effect.withSpan(`Qmp.execute ${command}`, { attributes: { "qmp.command": command, "qmp.fd": fd } }))
+      }).pipe(withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.fd": fd, "qmp.name": name }))
 
     const execute = (
       command: string,
@@ -681,7 +681,7 @@ const makeSession = (
           options?.timeout ?? defaultEventTimeout,
           operation
         ).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
-      }).pipe(Effect.withSpan("Qmp.waitEvent", { attributes: { "qmp.event": operation, "qmp.name": name } }))
+      }).pipe(withHotSpan("Qmp.waitEvent", { "qmp.event": operation, "qmp.name": name }))
     }
 
     const subscribe: Effect.Effect<EventSubscription, never, Scope.Scope> = Effect.acquireRelease(

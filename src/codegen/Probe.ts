@@ -6,6 +6,7 @@
  */
 import type { Duration } from "effect"
 import { Effect, Schema } from "effect"
+import { withHotSpan } from "../internal/tracing.js"
 import * as Machine from "../Machine.js"
 import { QemuVersion, SchemaInfoList } from "./Introspect.js"
 
@@ -71,5 +72,5 @@ export const probe = (options: ProbeOptions): Effect.Effect<Probed, ProbeError> 
   }).pipe(
     Effect.scoped,
     Effect.mapError((error) => new ProbeError({ binary: options.binary, detail: error.message })),
-    Effect.withSpan("codegen.probe", { attributes: { "qemu.binary": options.binary } })
+    withHotSpan("codegen.probe", { "qemu.binary": options.binary })
   )

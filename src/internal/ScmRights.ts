@@ -14,6 +14,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import type * as Net from "node:net"
 import { fileURLToPath } from "node:url"
+import { withHotSpan } from "./tracing.js"
 
 /**
  * Where the helper lives: `helpers/` beside `src/` and `dist/` in the package.
@@ -197,5 +198,5 @@ export const sendFd = (options: {
           })
       })
     )
-  }).pipe(Effect.withSpan("ScmRights.sendFd", { attributes: { "fd": fd } }))
+  }).pipe(withHotSpan("ScmRights.sendFd", { "fd": fd }))
 }

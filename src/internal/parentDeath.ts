@@ -14,6 +14,7 @@ import { globalValue } from "effect/GlobalValue"
 import { execFile } from "node:child_process"
 import { accessSync, constants, statSync } from "node:fs"
 import * as Path from "node:path"
+import { withHotSpan } from "./tracing.js"
 
 /**
  * Whether QEMU can be made to die with us: the argv prefix to put before `qemu-system-*`
@@ -91,7 +92,7 @@ export const resolveParentDeathWrapper = (options?: {
           : unavailable(`${setpriv} does not support --pdeathsig; util-linux 2.33 or newer is needed`)
       )
     )
-  }).pipe(Effect.withSpan("parentDeath.resolve"))
+  }).pipe(withHotSpan("parentDeath.resolve", {}))
 
 /**
  * {@link resolveParentDeathWrapper} on `$PATH`, resolved once per process and cached.
