@@ -1,6 +1,6 @@
-import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
+import * as Path from "node:path"
 import type { TestProject } from "vitest/node"
 
 declare module "vitest" {
@@ -10,26 +10,35 @@ declare module "vitest" {
   }
 }
 
-// The suite's own leak check: no QEMU process that the tests started may outlive them.
-const qemuPids = (): Set<string> => {
-  try {
-    const out = execFileSync("pgrep", ["-x", "qemu-system-x86"], { encoding: "utf8" })
-    return new Set(out.split("\n").filter((line) => line.length > 0))
-  } catch {
-    return new Set()
+// The suite checks its own leaks, and only its own: other programs on the host (another test run,
+// a VM someone started by hand) may run QEMU and use the temp directory at the same time.
+// - Every temp entry of this run lives under one run directory, made the workers' TMPDIR.
+// - Every process this run starts inherits a marker in its environment; a QEMU that outlives the
+//   run keeps it even when it was orphaned to init.
+const markerName = "EFFECT_QEMU_TEST_RUN"
+
+const qemuPidsOfRun = (marker: string): Array<string> => {
+  const wanted = `${markerName}=${marker}`
+  const found: Array<string> = []
+  for (const pid of Fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      if (!Fs.readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("qemu-")) continue
+      const environ = Fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+      if (environ.includes(wanted)) found.push(pid)
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
   }
+  return found
 }
 
-// ...and no temp directory of the library's (machines, tests, peers) may be left behind.
-const tempEntries = (): Set<string> =>
-  new Set(Fs.readdirSync(Os.tmpdir()).filter((entry) => entry.startsWith("effect-qemu-")))
-
-let before = new Set<string>()
-let tempBefore = new Set<string>()
+let runDir = ""
 
 export const setup = (project: TestProject) => {
-  before = qemuPids()
-  tempBefore = tempEntries()
+  runDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-run-"))
+  process.env.TMPDIR = runDir
+  process.env[markerName] = runDir
   const given = process.env.RELIABILITY_SEED
   const seed = given !== undefined && given.length > 0 ? Number(given) : Math.floor(Math.random() * 2 ** 31)
   if (!Number.isSafeInteger(seed)) throw new Error(`RELIABILITY_SEED must be an integer, got "${given}"`)
@@ -38,12 +47,20 @@ export const setup = (project: TestProject) => {
 }
 
 export const teardown = () => {
-  const leaked = [...qemuPids()].filter((pid) => !before.has(pid))
-  if (leaked.length > 0) {
-    throw new Error(`QEMU processes left running after the test suite: ${leaked.join(", ")}`)
+  const leaked = qemuPidsOfRun(runDir)
+  const leftovers = Fs.readdirSync(runDir)
+  Fs.rmSync(runDir, { recursive: true, force: true })
+  for (const pid of leaked) {
+    try {
+      process.kill(Number(pid), "SIGKILL")
+    } catch {
+      // already gone
+    }
   }
-  const leftovers = [...tempEntries()].filter((entry) => !tempBefore.has(entry))
+  if (leaked.length > 0) {
+    throw new Error(`QEMU processes of this test run left running: ${leaked.join(", ")}`)
+  }
   if (leftovers.length > 0) {
-    throw new Error(`temp entries left in ${Os.tmpdir()} after the test suite: ${leftovers.join(", ")}`)
+    throw new Error(`temp entries left behind by this test run: ${leftovers.join(", ")}`)
   }
 }
