@@ -36,7 +36,8 @@ const qemuPidsOfRun = (marker: string): Array<string> => {
 let runDir = ""
 
 export const setup = (project: TestProject) => {
-  runDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-run-"))
+  // Short: UNIX socket paths made below it must stay within 107 bytes.
+  runDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "eqr-"))
   process.env.TMPDIR = runDir
   process.env[markerName] = runDir
   const given = process.env.RELIABILITY_SEED
@@ -48,7 +49,8 @@ export const setup = (project: TestProject) => {
 
 export const teardown = () => {
   const leaked = qemuPidsOfRun(runDir)
-  const leftovers = Fs.readdirSync(runDir)
+  // Tools keep caches in TMPDIR too (tsx); only the library's and the tests' own entries count.
+  const leftovers = Fs.readdirSync(runDir).filter((entry) => entry.startsWith("effect-qemu-"))
   Fs.rmSync(runDir, { recursive: true, force: true })
   for (const pid of leaked) {
     try {
