@@ -17,6 +17,7 @@ import * as Either from "effect/Either"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -24,18 +25,21 @@ import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
 import { makeIndex } from "./codegen/Introspect.js"
-import { LineDecoder, printable } from "./internal/lineDecoder.js"
+import * as ExactJson from "./internal/exactJson.js"
+import { LineDecoder, preview, printable } from "./internal/lineDecoder.js"
+import * as Events from "./internal/qmp/events.js"
 import * as ScmRights from "./internal/ScmRights.js"
 import { ScmRightsError } from "./internal/ScmRights.js"
+import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import * as Transport from "./internal/transport.js"
 import type { CommandReturn, ExecuteParams } from "./QmpCommands.js"
-import { QmpConnectError, QmpDisconnected, QmpProtocolError, QmpTimeout } from "./QmpError.js"
+import { QmpConnectError, QmpDisconnected, QmpMatchError, QmpProtocolError, QmpTimeout } from "./QmpError.js"
 import { QmpCommandError, QmpReplyError } from "./QmpError.js"
 import type { QmpEventError, QmpExecuteError } from "./QmpError.js"
-import type { EventFilter, EventPattern, QmpEvent, QmpResponse } from "./QmpMessage.js"
+import type { EventFilter, EventPattern, QmpEvent, QmpFailure, QmpResponse } from "./QmpMessage.js"
 import { isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
-import { validateArgs } from "./QmpValidate.js"
+import { QmpArgumentError, validateArgs } from "./QmpValidate.js"
 
 /**
  * How a session behaves. Every field has a default.
@@ -62,6 +66,12 @@ export interface QmpOptions {
    * oldest are dropped, so an event flood costs bounded memory. Default: 1024.
    */
   readonly eventBufferSize?: number | undefined
+  /**
+   * How many bytes of events (as they arrived on the wire) the mailbox and each subscriber keep
+   * when nobody takes them; past that the oldest are dropped. Dropped events are logged, once per
+   * burst. Default: 32 MiB.
+   */
+  readonly eventBufferBytes?: number | undefined
   /**
    * Check every command's arguments against QEMU's live schema (`query-qmp-schema`, fetched
    * once at connect) before sending it; a mismatch fails with `QmpArgumentError` naming the
@@ -184,7 +194,7 @@ export interface QmpClient {
     command: string,
     args?: Record<string, unknown> | undefined,
     options?: ExecuteOptions
-  ) => Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError>
+  ) => Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError>
   /** Waits for an event by name (or any of several names), optionally matching a pattern. */
   readonly waitEvent: <K extends string>(
     name: K | ReadonlyArray<K>,
@@ -247,7 +257,7 @@ interface PendingRequest {
 
 interface Waiter {
   readonly filters: ReadonlyArray<EventFilter>
-  readonly deferred: Deferred.Deferred<QmpEvent, QmpDisconnected | QmpProtocolError>
+  readonly deferred: Deferred.Deferred<QmpEvent, QmpDisconnected | QmpProtocolError | QmpMatchError>
 }
 
 /**
@@ -266,68 +276,15 @@ class OneShot<A, E> {
   }
 
   await<E2>(timeout: Duration.Duration, onTimeout: () => E2): Effect.Effect<A, E | E2> {
-    return Effect.async<A, E | E2>((resume) => {
-      if (this.result !== undefined) return resume(this.result)
-      const waiter = (result: Effect.Effect<A, E>) => {
-        clearTimeout(timer)
-        resume(result)
+    return Timer.awaitWithin<A, E, E2>(timeout, (resume) => {
+      if (this.result !== undefined) {
+        resume(this.result)
+        return () => {}
       }
-      const timer = Duration.isFinite(timeout)
-        ? setTimeout(() => {
-          this.waiters.delete(waiter)
-          resume(Effect.fail(onTimeout()))
-        }, Duration.toMillis(timeout))
-        : undefined
-      this.waiters.add(waiter)
-      return Effect.sync(() => {
-        clearTimeout(timer)
-        this.waiters.delete(waiter)
-      })
-    })
+      this.waiters.add(resume)
+      return () => this.waiters.delete(resume)
+    }, onTimeout)
   }
-}
-
-/**
- * A subscriber's queue of events: single consumer, bounded, dropping the oldest event when full.
- * (Effect's sliding `Queue` applies its strategy only to effectful offers; events are delivered
- * synchronously from the socket's data callback.)
- */
-class Inbox {
-  private items: Array<QmpEvent> = []
-  private taker: Deferred.Deferred<QmpEvent, void> | undefined
-  private ended = false
-  constructor(private readonly capacity: number) {}
-
-  offer(event: QmpEvent): void {
-    if (this.ended) return
-    if (this.taker !== undefined) {
-      Deferred.unsafeDone(this.taker, Effect.succeed(event))
-      this.taker = undefined
-      return
-    }
-    this.items.push(event)
-    if (this.items.length > this.capacity) this.items.shift()
-  }
-
-  end(): void {
-    this.ended = true
-    if (this.taker !== undefined) Deferred.unsafeDone(this.taker, Effect.fail(undefined))
-    this.taker = undefined
-  }
-
-  /** The next event; fails once the inbox has ended and is empty. */
-  readonly take: Effect.Effect<QmpEvent, void> = Effect.suspend(() => {
-    if (this.items.length > 0) return Effect.succeed(this.items.shift()!)
-    if (this.ended) return Effect.fail(undefined)
-    const taker = Deferred.unsafeMake<QmpEvent, void>(FiberId.none)
-    this.taker = taker
-    return Effect.ensuring(
-      Deferred.await(taker),
-      Effect.sync(() => {
-        if (this.taker === taker) this.taker = undefined
-      })
-    )
-  })
 }
 
 const defaultGreetingTimeout = Duration.seconds(10)
@@ -335,6 +292,7 @@ const defaultCommandTimeout = Duration.seconds(60)
 const defaultEventTimeout = Duration.seconds(60)
 const defaultMaxMessageBytes = 16 * 1024 * 1024
 const defaultEventBufferSize = 1024
+const defaultEventBufferBytes = 32 * 1024 * 1024
 
 const decodeGreeting = Schema.decodeUnknownEither(QmpGreeting)
 
@@ -349,20 +307,103 @@ const convertKeys = (args: Record<string, unknown>): Record<string, unknown> => 
   return out
 }
 
+/** The error of an error reply; a peer may omit `desc` or send something other than text. */
+const commandError = (command: string, response: QmpFailure, args: Record<string, unknown> | undefined) => {
+  const { class: errorClass, desc } = response.error as { readonly class: unknown; readonly desc?: unknown }
+  return new QmpCommandError({
+    command,
+    errorClass: typeof errorClass === "string" ? errorClass : preview(errorClass),
+    desc: typeof desc === "string" ? desc : desc === undefined ? "(QEMU gave no description)" : preview(desc),
+    args
+  })
+}
+
+/** `validateArgs`, which walks the caller's value recursively: one too deep to walk is refused. */
+const checkArgs = (index: SchemaIndex, command: string, args: unknown): QmpArgumentError | undefined => {
+  try {
+    const checked = validateArgs(index, command, args)
+    return Either.isLeft(checked) ? checked.left : undefined
+  } catch (error) {
+    return new QmpArgumentError({ command, reason: "NotSerializable", path: "", detail: describeThrown(error) })
+  }
+}
+
+/**
+ * Logs something that can happen in bursts at most once a second: the first time with an example,
+ * later with how many more there were since the last line.
+ */
+const burstLog = (log: (text: string) => void, what: string) => {
+  let lastLogged = 0
+  let since = 0
+  return (example: string): void => {
+    since++
+    const now = Date.now()
+    if (now - lastLogged < 1000) return
+    log(`dropped ${since} ${what}; the latest: ${example}`)
+    lastLogged = now
+    since = 0
+  }
+}
+
+/** What a thrown value says, without trusting it to be an `Error`. */
+const describeThrown = (error: unknown): string =>
+  error instanceof Error ? `${error.name}: ${error.message}` : preview(error, 100)
+
+/** An error's message; a formatter that cannot print a peer's value (too deep) must not throw. */
+const safeMessage = (error: { readonly message: string }): string => {
+  try {
+    return error.message
+  } catch (thrown) {
+    return `(the error could not be formatted: ${describeThrown(thrown)})`
+  }
+}
+
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** A session option that must be a positive duration; anything else fails the connection attempt. */
+const sessionTimeout = (
+  address: string,
+  field: string,
+  input: Duration.DurationInput | undefined,
+  fallback: Duration.Duration
+): Effect.Effect<Duration.Duration, QmpConnectError> => {
+  if (input === undefined) return Effect.succeed(fallback)
+  const decoded = Timer.decodeTimeout(input)
+  return Either.isRight(decoded)
+    ? Effect.succeed(decoded.right)
+    : Effect.fail(new QmpConnectError({ reason: "InvalidOptions", address, detail: `${field}: ${decoded.left}` }))
+}
 
 const bounded = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   timeout: Duration.DurationInput,
   operation: string
-): Effect.Effect<A, E | QmpTimeout, R> => {
-  const duration = Duration.decode(timeout)
+): Effect.Effect<A, E | QmpTimeout | QmpArgumentError, R> => {
+  const decoded = Timer.decodeTimeout(timeout)
+  if (Either.isLeft(decoded)) {
+    return Effect.fail(
+      new QmpArgumentError({ command: operation, reason: "InvalidOption", path: "timeout", detail: decoded.left })
+    )
+  }
+  const duration = decoded.right
   if (!Duration.isFinite(duration)) return effect
   // Interruptible inside, so that the bound holds even in an uninterruptible region (a finalizer).
   return Effect.timeoutFail(Effect.interruptible(effect), {
     duration,
     onTimeout: () => new QmpTimeout({ operation, timeout: duration })
   })
+}
+
+/**
+ * Whether an event satisfies a waiter's filters. A caller's predicate may throw (say, reading
+ * `data.reason` of an event without data): that is the waiter's error, never the session's.
+ */
+const matchSafely = (event: QmpEvent, filters: ReadonlyArray<EventFilter>): boolean | QmpMatchError => {
+  try {
+    return matchesAny(event, filters)
+  } catch (cause) {
+    return new QmpMatchError({ event: event.event, detail: describeThrown(cause), cause })
+  }
 }
 
 const describeAddress = (address: QmpAddress): string => {
@@ -376,23 +417,34 @@ const describeAddress = (address: QmpAddress): string => {
   }
 }
 
-const openNet = (address: Exclude<QmpAddress, { _tag: "Duplex" }>, label: string) =>
+const openNet = (address: Exclude<QmpAddress, { _tag: "Duplex" }>, label: string, timeout: Duration.Duration) =>
   Effect.acquireRelease(
     Effect.async<Net.Socket, QmpConnectError>((resume) => {
       const socket = address._tag === "Unix"
         ? Net.createConnection({ path: address.path })
         : Net.createConnection({ host: address.host, port: address.port })
-      const onError = (cause: Error) => {
+      const fail = (detail: string, cause?: unknown) => {
+        disarm()
         socket.destroy()
-        resume(Effect.fail(new QmpConnectError({ reason: "Open", address: label, detail: cause.message, cause })))
+        resume(Effect.fail(new QmpConnectError({ reason: "Open", address: label, detail, cause })))
       }
+      const onError = (cause: Error) => fail(cause.message, cause)
+      // A peer whose accept queue is full leaves a TCP connect pending for minutes: bounded here.
+      const disarm = Timer.arm(
+        timeout,
+        () => fail(`could not connect within ${Duration.format(timeout)} (greetingTimeout)`)
+      )
       socket.once("error", onError)
       socket.once("connect", () => {
+        disarm()
         socket.off("error", onError)
         if (address._tag === "Tcp") socket.setNoDelay(true)
         resume(Effect.succeed(socket))
       })
-      return Effect.sync(() => socket.destroy())
+      return Effect.sync(() => {
+        disarm()
+        socket.destroy()
+      })
     }),
     (socket) => Effect.sync(() => socket.destroy())
   )
@@ -410,16 +462,48 @@ const makeSession = (
   Effect.gen(function*() {
     const address = transport.address
     const name = options.name ?? address
-    const commandTimeout = options.commandTimeout ?? defaultCommandTimeout
+    const commandTimeout = yield* sessionTimeout(
+      address,
+      "commandTimeout",
+      options.commandTimeout,
+      defaultCommandTimeout
+    )
+    const greetingTimeout = yield* sessionTimeout(
+      address,
+      "greetingTimeout",
+      options.greetingTimeout,
+      defaultGreetingTimeout
+    )
+
+    /** A call's own timeout, or the session's; a value that is no positive duration is the caller's error. */
+    const requestTimeout = (command: string, options: ExecuteOptions | undefined) => {
+      if (options?.timeout === undefined) return commandTimeout
+      const decoded = Timer.decodeTimeout(options.timeout)
+      return Either.isRight(decoded)
+        ? decoded.right
+        : new QmpArgumentError({ command, reason: "InvalidOption", path: "timeout", detail: decoded.left })
+    }
     const bufferSize = Math.max(1, options.eventBufferSize ?? defaultEventBufferSize)
     const decoder = new LineDecoder(options.maxMessageBytes ?? defaultMaxMessageBytes)
+
+    // Things worth a log line that happen in a socket callback, logged with the session's annotations.
+    const runtime = yield* Effect.runtime<never>()
+    const diagnose = (text: string) => {
+      Runtime.runFork(runtime)(Effect.logWarning(text))
+    }
 
     /** Requests awaiting their reply, by id: each entry resumes its caller (and stops its timer). */
     const pending = new Map<number, PendingRequest>()
     let nextId = 1
     const waiters = new Set<Waiter>()
-    const subscribers = new Set<Inbox>()
-    let mailbox: Array<QmpEvent> = []
+    const subscribers = new Set<Events.Inbox>()
+    const droppedEvents = burstLog(diagnose, "QMP events nobody took (eventBufferSize / eventBufferBytes)")
+    const bounds: Events.Bounds = {
+      maxEvents: bufferSize,
+      maxBytes: Math.max(1, options.eventBufferBytes ?? defaultEventBufferBytes),
+      onDrop: (event) => droppedEvents(event.event)
+    }
+    const mailbox = new Events.Backlog(bounds)
     let endedWith: QmpDisconnected | QmpProtocolError | undefined
     const ended = Deferred.unsafeMake<QmpDisconnected | QmpProtocolError>(FiberId.none)
     const greeted = new OneShot<QmpGreeting, QmpConnectError>()
@@ -455,45 +539,50 @@ const makeSession = (
     const deliverEvent = (event: QmpEvent) => {
       let taken = false
       for (const waiter of waiters) {
-        if (matchesAny(event, waiter.filters)) {
+        const matched = matchSafely(event, waiter.filters)
+        if (matched === false) continue
+        waiters.delete(waiter)
+        if (matched === true) {
           Deferred.unsafeDone(waiter.deferred, Effect.succeed(event))
-          waiters.delete(waiter)
           taken = true
+        } else {
+          Deferred.unsafeDone(waiter.deferred, Effect.fail(matched))
         }
       }
-      if (!taken) {
-        mailbox.push(event)
-        if (mailbox.length > bufferSize) mailbox.shift()
-      }
+      if (!taken) mailbox.add(event)
       for (const inbox of subscribers) inbox.offer(event)
     }
 
     let greetedDone = false
     const dispatch = (message: unknown): void => {
       if (!isRecord(message)) {
-        return protocolError("NotQmp", `expected a JSON object, got ${JSON.stringify(message)?.slice(0, 200)}`)
+        return protocolError("NotQmp", `expected a JSON object, got ${preview(message)}`)
       }
       if ("QMP" in message) {
         if (greetedDone) return protocolError("UnexpectedGreeting", "a second greeting arrived")
         greetedDone = true
         const decoded = decodeGreeting(message)
         if (Either.isLeft(decoded)) {
-          return protocolError("NotQmp", `malformed greeting: ${String(decoded.left.message).slice(0, 300)}`)
+          return protocolError("NotQmp", `malformed greeting: ${safeMessage(decoded.left).slice(0, 300)}`)
         }
         greeted.done(Effect.succeed(decoded.right))
         return
       }
       if (!greetedDone) {
-        return protocolError("NotQmp", `expected the QMP greeting, got ${JSON.stringify(message).slice(0, 200)}`)
+        return protocolError("NotQmp", `expected the QMP greeting, got ${preview(message)}`)
       }
       if (typeof message.event === "string") {
         const timestamp = isRecord(message.timestamp) ? message.timestamp : { seconds: 0, microseconds: 0 }
-        return deliverEvent({ event: message.event, data: message.data as never, timestamp: timestamp as never })
+        const event: QmpEvent = { event: message.event, data: message.data as never, timestamp: timestamp as never }
+        Events.recordSize(event, messageBytes)
+        return deliverEvent(event)
       }
       if ("return" in message || (isRecord(message.error) && typeof message.error.class === "string")) {
+        if (!("id" in message)) return answerUnparsed(message)
         const id = message.id
         if (typeof id !== "number" || !Number.isInteger(id) || id < 1 || id >= nextId) {
-          return protocolError("UnknownId", `reply to a request never sent: ${JSON.stringify(message).slice(0, 200)}`)
+          // QMP's spec: a client drops replies it cannot match. Nothing waits on them.
+          return diagnose(`dropped a QMP reply to a request never sent: ${preview(message)}`)
         }
         const request = pending.get(id)
         // An id that was issued but is no longer pending belongs to a call that timed out or was
@@ -503,14 +592,36 @@ const makeSession = (
         request.reply(message as unknown as QmpResponse)
         return
       }
-      return protocolError("NotQmp", `not a QMP message: ${JSON.stringify(message).slice(0, 200)}`)
+      return protocolError("NotQmp", `not a QMP message: ${preview(message)}`)
+    }
+
+    /**
+     * A reply without an id is QEMU's answer to input it could not parse. The client never sends
+     * such input (requests beyond QEMU's parser limits are refused before sending), and one bad
+     * input can draw a thousand such replies (QEMU reads what is left of it as more input), so
+     * none of them can be matched to a request: they are dropped, as QMP's spec says, and logged
+     * once per burst.
+     */
+    const unparsedDropped = burstLog(diagnose, "QMP replies without an id (QEMU could not parse some input)")
+    const answerUnparsed = (message: Record<string, unknown>) => unparsedDropped(preview(message))
+
+    // Runs from the socket's data callback: nothing a peer sends may throw out of it. What the
+    // checks above did not foresee ends the session with a protocol error instead of the process.
+    let messageBytes = 0
+    const dispatchGuarded = (message: unknown, bytes: number): void => {
+      messageBytes = bytes
+      try {
+        dispatch(message)
+      } catch (error) {
+        protocolError("NotQmp", `a message could not be handled (${describeThrown(error)}): ${preview(message)}`)
+      }
     }
 
     const onData = (chunk: Uint8Array) => {
       if (endedWith !== undefined) return
       const result = decoder.push(chunk)
-      for (const message of result.messages) {
-        dispatch(message)
+      for (let i = 0; i < result.messages.length; i++) {
+        dispatchGuarded(result.messages[i], decoder.sizes[i])
         if (endedWith !== undefined) return
       }
       if (result._tag === "InvalidJson") {
@@ -546,8 +657,8 @@ const makeSession = (
     }
     const fdLock = yield* Effect.makeSemaphore(1)
 
-    const withOperation = (error: QmpDisconnected | QmpProtocolError, operation: string) =>
-      error._tag === "QmpDisconnected" ? new QmpDisconnected({ ...error, operation }) : error
+    const withOperation = <E extends { readonly _tag: string }>(error: E, operation: string): E =>
+      error instanceof QmpDisconnected ? new QmpDisconnected({ ...error, operation }) as unknown as E : error
 
     /**
      * Sends a request and resumes with `onReply` applied to its reply. One `Effect.async` per
@@ -559,37 +670,49 @@ const makeSession = (
       options: ExecuteOptions | undefined,
       onReply: (response: QmpResponse) => Effect.Effect<A, E>,
       releasesHold = false
-    ): Effect.Effect<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError> =>
-      Effect.async<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError>((resume) => {
+    ): Effect.Effect<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError> =>
+      Effect.async<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError>((resume) => {
         const operation = `execute ${command}`
         if (endedWith !== undefined) return resume(Effect.fail(withOperation(endedWith, operation)))
-        const timeout = Duration.decode(options?.timeout ?? commandTimeout)
-        const id = nextId++
+        const timeout = requestTimeout(command, options)
+        if (timeout instanceof QmpArgumentError) return resume(Effect.fail(timeout))
+        const id = nextId
+        const payload = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
+        const verb = options?.oob ? "exec-oob" : "execute"
+        // Serialized before anything is registered: a value that cannot be sent leaves nothing behind.
+        const text = ExactJson.stringify(
+          payload === undefined ? { [verb]: command, id } : { [verb]: command, arguments: payload, id }
+        )
+        if (text instanceof ExactJson.NotSerializable) {
+          return resume(Effect.fail(
+            new QmpArgumentError({
+              command,
+              reason: "NotSerializable",
+              path: text.path,
+              detail: text.detail
+            })
+          ))
+        }
+        nextId++
         // A plain timer, not `Effect.timeout`: that forks a fiber per request, which cost about as
         // much as the round trip itself. A timer also fires in an uninterruptible region.
-        const timer = Duration.isFinite(timeout)
-          ? setTimeout(() => {
-            pending.delete(id)
-            resume(Effect.fail(new QmpTimeout({ operation, timeout })))
-          }, Duration.toMillis(timeout))
-          : undefined
+        const disarm = Timer.arm(timeout, () => {
+          pending.delete(id)
+          resume(Effect.fail(new QmpTimeout({ operation, timeout })))
+        })
         pending.set(id, {
           reply: (response) => {
-            clearTimeout(timer)
+            disarm()
             resume(onReply(response))
           },
           fail: (error) => {
-            clearTimeout(timer)
+            disarm()
             resume(Effect.fail(withOperation(error, operation)))
           }
         })
-        const payload = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
-        const message = payload === undefined
-          ? { [options?.oob ? "exec-oob" : "execute"]: command, id }
-          : { [options?.oob ? "exec-oob" : "execute"]: command, arguments: payload, id }
-        write(JSON.stringify(message) + "\n", releasesHold)
+        write(text + "\n", releasesHold)
         return Effect.sync(() => {
-          clearTimeout(timer)
+          disarm()
           pending.delete(id)
         })
       })
@@ -599,7 +722,7 @@ const makeSession = (
       args: Record<string, unknown> | undefined,
       options: ExecuteOptions | undefined,
       releasesHold = false
-    ): Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError> =>
+    ): Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError> =>
       request(command, args, options, Effect.succeed, releasesHold)
 
     const raw: QmpClient["raw"] = (command, args, options) =>
@@ -609,9 +732,7 @@ const makeSession = (
 
     const toResult = (command: string, args: Record<string, unknown> | undefined) => (response: QmpResponse) =>
       isFailure(response)
-        ? Effect.fail(
-          new QmpCommandError({ command, errorClass: response.error.class, desc: response.error.desc, args })
-        )
+        ? Effect.fail(commandError(command, response, args))
         : Effect.succeed(response.return)
 
     const executeWithFd: QmpClient["executeWithFd"] = (fd, command, args, options) =>
@@ -641,17 +762,25 @@ const makeSession = (
     ): Effect.Effect<unknown, QmpExecuteError> => {
       let run: Effect.Effect<unknown, QmpExecuteError> = request(command, args, options, toResult(command, args))
       if (schemaIndex !== undefined) {
-        const checked = validateArgs(schemaIndex, command, args && options?.convertKeys ? convertKeys(args) : args)
-        if (Either.isLeft(checked)) run = Effect.fail(checked.left)
+        const checked = checkArgs(schemaIndex, command, args && options?.convertKeys ? convertKeys(args) : args)
+        if (checked !== undefined) run = Effect.fail(checked)
       }
       const replySchema = replySchemas?.[command]?.return
       if (replySchema !== undefined) {
         const decode = Schema.decodeUnknownEither(replySchema as Schema.Schema<unknown>)
         run = Effect.flatMap(run, (reply) => {
-          const decoded = decode(reply)
-          return Either.isRight(decoded)
-            ? Effect.succeed(decoded.right)
-            : Effect.fail(new QmpReplyError({ command, detail: decoded.left.message, reply }))
+          // A reply nested deeper than the decoder (or its error formatter) can follow is a
+          // mismatch like any other, never a defect.
+          try {
+            const decoded = decode(reply)
+            return Either.isRight(decoded)
+              ? Effect.succeed(decoded.right)
+              : Effect.fail(new QmpReplyError({ command, detail: safeMessage(decoded.left), reply }))
+          } catch (error) {
+            return Effect.fail(
+              new QmpReplyError({ command, detail: `the reply could not be decoded: ${describeThrown(error)}`, reply })
+            )
+          }
         })
       }
       // QEMU may exit before its reply to `quit` is read: the connection ending is the success.
@@ -668,10 +797,11 @@ const makeSession = (
       options: Omit<WaitEventOptions, "match"> | undefined
     ): Effect.Effect<QmpEvent, QmpEventError> => {
       const operation = `event ${filters.map((filter) => filter.name).join("|")}`
-      return Effect.suspend(() => {
+      return Effect.suspend((): Effect.Effect<QmpEvent, QmpEventError> => {
         if (options?.buffered !== false) {
-          const index = mailbox.findIndex((event) => matchesAny(event, filters))
-          if (index >= 0) return Effect.succeed(mailbox.splice(index, 1)[0])
+          const found = mailbox.take((event) => matchSafely(event, filters))
+          if (found instanceof QmpMatchError) return Effect.fail(found)
+          if (found !== undefined) return Effect.succeed(found)
         }
         if (endedWith !== undefined) return Effect.fail(withOperation(endedWith, operation))
         const waiter: Waiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
@@ -686,7 +816,7 @@ const makeSession = (
 
     const subscribe: Effect.Effect<EventSubscription, never, Scope.Scope> = Effect.acquireRelease(
       Effect.sync(() => {
-        const inbox = new Inbox(bufferSize)
+        const inbox = new Events.Inbox(bounds)
         if (endedWith !== undefined) inbox.end()
         else subscribers.add(inbox)
         return inbox
@@ -704,9 +834,12 @@ const makeSession = (
       ) => {
         const filters = toFilters(eventName, waitOptions?.match as EventFilter["match"])
         const operation = `event ${filters.map((filter) => filter.name).join("|")}`
-        const loop: Effect.Effect<QmpEvent, QmpDisconnected | QmpProtocolError> = Effect.flatMap(
+        const loop: Effect.Effect<QmpEvent, QmpDisconnected | QmpProtocolError | QmpMatchError> = Effect.flatMap(
           take,
-          (event) => matchesAny(event, filters) ? Effect.succeed(event) : loop
+          (event) => {
+            const matched = matchSafely(event, filters)
+            return matched === true ? Effect.succeed(event) : matched === false ? loop : Effect.fail(matched)
+          }
         )
         return bounded(
           Effect.mapError(loop, (error) => withOperation(error, operation)),
@@ -718,7 +851,6 @@ const makeSession = (
       return { take, waitEvent, stream }
     }))
 
-    const greetingTimeout = Duration.decode(options.greetingTimeout ?? defaultGreetingTimeout)
     const greeting = yield* greeted.await(greetingTimeout, () =>
       new QmpConnectError({
         reason: "GreetingTimeout",
@@ -733,7 +865,7 @@ const makeSession = (
     const wantOob = options.oob === true && greeting.QMP.capabilities.includes("oob")
     const capabilities = wantOob ? ["oob"] : []
     yield* send("qmp_capabilities", wantOob ? { enable: capabilities } : undefined, {
-      timeout: options.greetingTimeout ?? defaultGreetingTimeout
+      timeout: greetingTimeout
     }).pipe(
       Effect.flatMap((response) =>
         isFailure(response)
@@ -752,13 +884,15 @@ const makeSession = (
         QmpDisconnected: (error) =>
           Effect.fail(new QmpConnectError({ reason: "Closed", address, detail: error.message, cause: error })),
         QmpProtocolError: (error) =>
-          Effect.fail(new QmpConnectError({ reason: "BadGreeting", address, detail: error.message, cause: error }))
+          Effect.fail(new QmpConnectError({ reason: "BadGreeting", address, detail: error.message, cause: error })),
+        QmpArgumentError: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "Negotiation", address, detail: error.message, cause: error }))
       })
     )
 
     if (options.checkArgs === true) {
       const schema = yield* send("query-qmp-schema", undefined, {
-        timeout: options.greetingTimeout ?? defaultGreetingTimeout
+        timeout: greetingTimeout
       }).pipe(
         Effect.flatMap(toResult("query-qmp-schema", undefined)),
         Effect.mapError((error) =>
@@ -803,18 +937,14 @@ const makeSession = (
           const subscription = yield* subscribe
           const result = yield* execute(command, args, { timeout: waitOptions?.commandTimeout })
           const seen = yield* subscription.waitEvent(event, waitOptions)
+          // The event was awaited, so it is consumed: a later `waitEvent` must not find it again.
+          mailbox.remove(seen)
           return [result, seen] as const
         })) as never,
       subscribe,
       events: Stream.unwrapScoped(Effect.map(subscribe, (subscription) => subscription.stream)),
-      takeEvents: Effect.sync(() => {
-        const taken = mailbox
-        mailbox = []
-        return taken
-      }),
-      clearEvents: Effect.sync(() => {
-        mailbox = []
-      }),
+      takeEvents: Effect.sync(() => mailbox.drain()),
+      clearEvents: Effect.sync(() => void mailbox.drain()),
       isOpen: Effect.sync(() => endedWith === undefined),
       closed: Deferred.await(ended),
       close: Effect.sync(() => terminate(new QmpDisconnected({ reason: "closed by the client" }))),
@@ -852,7 +982,10 @@ export const make = (
       (duplex) => Effect.sync(() => duplex.destroy())
     ).pipe(Effect.flatMap((duplex) => makeSession(Transport.fromDuplex(duplex, label), options)))
   }
-  return Effect.flatMap(openNet(address, label), (socket) => makeSession(Transport.fromDuplex(socket, label), options))
+  return sessionTimeout(label, "greetingTimeout", options.greetingTimeout, defaultGreetingTimeout).pipe(
+    Effect.flatMap((timeout) => openNet(address, label, timeout)),
+    Effect.flatMap((socket) => makeSession(Transport.fromDuplex(socket, label), options))
+  )
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
+import { printable } from "./internal/lineDecoder.js"
 import type { QmpArgumentError } from "./QmpValidate.js"
 
 /**
@@ -24,7 +25,8 @@ export class QmpCommandError extends Data.TaggedError("QmpCommandError")<{
   readonly args?: unknown
 }> {
   get message(): string {
-    return `QMP command "${this.command}" failed: ${this.errorClass}: ${this.desc}`
+    // Class and description come from the peer: printed escaped, never as raw terminal bytes.
+    return `QMP command "${printable(this.command)}" failed: ${printable(this.errorClass)}: ${printable(this.desc)}`
   }
 }
 
@@ -92,7 +94,7 @@ export class QmpProtocolError extends Data.TaggedError("QmpProtocolError")<{
  * @category errors
  */
 export class QmpConnectError extends Data.TaggedError("QmpConnectError")<{
-  readonly reason: "Open" | "GreetingTimeout" | "BadGreeting" | "Negotiation" | "Closed"
+  readonly reason: "Open" | "GreetingTimeout" | "BadGreeting" | "Negotiation" | "Closed" | "InvalidOptions"
   /** Where the client tried to connect, e.g. `unix:/run/vm.sock` or `fd`. */
   readonly address: string
   readonly detail: string
@@ -142,4 +144,24 @@ export type QmpExecuteError =
  * @since 0.1.0
  * @category errors
  */
-export type QmpEventError = QmpTimeout | QmpDisconnected | QmpProtocolError
+export type QmpEventError = QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError | QmpMatchError
+
+/**
+ * The predicate given to an event wait (`match: (event) => ...`) threw. Only that wait fails; the
+ * session and every other waiter carry on.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class QmpMatchError extends Data.TaggedError("QmpMatchError")<{
+  /** The name of the event the predicate was given. */
+  readonly event: string
+  /** What the predicate threw, as text. */
+  readonly detail: string
+  /** What the predicate threw. */
+  readonly cause?: unknown
+}> {
+  get message(): string {
+    return `the match predicate threw on event ${printable(this.event)}: ${printable(this.detail)}`
+  }
+}

@@ -12,15 +12,26 @@ import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
 import { isOptional, makeIndex } from "./codegen/Introspect.js"
 
 /**
- * The arguments of a command do not fit the schema. `path` names the offending member
- * (`"options.driver"`, `"devices[2].id"`), empty for the arguments object itself.
+ * The arguments of a call are not acceptable, found before anything is sent: they do not fit the
+ * schema (`checkArgs`), cannot be sent as JSON without changing them (`NotSerializable`: `NaN`, a
+ * function, a cycle, a value nested too deeply), or an option of the call is invalid
+ * (`InvalidOption`, e.g. a timeout that is no positive duration). `path` names the offending
+ * member (`"options.driver"`, `"devices[2].id"`, `"timeout"`), empty for the arguments object itself.
  *
  * @since 0.1.0
  * @category errors
  */
 export class QmpArgumentError extends Schema.TaggedError<QmpArgumentError>()("QmpArgumentError", {
   command: Schema.String,
-  reason: Schema.Literal("UnknownCommand", "UnknownMember", "MissingMember", "WrongType", "BadEnumValue"),
+  reason: Schema.Literal(
+    "UnknownCommand",
+    "UnknownMember",
+    "MissingMember",
+    "WrongType",
+    "BadEnumValue",
+    "NotSerializable",
+    "InvalidOption"
+  ),
   path: Schema.String,
   detail: Schema.String
 }) {

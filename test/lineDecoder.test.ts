@@ -19,7 +19,36 @@ const splitAt = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Arr
 
 const jsonValue = FastCheck.jsonValue({ maxDepth: 3 })
 
+/**
+ * The model of exact decoding: what plain `JSON.parse` gives, except that an integer literal
+ * outside the safe range comes back as the `bigint` of exactly the digits sent.
+ */
+const exactModel = (text: string): unknown =>
+  JSON.parse(
+    text,
+    (_key, value) =>
+      typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) &&
+        /^-?\d+$/.test(String(value))
+        ? BigInt(String(value))
+        : value
+  )
+
 describe("LineDecoder", () => {
+  it.prop(
+    "keeps integers beyond 2^53 exact as bigint, in any position, and leaves digits in strings alone",
+    [FastCheck.bigInt({ min: -(2n ** 64n), max: 2n ** 64n }), FastCheck.jsonValue({ maxDepth: 2 })],
+    ([big, other]) => {
+      const text = `{"a": ${big}, "b": [${big}, ${JSON.stringify(other)}], "s": "${big}"}\r\n`
+      const result = new LineDecoder(1 << 20).push(encoder.encode(text))
+      const expected = Number.isSafeInteger(Number(big)) ? Number(big) : big
+      assert.deepStrictEqual(result.messages, [{
+        a: expected,
+        b: [expected, exactModel(JSON.stringify(other))],
+        s: `${big}`
+      }])
+    }
+  )
+
   it.prop(
     "decodes every valid message exactly once, however the stream is split",
     [FastCheck.array(jsonValue, { maxLength: 20 }), FastCheck.array(FastCheck.nat(), { maxLength: 30 })],
@@ -32,7 +61,7 @@ describe("LineDecoder", () => {
         assert.strictEqual(result._tag, "Messages")
         out.push(...result.messages)
       }
-      assert.deepStrictEqual(out, JSON.parse(JSON.stringify(values)))
+      assert.deepStrictEqual(out, exactModel(JSON.stringify(values)))
       assert.strictEqual(decoder.buffered, 0)
     }
   )

@@ -8,6 +8,7 @@
  *
  * @internal
  */
+import * as ExactJson from "./exactJson.js"
 
 /** What one call to {@link LineDecoder.push} produced. */
 export type DecodeResult =
@@ -41,12 +42,29 @@ export const printable = (text: string): string =>
   )
 
 /**
+ * A short, printable excerpt of a value a peer sent, for an error message. Never throws: a value
+ * nested too deeply for `JSON.stringify` (a peer can send one) is described instead of printed.
+ */
+export const preview = (value: unknown, max = 200): string => {
+  let text: string
+  try {
+    text = JSON.stringify(value) ?? String(value)
+  } catch {
+    text = "a value nested too deeply to print"
+  }
+  return printable(text.length > max ? text.slice(0, max) + "..." : text)
+}
+
+/**
  * A streaming decoder: feed it chunks, get back the complete messages in order.
  * After it reports an error it must not be fed again: the connection is to be closed.
  */
 export class LineDecoder {
   private pending: Array<Uint8Array> = []
   private pendingBytes = 0
+
+  /** The length of each message of the last {@link push}'s result, in the same order. */
+  readonly sizes: Array<number> = []
 
   constructor(readonly maxLineBytes: number) {}
 
@@ -57,6 +75,7 @@ export class LineDecoder {
 
   push(chunk: Uint8Array): DecodeResult {
     let messages: Array<unknown> | undefined
+    this.sizes.length = 0
     let start = 0
     while (start < chunk.length) {
       const newline = chunk.indexOf(NEWLINE, start)
@@ -78,7 +97,7 @@ export class LineDecoder {
       if (text.length === 0) continue
       let message: unknown
       try {
-        message = JSON.parse(text)
+        message = ExactJson.parse(text)
       } catch (error) {
         this.reset()
         return {
@@ -90,6 +109,7 @@ export class LineDecoder {
       }
       if (messages === undefined) messages = [message]
       else messages.push(message)
+      this.sizes.push(text.length)
     }
     return { _tag: "Messages", messages: messages ?? emptyMessages }
   }

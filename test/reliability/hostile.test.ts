@@ -91,9 +91,22 @@ const scenarios: ReadonlyArray<Scenario> = [
     close: false
   },
   {
-    name: "a reply with a foreign id",
+    // Dropped (QMP's spec), so the close after it is what ends the session.
+    name: "a reply with a foreign id, then close",
     at: "reply",
     bytes: () => text("{\"return\": {}, \"id\": 424242}\r\n"),
+    close: true
+  },
+  {
+    name: "a message nested 100,000 deep",
+    at: "reply",
+    bytes: () => text("[".repeat(100_000) + "]".repeat(100_000) + "\r\n"),
+    close: false
+  },
+  {
+    name: "a greeting nested 100,000 deep",
+    at: "greeting",
+    bytes: () => text(`{"QMP": {"version": ${"[".repeat(100_000)}${"]".repeat(100_000)}}}\r\n`),
     close: false
   },
   {
