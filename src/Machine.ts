@@ -27,11 +27,11 @@ import * as Console from "./Console.js"
 import { ConsoleClosed } from "./ConsoleError.js"
 import { fdArgs } from "./internal/fdArgs.js"
 import { parentDeathWrapper } from "./internal/parentDeath.js"
+import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
 import * as MachineConfig from "./MachineConfig.js"
-import type { ConfigError } from "./MachineError.js"
-import { AbnormalShutdown, formatCommandLine, LaunchError } from "./MachineError.js"
+import { AbnormalShutdown, ConfigError, formatCommandLine, LaunchError } from "./MachineError.js"
 import type { ExitStatus, QemuProcessService } from "./QemuProcess.js"
 import * as QemuProcess from "./QemuProcess.js"
 import * as Qmp from "./Qmp.js"
@@ -90,18 +90,25 @@ export interface MachineService {
    */
   readonly sendFd: (fd: number, name: string) => Effect.Effect<void, Qmp.FdError>
   /**
-   * Shuts the machine down: `quit`, then wait for QEMU to exit. If either fails or the timeout
-   * elapses, QEMU is killed and the result is `AbnormalShutdown`. Idempotent: later calls
-   * return the first call's outcome.
+   * Shuts the machine down: `quit` (SIGTERM when there is no QMP session), then wait for QEMU
+   * to exit. If either fails or the timeout elapses, QEMU is killed and the result is
+   * `AbnormalShutdown`. Idempotent: later calls return the first call's outcome. With
+   * `hard: true` during a graceful shutdown, the kill happens at once. A timeout that is no
+   * positive duration is a `ConfigError`.
    */
-  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown>
-  /** Kills QEMU at once (SIGKILL) and waits until it is reaped. */
+  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown | ConfigError>
+  /**
+   * Kills QEMU at once (SIGKILL to its process group, so a forking wrapper's children die too)
+   * and waits until it is reaped. During a graceful shutdown it cuts that short.
+   */
   readonly kill: Effect.Effect<void>
   /**
-   * Waits for QEMU to exit on its own, e.g. after the guest powers off (the seed's `wait`).
+   * Waits for QEMU to exit on its own, e.g. after the guest powers off (Python's `wait`).
    * No `quit` is sent. If the timeout elapses, QEMU is killed: `AbnormalShutdown`.
    */
-  readonly wait: (options?: { readonly timeout?: Duration.DurationInput }) => Effect.Effect<void, AbnormalShutdown>
+  readonly wait: (
+    options?: { readonly timeout?: Duration.DurationInput }
+  ) => Effect.Effect<void, AbnormalShutdown | ConfigError>
   readonly isRunning: Effect.Effect<boolean>
   /** How QEMU exited, once it has. */
   readonly exitStatus: Effect.Effect<Option.Option<ExitStatus>>
@@ -234,6 +241,8 @@ const createTempDir = (config: ResolvedConfig) =>
 interface Listener {
   readonly chardev: string
   readonly path?: string
+  /** The identity of the socket file this listener created (see `identity`). */
+  readonly created?: string | undefined
   /** QEMU's connection, once it has come. */
   readonly accept: Effect.Effect<Duplex>
   readonly release: () => void
@@ -287,22 +296,47 @@ const listenForMonitor = (config: ResolvedConfig, tempDir: string) =>
             server.close()
             return fail(cause as Error)
           }
-          resume(Effect.succeed({ chardev: `socket,id=mon,path=${path}`, path, accept, release }))
+          // What this listener created, to remove on release only if it is still the same file.
+          const created = identity(path)
+          resume(
+            Effect.succeed({ chardev: `socket,id=mon,path=${escapeOption(path)}`, path, created, accept, release })
+          )
         })
       } else if (monitor._tag === "Tcp") {
         server.listen({ host: monitor.host, port: monitor.port }, () => {
           server.off("error", fail)
           const { port } = server.address() as Net.AddressInfo
-          resume(Effect.succeed({ chardev: `socket,id=mon,host=${monitor.host},port=${port}`, accept, release }))
+          resume(
+            Effect.succeed({
+              chardev: `socket,id=mon,host=${escapeOption(monitor.host)},port=${port}`,
+              accept,
+              release
+            })
+          )
         })
       }
     }),
-    ({ path, release }) =>
+    ({ created, path, release }) =>
       Effect.sync(() => {
         release()
-        if (path !== undefined) Fs.rmSync(path, { force: true })
+        // Another machine may listen on this path by now (same name and sockDir): unlink only
+        // the socket this listener made.
+        if (path !== undefined && created !== undefined && identity(path) === created) Fs.rmSync(path, { force: true })
       })
   )
+
+/** A file's identity (device and inode), or undefined when it does not exist. */
+const identity = (path: string): string | undefined => {
+  try {
+    const stat = Fs.lstatSync(path, { bigint: true })
+    return `${stat.dev}:${stat.ino}`
+  } catch {
+    return undefined
+  }
+}
+
+/** A value placed inside a QEMU option string (`key=value,...`): a comma is written twice. */
+export const escapeOption = (value: string): string => value.replaceAll(",", ",,")
 
 /** Builds the library's part of the command line (the seed's base arguments). */
 const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, consoleFd: number | undefined) => {
@@ -313,7 +347,7 @@ const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, co
     for (let index = 0; index < config.console.index; index++) args.push("-serial", "null")
     args.push("-chardev", `socket,id=console,fd=${consoleFd}`)
     if (config.console.deviceType === undefined) args.push("-serial", "chardev:console")
-    else args.push("-device", `${config.console.deviceType},chardev=console`)
+    else args.push("-device", `${escapeOption(config.console.deviceType)},chardev=console`)
   }
   return args
 }
@@ -338,9 +372,12 @@ const launch = (config: ResolvedConfig) =>
     extraStdio.push(...fds.stdio)
 
     const monitorChardev = monitorFd !== undefined ? `socket,id=mon,fd=${monitorFd}` : listener?.chardev
-    const wrapper = config.parentDeathSignal
-      ? [...(yield* parentDeathWrapper).prefix, ...config.wrapper]
-      : config.wrapper
+    // With a wrapper of the caller's, QEMU gets the parent-death signal too: when the wrapper dies
+    // with the controller (first prefix), QEMU dies with the wrapper (second).
+    const deathPrefix = config.parentDeathSignal ? (yield* parentDeathWrapper).prefix : []
+    const wrapper = config.wrapper.length === 0
+      ? deathPrefix
+      : [...deathPrefix, ...config.wrapper, ...deathPrefix]
     const logPath = Path.join(tempDir, `${config.name}.log`)
     const process = yield* QemuProcess.make({
       name: config.name,
@@ -478,6 +515,8 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     )
 
     let userKilled = false
+    // How firmly the stop in progress ends QEMU: 0 waits for it to exit, 1 asks it to, 2 kills it.
+    let level = 0
     let keptLog: string | undefined
     const outcome = Deferred.unsafeMake<void, AbnormalShutdown>(FiberId.none)
     let started = false
@@ -512,25 +551,41 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       if (Option.isNone(reaped)) yield* Effect.logError(`QEMU process ${process.pid} survived SIGKILL`)
     })
 
+    // A hard stop asked for while a graceful one runs: the kill goes ahead at once, and the stop
+    // in progress ends as the kill asked.
+    let escalated = false
+
+    // Without a monitor to send `quit` to, SIGTERM asks QEMU to shut down just as well.
+    const exitRequest = Effect.map(qmp.isOpen, (open) => config.qmp && open ? "quit" as const : "SIGTERM" as const)
+    const requestExit = (via: "quit" | "SIGTERM", timeout: Duration.Duration) =>
+      via === "quit" ? qmp.execute("quit", undefined, { timeout }) : process.signal("SIGTERM")
+
+    /** A graceful stop asked for while the machine only waits for QEMU to exit: ask it to now. */
+    const escalateToGraceful = (timeout: Duration.Duration) =>
+      Effect.gen(function*() {
+        const budget = Timer.deadline(timeout)
+        yield* Effect.ignore(Effect.flatMap(exitRequest, (via) => requestExit(via, budget.remaining())))
+        if (Option.isNone(yield* process.waitExit(budget.remaining()))) yield* hardKill
+      })
+
     const graceful = (timeout: Duration.Duration, sendQuit: boolean) =>
       Effect.gen(function*() {
         if (Option.isSome(yield* process.exitStatus)) return
         // A QEMU blocked writing to a full console socket would never see `quit`.
         yield* console.close
+        const via = sendQuit ? yield* exitRequest : undefined
         // Both waits are bounded by plain timers against one deadline (no timeout fibers: this
         // runs for every machine of a fleet).
-        const deadline = Date.now() + Duration.toMillis(timeout)
+        const budget = Timer.deadline(timeout)
         const timedOut = () =>
           new AbnormalShutdown({
             name,
-            detail: `QEMU did not exit within ${Duration.format(timeout)}${sendQuit ? " of quit" : ""}`,
+            detail: `QEMU did not exit within ${Duration.format(timeout)}${via === undefined ? "" : ` of ${via}`}`,
             timeout
           })
         const attempt = Effect.gen(function*() {
-          if (sendQuit && config.qmp) {
-            yield* qmp.execute("quit", undefined, { timeout: Duration.millis(Math.max(0, deadline - Date.now())) })
-          }
-          const status = yield* process.waitExit(Duration.millis(Math.max(0, deadline - Date.now())))
+          if (via !== undefined) yield* requestExit(via, budget.remaining())
+          const status = yield* process.waitExit(budget.remaining())
           if (Option.isNone(status)) return yield* Effect.fail(timedOut())
         })
         const result = yield* attempt.pipe(
@@ -543,7 +598,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
           ),
           Effect.either
         )
-        if (Either.isLeft(result)) {
+        if (Either.isLeft(result) && !escalated) {
           yield* hardKill
           const status = yield* process.exitStatus
           return yield* Effect.fail(
@@ -561,11 +616,22 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     // run in the caller's fiber, the interrupt would cut the bounded attempt short and leave
     // `outcome` interrupted, and the release (which awaits it) would fail the scope with an
     // interruption that was never its own. The stop is bounded, and the release awaits it.
+    // A firmer stop asked for during a softer one goes ahead at once (`escalated`): a kill during a
+    // graceful shutdown kills, a shutdown during a `wait` sends `quit`; the stop in progress ends
+    // with QEMU's exit.
     const stop = (mode: { readonly hard: boolean; readonly timeout: Duration.Duration; readonly sendQuit: boolean }) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
-          if (started) return restore(Deferred.await(outcome))
+          const wanted = mode.hard ? 2 : mode.sendQuit ? 1 : 0
+          if (started) {
+            if (wanted <= level) return restore(Deferred.await(outcome))
+            level = wanted
+            escalated = true
+            const escalation = wanted === 2 ? hardKill : escalateToGraceful(mode.timeout)
+            return Effect.zipRight(Effect.forkDaemon(escalation), restore(Deferred.await(outcome)))
+          }
           started = true
+          level = wanted
           const body = mode.hard ? hardKill : graceful(mode.timeout, mode.sendQuit)
           const run = Effect.uninterruptible(
             body.pipe(
@@ -580,13 +646,20 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
         withHotSpan(mode.hard ? "Machine.kill" : "Machine.shutdown", { "machine.name": name })
       )
 
-    const shutdownTimeout = Duration.decode(config.shutdownTimeout)
+    const shutdownTimeout = config.shutdownTimeout
+    /** A caller's timeout option: a positive duration, or the machine's `shutdownTimeout`. */
+    const timeoutOption = (input: Duration.DurationInput | undefined) =>
+      input === undefined
+        ? Effect.succeed(shutdownTimeout)
+        : Either.match(Timer.decodeTimeout(input), {
+          onLeft: (detail) => Effect.fail(new ConfigError({ field: "timeout", detail })),
+          onRight: Effect.succeed
+        })
     const shutdown = (options?: ShutdownOptions) =>
-      stop({
-        hard: options?.hard === true,
-        timeout: options?.timeout !== undefined ? Duration.decode(options.timeout) : shutdownTimeout,
-        sendQuit: true
-      })
+      Effect.flatMap(
+        timeoutOption(options?.timeout),
+        (timeout) => stop({ hard: options?.hard === true, timeout, sendQuit: true })
+      )
 
     // Release: graceful with fallback, bounded, never failing the scope.
     yield* Scope.addFinalizer(
@@ -631,11 +704,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       shutdown,
       kill: Effect.catchAll(stop({ hard: true, timeout: shutdownTimeout, sendQuit: false }), () => Effect.void),
       wait: (options) =>
-        stop({
-          hard: false,
-          timeout: options?.timeout !== undefined ? Duration.decode(options.timeout) : shutdownTimeout,
-          sendQuit: false
-        }),
+        Effect.flatMap(timeoutOption(options?.timeout), (timeout) => stop({ hard: false, timeout, sendQuit: false })),
       isRunning: process.isRunning,
       exitStatus: process.exitStatus,
       log: Effect.suspend(() => keptLog !== undefined ? Effect.succeed(keptLog) : readLog)

@@ -7,33 +7,33 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fdArgs } from "./internal/fdArgs.js"
+import { decodeTimeout } from "./internal/timer.js"
 import { ConfigError } from "./MachineError.js"
 
 /**
- * A duration as Effect accepts it: `"30 seconds"`, a number of milliseconds, or a `Duration`.
+ * A timeout as Effect accepts it: `"30 seconds"`, a number of milliseconds, or a `Duration`.
+ * It must be positive (or infinite): zero, negative and NaN durations are refused, naming the
+ * field, since a zero bound would fail every launch or kill every machine on release.
  *
  * @since 0.1.0
  * @category models
  */
 export const DurationInput = Schema.transformOrFail(
-  Schema.Unknown,
+  // Typed as `Duration.DurationInput` for callers; checked for real below.
+  Schema.declare((_: unknown): _ is Duration.DurationInput => true),
   Schema.DurationFromSelf,
   {
     strict: true,
     decode: (input, _, ast) =>
-      Option.match(Duration.decodeUnknown(input), {
-        onNone: () =>
-          ParseResult.fail(
-            new ParseResult.Type(ast, input, "expected a duration such as \"30 seconds\" or a number of milliseconds")
-          ),
-        onSome: ParseResult.succeed
+      Either.match(decodeTimeout(input), {
+        onLeft: (detail) => ParseResult.fail(new ParseResult.Type(ast, input, detail)),
+        onRight: ParseResult.succeed
       }),
     encode: ParseResult.succeed
   }
@@ -82,7 +82,10 @@ const QmpConfig = Schema.Struct({
   commandTimeout: Schema.optional(DurationInput),
   greetingTimeout: Schema.optional(DurationInput),
   maxMessageBytes: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(4096))),
-  eventBufferSize: Schema.optional(Schema.Int.pipe(Schema.positive()))
+  eventBufferSize: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  eventBufferBytes: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  checkArgs: Schema.optional(Schema.Boolean),
+  decodeReplies: Schema.optional(Schema.Boolean)
 })
 
 /**
@@ -163,6 +166,14 @@ const firstIssue = (error: ParseResult.ParseError): ConfigError => {
   return new ConfigError({ field, detail: issue?.message ?? error.message })
 }
 
+const existsAsNonRegularFile = (path: string) => {
+  try {
+    return !Fs.statSync(path).isFile()
+  } catch {
+    return false
+  }
+}
+
 const isDirectory = (path: string) => {
   try {
     return Fs.statSync(path).isDirectory()
@@ -191,6 +202,20 @@ export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig
     }
     if (config.sockDir !== undefined && !isDirectory(config.sockDir)) {
       return fail("sockDir", `"${config.sockDir}" is not an existing directory; create it or pick another`)
+    }
+    const daemonize = config.args.findIndex((arg) => arg === "-daemonize" || arg === "--daemonize")
+    if (daemonize >= 0) {
+      // A daemonized QEMU outlives the process the library spawned and so every bound on it.
+      return fail(
+        `args.${daemonize}`,
+        "-daemonize detaches QEMU from the machine's lifetime; leave it out (the machine already runs in the background)"
+      )
+    }
+    if (config.console?.logFile !== undefined && existsAsNonRegularFile(config.console.logFile)) {
+      return fail(
+        "console.logFile",
+        `"${config.console.logFile}" exists and is not a regular file (a FIFO or device would block the launch); give a file path`
+      )
     }
     if (!config.qmp && config.monitor._tag !== "Socketpair") {
       return fail("monitor", "a monitor address was given but qmp is false; drop one of the two")

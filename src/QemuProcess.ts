@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Duplex } from "node:stream"
+import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import { LaunchError } from "./MachineError.js"
 
@@ -171,27 +172,57 @@ const waitForExit = (child: ChildProcess, timeout: Duration.DurationInput): Effe
     if (child.exitCode !== null || child.signalCode !== null) {
       return Effect.succeed(Option.some({ code: child.exitCode, signal: child.signalCode }))
     }
-    const bound = Duration.decode(timeout)
-    return Effect.async<Option.Option<ExitStatus>>((resume) => {
-      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-        clearTimeout(timer)
+    return Timer.awaitWithin<Option.Option<ExitStatus>, never, "elapsed">(Duration.decode(timeout), (resume) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
         resume(Effect.succeed(Option.some({ code, signal })))
-      }
       child.once("exit", onExit)
-      const timer = Duration.isFinite(bound)
-        ? setTimeout(() => {
-          child.off("exit", onExit)
-          resume(Effect.succeed(Option.none()))
-        }, Duration.toMillis(bound))
-        : undefined
-      return Effect.sync(() => {
-        clearTimeout(timer)
-        child.off("exit", onExit)
-      })
-    })
+      return () => child.off("exit", onExit)
+    }, () => "elapsed").pipe(
+      // The bound elapsing is an answer here (`None`), not an error.
+      Effect.orElseSucceed(Option.none)
+    )
   })
 
-const readFileOrEmpty = (path: string) => Effect.promise(() => Fs.promises.readFile(path, "utf8").catch(() => ""))
+/** How much of QEMU's log `readLog` returns: its last MiB. */
+export const logTailBytes = 1024 * 1024
+
+/**
+ * The last `maxBytes` of a file as text ("" when it cannot be read). Only the tail is read: a
+ * chatty QEMU can write hundreds of MiB of log.
+ */
+const readTail = (path: string, maxBytes: number) =>
+  Effect.promise(async () => {
+    let handle: Fs.promises.FileHandle | undefined
+    try {
+      handle = await Fs.promises.open(path, "r")
+      const { size } = await handle.stat()
+      const length = Math.min(size, maxBytes)
+      const buffer = Buffer.alloc(length)
+      const { bytesRead } = await handle.read(buffer, 0, length, size - length)
+      // A cut through a multi-byte character at the start decodes as one replacement character.
+      return buffer.subarray(0, bytesRead).toString("utf8")
+    } catch {
+      return ""
+    } finally {
+      await handle?.close().catch(() => {})
+    }
+  })
+
+/**
+ * Sends a signal to the process group QEMU was started in (its own, see `detached`), so that a
+ * wrapper's children (`strace -f` forks QEMU) get it too; falls back to the child alone.
+ */
+const signalGroup = (child: ChildProcess, signal: NodeJS.Signals): void => {
+  try {
+    process.kill(-child.pid!, signal)
+  } catch {
+    try {
+      child.kill(signal)
+    } catch {
+      // already gone
+    }
+  }
+}
 
 /**
  * Spawns QEMU. The process is SIGKILLed and reaped (bounded) when the scope closes, if it is
@@ -223,7 +254,10 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
         try {
           child = spawn(commandLine[0], commandLine.slice(1), {
             stdio: ["ignore", logFd, logFd, ...(options.extraStdio ?? [])],
-            shell: false
+            shell: false,
+            // A process group of its own: a hard kill reaches whatever a wrapper forked, and a
+            // Ctrl-C meant for the controller's terminal does not reach QEMU behind its back.
+            detached: true
           })
         } catch (cause) {
           return resume(Effect.fail(launchError(String(cause), cause)))
@@ -243,8 +277,9 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
       }),
       ({ child, exited }) =>
         Effect.gen(function*() {
+          // The group too when the wrapper already exited: what it forked must not outlive it.
+          signalGroup(child, "SIGKILL")
           if (Option.isNone(yield* Deferred.poll(exited))) {
-            child.kill("SIGKILL")
             const reaped = yield* waitForExit(child, reapTimeout)
             if (Option.isNone(reaped)) {
               yield* Effect.logError(
@@ -267,7 +302,7 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
 
     const signal = (sig: NodeJS.Signals) =>
       Effect.sync(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill(sig)
+        if (child.exitCode === null && child.signalCode === null) signalGroup(child, sig)
       })
 
     const service: QemuProcessService = {
@@ -282,7 +317,7 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
       waitExit,
       signal,
       kill: Effect.zipRight(signal("SIGKILL"), waitExit(reapTimeout)),
-      readLog: readFileOrEmpty(options.logPath)
+      readLog: readTail(options.logPath, logTailBytes)
     }
     return service
   }).pipe(withHotSpan("QemuProcess.make", { "machine.name": options.name }))

@@ -5,6 +5,7 @@
 import { Deferred, Duration, Effect } from "effect"
 import type { Scope } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import * as NodeFs from "node:fs/promises"
 import type * as Net from "node:net"
 import * as NodeOs from "node:os"
@@ -43,7 +44,13 @@ export interface QemuChild {
 export const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
-    return true
+  } catch {
+    return false
+  }
+  // A zombie has exited: it only waits to be reaped (by init, once its parent is gone too).
+  try {
+    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
   } catch {
     return false
   }
