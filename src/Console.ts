@@ -21,6 +21,7 @@ import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleError, ConsoleTimeout } from "./ConsoleError.js"
 import { RecentBytes } from "./internal/recentBytes.js"
+import { awaitWithin } from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 
 /**
@@ -111,8 +112,22 @@ export interface ConsoleService {
     (pattern: RegExp, options?: WaitForOptions): Effect.Effect<RegExpExecArray, ConsoleTimeout | ConsoleClosed>
   }
   /**
-   * Closes the console now; idempotent. Call it before waiting for QEMU to exit: a QEMU blocked
-   * writing to a full console socket would otherwise never get there.
+   * From now on reads continuously, whether or not anyone reads (as the `drain` option does), and
+   * never waits for a lagging `lines` reader (it loses lines instead). Idempotent. Call it before
+   * waiting for QEMU to exit: a QEMU blocked writing to a full console socket would otherwise never
+   * get there. Unlike `close`, it keeps the connection, so what was written to the guest and not yet
+   * taken by it still reaches it, and what the guest prints on its way down is still read.
+   */
+  readonly drain: Effect.Effect<void>
+  /**
+   * Once QEMU has exited: reads what it left in the socket until the console ends (at most 1 second,
+   * in case another process still holds QEMU's end), then closes. The guest's last words end up in
+   * `recent`, the log file and `lines`.
+   */
+  readonly drainAndClose: Effect.Effect<void>
+  /**
+   * Closes the console now; idempotent. Output not read yet and input the guest has not taken yet
+   * are lost: to stop a machine, `drain` first and `drainAndClose` once QEMU has exited.
    */
   readonly close: Effect.Effect<void>
   /** Waits until the console ends: QEMU closed its end, the socket failed, or `close` was called. */
@@ -138,6 +153,8 @@ const lineBacklog = 256
 /** How much output an error carries. */
 const errorTailBytes = 4096
 const closeTimeout = Duration.seconds(2)
+/** How long `drainAndClose` waits for the end of a console whose QEMU has exited. */
+const drainAndCloseTimeout = Duration.seconds(1)
 
 const utf8 = new TextDecoder("utf-8")
 
@@ -339,7 +356,8 @@ const openLog = (path: string): Effect.Effect<FileHandle, ConsoleError, Scope.Sc
 export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, ConsoleError, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name ?? "console"
-    const drain = options.drain === true || options.logFile !== undefined
+    // `lines` readers may lag and lose lines only when the console drains from the start
+    const slidingLines = options.drain === true || options.logFile !== undefined
     const log = options.logFile === undefined ? undefined : yield* openLog(options.logFile)
     const open: Effect.Effect<Duplex, ConsoleError> = "socket" in options
       ? Effect.succeed(options.socket)
@@ -358,19 +376,23 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     })
     const recentBytes = new RecentBytes(options.bufferBytes ?? defaultBufferBytes)
     const splitter = new LineSplitter(options.maxLineLength ?? defaultMaxLineLength)
-    const lineHub = yield* (drain
+    const lineHub = yield* (slidingLines
       ? PubSub.sliding<string | typeof endOfLines>(lineBacklog)
       : PubSub.bounded<string | typeof endOfLines>(lineBacklog))
     const ended = yield* Deferred.make<void>()
+    // Completed when `drain` is called: a publisher stalled on a lagging `lines` reader gives up.
+    const drainStarted = yield* Deferred.make<void>()
     const state = {
       closed: false,
       linesEnded: false,
+      draining: slidingLines,
       readers: 0,
       lineReaders: 0,
       cursor: 0,
-      wakers: new Set<() => void>()
+      wakers: new Set<() => void>(),
+      endListeners: new Set<() => void>()
     }
-    const reading = yield* Effect.makeLatch(drain)
+    const reading = yield* Effect.makeLatch(state.draining)
 
     const wakeAll = () => {
       const wakers = [...state.wakers]
@@ -392,7 +414,7 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       Effect.zipRight(Effect.sync(() => ++state.readers), reading.open),
       () => {
         state.readers--
-        return state.readers === 0 && !drain ? reading.close : Effect.void
+        return state.readers === 0 && !state.draining ? reading.close : Effect.void
       }
     )
 
@@ -404,7 +426,9 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     const input = inflow(
       socket,
       (chunk) => {
-        if ((log !== undefined && !logBroken) || state.lineReaders > 0 || (!drain && state.readers === 0)) return false
+        if ((log !== undefined && !logBroken) || state.lineReaders > 0 || (!state.draining && state.readers === 0)) {
+          return false
+        }
         recentBytes.append(chunk)
         return true
       },
@@ -423,6 +447,28 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
         )
       )
 
+    /**
+     * Publishes lines to `lines` readers. A bounded hub makes a lagging reader slow the console down,
+     * until `drain` is called: from then on lines a reader has no room for are dropped.
+     */
+    const publishLines = (lines: ReadonlyArray<string | typeof endOfLines>): Effect.Effect<void> => {
+      if (slidingLines) return PubSub.publishAll(lineHub, lines)
+      let published = 0
+      while (published < lines.length && lineHub.unsafeOffer(lines[published])) published++
+      if (published === lines.length || state.draining) return Effect.void
+      return Effect.asVoid(
+        Effect.raceFirst(PubSub.publishAll(lineHub, lines.slice(published)), Deferred.await(drainStarted))
+      )
+    }
+
+    const endReading = () => {
+      state.closed = true
+      wakeAll()
+      const listeners = [...state.endListeners]
+      state.endListeners.clear()
+      for (const listener of listeners) listener()
+    }
+
     const pump = Effect.gen(function*() {
       while (true) {
         yield* reading.await
@@ -435,17 +481,16 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
         if (state.lineReaders > 0) {
           for (const chunk of batch) {
             const lines = splitter.push(chunk)
-            if (lines.length > 0) yield* PubSub.publishAll(lineHub, lines)
+            if (lines.length > 0) yield* publishLines(lines)
           }
         }
         wakeAll()
       }
-      yield* PubSub.publishAll(lineHub, splitter.end())
-      state.closed = true
-      wakeAll()
+      yield* publishLines(splitter.end())
+      endReading()
       // set before the end marker goes out: a reader that sees it set takes what is queued and stops
       state.linesEnded = true
-      yield* PubSub.publish(lineHub, endOfLines)
+      yield* publishLines([endOfLines])
       yield* Deferred.succeed(ended, undefined)
       if (socketError === undefined) yield* Effect.logDebug("console ended")
       else yield* Effect.logWarning("console ended on a socket error", socketError)
@@ -454,8 +499,7 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       Effect.catchAllDefect((defect) => Effect.logError("console reader failed", defect)),
       // however the reader stops, nobody may keep waiting for output that will never come
       Effect.ensuring(Effect.sync(() => {
-        state.closed = true
-        wakeAll()
+        endReading()
         Deferred.unsafeDone(ended, Effect.void)
       })),
       Effect.annotateLogs("machine", name)
@@ -555,11 +599,34 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
 
     const close = Effect.sync(() => {
       if (state.closed) return
-      state.closed = true
       socket.destroy()
-      wakeAll()
+      endReading()
     }).pipe(
       Effect.catchAllDefect((defect) => Effect.logWarning("closing the console failed", defect)),
+      Effect.annotateLogs("machine", name)
+    )
+
+    const startDraining = Effect.suspend(() => {
+      if (state.draining) return Effect.void
+      state.draining = true
+      Deferred.unsafeDone(drainStarted, Effect.void)
+      return reading.open
+    })
+
+    const drainAndClose = startDraining.pipe(
+      Effect.zipRight(
+        awaitWithin(
+          drainAndCloseTimeout,
+          (resume) => {
+            const done = () => resume(Effect.void)
+            if (state.closed) done()
+            else state.endListeners.add(done)
+            return () => state.endListeners.delete(done)
+          },
+          () => undefined
+        ).pipe(Effect.catchAll(() => Effect.logDebug("the console did not end in time after QEMU exited; closing it")))
+      ),
+      Effect.zipRight(close),
       Effect.annotateLogs("machine", name)
     )
 
@@ -570,6 +637,8 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       bytesRead: Effect.sync(() => recentBytes.end),
       write,
       waitFor: waitFor as ConsoleService["waitFor"],
+      drain: startDraining,
+      drainAndClose,
       close
     })
   })
@@ -582,3 +651,25 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
  */
 export const layer = (options: ConsoleOptions): Layer.Layer<Console, ConsoleError> =>
   Layer.scoped(Console, make(options))
+
+/**
+ * A console that does not exist: every `write` and `waitFor` fails at once with `ConsoleClosed`
+ * carrying `detail` (e.g. why the machine has none); `lines` is empty and the rest do nothing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unavailable = (detail: string): ConsoleService => ({
+  lines: Stream.empty,
+  recent: Effect.succeed(""),
+  write: () => Effect.fail(new ConsoleClosed({ operation: "write", recent: "", detail })),
+  waitFor: ((pattern: string | RegExp) =>
+    Effect.fail(
+      new ConsoleClosed({ operation: "waitFor", pattern: describe(pattern), recent: "", detail })
+    )) as ConsoleService["waitFor"],
+  drain: Effect.void,
+  drainAndClose: Effect.void,
+  close: Effect.void,
+  ended: Effect.void,
+  bytesRead: Effect.succeed(0)
+})

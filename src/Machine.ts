@@ -24,7 +24,6 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import type { Duplex } from "node:stream"
 import * as Console from "./Console.js"
-import { ConsoleClosed } from "./ConsoleError.js"
 import { fdArgs } from "./internal/fdArgs.js"
 import { parentDeathWrapper } from "./internal/parentDeath.js"
 import * as Timer from "./internal/timer.js"
@@ -150,28 +149,6 @@ const disabledQmp = (name: string): QmpClient => {
     closed: Effect.succeed(error),
     close: Effect.void,
     duplex: undefined
-  }
-}
-
-const disabledConsole = (name: string): Console.ConsoleService => {
-  const recent = ""
-  return {
-    lines: Stream.empty,
-    recent: Effect.succeed(recent),
-    write: () =>
-      Effect.fail(new ConsoleClosed({ operation: "write", recent, detail: `machine "${name}" has no console` })),
-    waitFor: ((pattern: string | RegExp) =>
-      Effect.fail(
-        new ConsoleClosed({
-          operation: "waitFor",
-          pattern: String(pattern),
-          recent,
-          detail: `machine "${name}" has no console`
-        })
-      )) as Console.ConsoleService["waitFor"],
-    close: Effect.void,
-    ended: Effect.void,
-    bytesRead: Effect.succeed(0)
   }
 }
 
@@ -428,7 +405,7 @@ const launch = (config: ResolvedConfig) =>
         )
       }
       const console = config.console === undefined
-        ? disabledConsole(config.name)
+        ? Console.unavailable(`machine "${config.name}" has no console`)
         : yield* Console.make({
           socket: process.stdio[consoleFd!]!,
           name: config.name,
@@ -535,7 +512,8 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     // After the process is gone: close the channels, say if QEMU died by a signal nobody sent.
     const finish = Effect.gen(function*() {
       yield* qmp.close
-      yield* console.close
+      // QEMU is gone: keep what it printed last, then close
+      yield* console.drainAndClose
       const status = yield* process.exitStatus
       if (Option.isSome(status) && status.value.signal !== null && !userKilled) {
         yield* Effect.logWarning(
@@ -546,7 +524,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
 
     const hardKill = Effect.gen(function*() {
       userKilled = true
-      yield* console.close
+      yield* console.drain
       const reaped = yield* process.kill
       if (Option.isNone(reaped)) yield* Effect.logError(`QEMU process ${process.pid} survived SIGKILL`)
     })
@@ -571,8 +549,9 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     const graceful = (timeout: Duration.Duration, sendQuit: boolean) =>
       Effect.gen(function*() {
         if (Option.isSome(yield* process.exitStatus)) return
-        // A QEMU blocked writing to a full console socket would never see `quit`.
-        yield* console.close
+        // A QEMU blocked writing to a full console socket would never see `quit`; closing the console
+        // instead would make QEMU drop what was written to the guest and not yet taken by it.
+        yield* console.drain
         const via = sendQuit ? yield* exitRequest : undefined
         // Both waits are bounded by plain timers against one deadline (no timeout fibers: this
         // runs for every machine of a fleet).

@@ -187,6 +187,85 @@ export const poweroffGuest = (banner: string, exitCode?: number): Uint8Array => 
 }
 
 /**
+ * Prints `banner` and "\r\n" on COM1, echoes every byte it receives until a carriage return ("\r"),
+ * then prints `banner` and "\r\n" again (its last words), waits until the UART has sent them and
+ * powers off through ACPI as {@link poweroffGuest} does. Input that is lost never brings it down.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const echoUntilEnterGuest = (banner: string): Uint8Array =>
+  // dprint-ignore
+  sector((message) => [
+    0xbe, lo(message), hi(message), // 0x58 mov si, message
+    0xe8, 0xde, 0xff,               // 0x5b call 0x3c           (puts)
+    0xba, 0xfd, 0x03,               // 0x5e mov dx, 0x3fd       (LSR)
+    0xec,                           // 0x61 in al, dx
+    0xa8, 0x01,                     // 0x62 test al, 1          (data ready?)
+    0x74, 0xf8,                     // 0x64 jz 0x5e
+    0xba, 0xf8, 0x03,               // 0x66 mov dx, 0x3f8       (RBR)
+    0xec,                           // 0x69 in al, dx
+    0x3c, 0x0d,                     // 0x6a cmp al, 0x0d        (carriage return?)
+    0x74, 0x05,                     // 0x6c je 0x73
+    0xe8, 0xd6, 0xff,               // 0x6e call 0x47           (putc)
+    0xeb, 0xeb,                     // 0x71 jmp 0x5e
+    0xbe, lo(message), hi(message), // 0x73 mov si, message
+    0xe8, 0xc3, 0xff,               // 0x76 call 0x3c           (puts)
+    0xba, 0xfd, 0x03,               // 0x79 mov dx, 0x3fd       (LSR)
+    0xec,                           // 0x7c in al, dx
+    0xa8, 0x40,                     // 0x7d test al, 0x40       (transmitter empty?)
+    0x74, 0xfb,                     // 0x7f jz 0x7c
+    0x66, 0xb8, 0x40, 0x0b, 0x00, 0x80, // 0x81 mov eax, 0x80000b40 (PCI 00:01.3, reg 0x40: PMBA)
+    0xba, 0xf8, 0x0c,               // 0x87 mov dx, 0xcf8       (CONFIG_ADDRESS)
+    0x66, 0xef,                     // 0x8a out dx, eax
+    0xba, 0xfc, 0x0c,               // 0x8c mov dx, 0xcfc       (CONFIG_DATA)
+    0x66, 0xed,                     // 0x8f in eax, dx
+    0x25, 0xc0, 0xff,               // 0x91 and ax, 0xffc0      (I/O base, without the space bit)
+    0x83, 0xc0, 0x04,               // 0x94 add ax, 4           (PM1a_CNT)
+    0x89, 0xc2,                     // 0x97 mov dx, ax
+    0xb8, 0x00, 0x20,               // 0x99 mov ax, 0x2000      (SLP_EN, SLP_TYP 0: soft off)
+    0xef,                           // 0x9c out dx, ax
+    0xf4,                           // 0x9d hlt
+    0xeb, 0xfd                      // 0x9e jmp 0x9d
+  ], banner)
+
+/**
+ * Prints `line` and "\r\n" on COM1 `repeats` times (1 to 65535), as fast as the serial port takes it,
+ * waits until the UART has sent the last one and powers off through ACPI as {@link poweroffGuest} does.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const floodThenPoweroffGuest = (line: string, repeats: number): Uint8Array => {
+  if (!(Number.isInteger(repeats) && repeats >= 1 && repeats <= 0xffff)) {
+    throw new RangeError(`repeats must be an integer from 1 to 65535, got ${repeats}`)
+  }
+  // dprint-ignore
+  return sector((message) => [
+    0xb9, lo(repeats), hi(repeats), // 0x58 mov cx, repeats
+    0xbe, lo(message), hi(message), // 0x5b mov si, message
+    0xe8, 0xdb, 0xff,               // 0x5e call 0x3c           (puts; keeps CX)
+    0xe2, 0xf8,                     // 0x61 loop 0x5b
+    0xba, 0xfd, 0x03,               // 0x63 mov dx, 0x3fd       (LSR)
+    0xec,                           // 0x66 in al, dx
+    0xa8, 0x40,                     // 0x67 test al, 0x40       (transmitter empty?)
+    0x74, 0xfb,                     // 0x69 jz 0x66
+    0x66, 0xb8, 0x40, 0x0b, 0x00, 0x80, // 0x6b mov eax, 0x80000b40 (PCI 00:01.3, reg 0x40: PMBA)
+    0xba, 0xf8, 0x0c,               // 0x71 mov dx, 0xcf8       (CONFIG_ADDRESS)
+    0x66, 0xef,                     // 0x74 out dx, eax
+    0xba, 0xfc, 0x0c,               // 0x76 mov dx, 0xcfc       (CONFIG_DATA)
+    0x66, 0xed,                     // 0x79 in eax, dx
+    0x25, 0xc0, 0xff,               // 0x7b and ax, 0xffc0      (I/O base, without the space bit)
+    0x83, 0xc0, 0x04,               // 0x7e add ax, 4           (PM1a_CNT)
+    0x89, 0xc2,                     // 0x81 mov dx, ax
+    0xb8, 0x00, 0x20,               // 0x83 mov ax, 0x2000      (SLP_EN, SLP_TYP 0: soft off)
+    0xef,                           // 0x86 out dx, ax
+    0xf4,                           // 0x87 hlt
+    0xeb, 0xfd                      // 0x88 jmp 0x87
+  ], line)
+}
+
+/**
  * The QEMU arguments that boot a guest image from the floppy drive of a bare `pc` machine.
  *
  * @since 0.1.0

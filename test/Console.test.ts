@@ -1,12 +1,21 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Exit, Fiber, Stream } from "effect"
+import { Chunk, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import * as NodeFs from "node:fs"
 import * as Net from "node:net"
 import * as NodePath from "node:path"
 import * as Console from "../src/Console.js"
 import { ConsoleClosed, ConsoleTimeout } from "../src/ConsoleError.js"
-import { bannerEchoGuest, floodGuest, floppyBootArgs, poweroffGuest, writeGuest } from "./kit/guests.js"
+import * as Machine from "../src/Machine.js"
+import {
+  bannerEchoGuest,
+  echoUntilEnterGuest,
+  floodGuest,
+  floodThenPoweroffGuest,
+  floppyBootArgs,
+  poweroffGuest,
+  writeGuest
+} from "./kit/guests.js"
 import { isRunning, type QemuChild, spawnQemu, temporaryDirectory } from "./kit/qemu.js"
 
 interface Booted {
@@ -233,5 +242,108 @@ describe("Console", () => {
       const error = yield* Effect.flip(Effect.scoped(Console.make({ path: "/nonexistent/console.sock" })))
       expect(error._tag).toBe("ConsoleError")
       expect(error.reason).toBe("Connect")
+    }))
+})
+
+/** Boots a guest sector under a Machine with its console on a socketpair, for the scope. */
+const bootMachine = (guest: Uint8Array, console: NonNullable<Machine.MachineConfigInput["console"]> = {}) =>
+  Effect.gen(function*() {
+    const directory = yield* temporaryDirectory
+    const image = yield* writeGuest(directory, guest)
+    return yield* Machine.make({ console, args: floppyBootArgs(image) })
+  })
+
+/** Listens on `path` for the scope. */
+const listen = (server: Net.Server, path: string) =>
+  Effect.acquireRelease(
+    Effect.async<void>((resume) => {
+      server.listen(path, () => resume(Effect.void))
+    }),
+    () =>
+      Effect.async<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      }).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+  )
+
+/** Waits until the console's reader has stopped reading: its byte count holds still for 200 ms. */
+const stalled = (console: Console.ConsoleService) =>
+  Effect.gen(function*() {
+    let last = -1
+    while (true) {
+      const read = yield* console.bytesRead
+      if (read === last) return
+      last = read
+      yield* Effect.sleep("200 millis")
+    }
+  }).pipe(Effect.timeout("10 seconds"))
+
+const occurrences = (text: string, of: string) => text.split(of).length - 1
+
+describe("Console on a stopping machine", () => {
+  it.scopedLive("what was written before wait() reaches the guest, and its last words are kept", () =>
+    Effect.gen(function*() {
+      const vm = yield* bootMachine(echoUntilEnterGuest("last words"), { bufferBytes: 256 * 1024 })
+      yield* vm.console.waitFor("last words", { timeout: "10 seconds" })
+      // more than QEMU takes at once (the UART's 16-byte FIFO): most of it waits in the socket
+      const typed = "a".repeat(32 * 1024)
+      yield* vm.console.write(`${typed}\r`)
+      yield* vm.wait({ timeout: "10 seconds" })
+      expect(Option.getOrThrow(yield* vm.exitStatus).code).toBe(0)
+      const recent = yield* vm.console.recent
+      expect(recent).toContain(typed)
+      expect(occurrences(recent, "last words")).toBe(2)
+    }))
+
+  it.scopedLive("wait() keeps reading until QEMU exits: every line printed before the power-off is logged", () =>
+    Effect.gen(function*() {
+      const directory = yield* temporaryDirectory
+      const logFile = NodePath.join(directory, "last.log")
+      const vm = yield* bootMachine(floodThenPoweroffGuest("printed on the way down", 5000), { logFile })
+      yield* vm.console.waitFor("printed on the way down", { timeout: "10 seconds" })
+      yield* vm.wait({ timeout: "20 seconds" })
+      expect(Option.getOrThrow(yield* vm.exitStatus).code).toBe(0)
+      expect(occurrences(NodeFs.readFileSync(logFile, "utf8"), "printed on the way down\r\n")).toBe(5000)
+      expect(yield* vm.console.recent).toMatch(/printed on the way down\r\n$/)
+    }))
+
+  it.scopedLive("wait() does not deadlock on a console nobody reads", () =>
+    Effect.gen(function*() {
+      // ~600 KB: more than the socket buffers hold, so the guest blocks until someone reads
+      const vm = yield* bootMachine(floodThenPoweroffGuest("unread flood", 40000))
+      yield* vm.wait({ timeout: "30 seconds" })
+      expect(Option.getOrThrow(yield* vm.exitStatus)).toEqual({ code: 0, signal: null })
+      expect(yield* vm.console.recent).toMatch(/unread flood\r\n$/)
+    }))
+
+  // Real QEMU cannot print the 16 MiB that the reader takes in before it pushes back; a socket server can.
+  it.scopedLive("drain frees a console stalled behind a lines reader that does not read", () =>
+    Effect.gen(function*() {
+      const directory = yield* temporaryDirectory
+      const path = NodePath.join(directory, "stall.sock")
+      const total = 48 * 1024 * 1024
+      const server = Net.createServer((peer) => {
+        const line = Buffer.from("x".repeat(1023) + "\n")
+        const block = Buffer.concat(Array(1024).fill(line))
+        let sent = 0
+        const more = (): void => {
+          while (sent < total) {
+            sent += block.length
+            if (!peer.write(block)) {
+              peer.once("drain", more)
+              return
+            }
+          }
+          peer.end()
+        }
+        more()
+      })
+      yield* listen(server, path)
+      const console = yield* Console.make({ path })
+      yield* Effect.forkScoped(Stream.runForEach(console.lines, () => Effect.never))
+      yield* stalled(console)
+      expect(yield* console.bytesRead).toBeLessThan(total)
+      yield* console.drain
+      yield* console.ended.pipe(Effect.timeout("20 seconds"))
+      expect(yield* console.bytesRead).toBe(total)
     }))
 })
