@@ -680,9 +680,10 @@ const makeSession = (
         const payload = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
         const verb = options?.oob ? "exec-oob" : "execute"
         // Serialized before anything is registered: a value that cannot be sent leaves nothing behind.
-        const text = ExactJson.stringify(
-          payload === undefined ? { [verb]: command, id } : { [verb]: command, arguments: payload, id }
-        )
+        // Without arguments there is nothing to check (the hot path of queries).
+        const text = payload === undefined
+          ? JSON.stringify({ [verb]: String(command), id })
+          : ExactJson.stringify({ [verb]: command, arguments: payload, id })
         if (text instanceof ExactJson.NotSerializable) {
           return resume(Effect.fail(
             new QmpArgumentError({
