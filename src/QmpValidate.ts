@@ -8,8 +8,8 @@
  */
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
-import { isOptional, makeIndex } from "./codegen/Introspect.js"
+import type { ObjectInfo, ObjectMember, SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
+import { enumValues, isOptional, makeIndex } from "./codegen/Introspect.js"
 
 /**
  * The arguments of a call are not acceptable, found before anything is sent: they do not fit the
@@ -62,6 +62,21 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 
 const join = (path: string, member: string): string => (path.length === 0 ? member : `${path}.${member}`)
 
+// The members an object value may have: the common ones, and those of the variant its tag
+// selects, through as many levels of unions as the schema nests (a variant can be a union).
+const membersOf = (index: SchemaIndex, info: ObjectInfo, value: Record<string, unknown>): Array<ObjectMember> => {
+  const members = [...info.members]
+  if (info.tag !== undefined && info.variants !== undefined) {
+    const tagValue = value[info.tag]
+    const variant = info.variants.find((v) => v.case === tagValue)
+    const branch = variant === undefined ? undefined : index.types.get(variant.type)
+    if (branch !== undefined && branch["meta-type"] === "object" && branch !== info) {
+      members.push(...membersOf(index, branch, value))
+    }
+  }
+  return members
+}
+
 const check = (index: SchemaIndex, type: string, value: unknown, path: string): Problem | undefined => {
   const info = index.types.get(type)
   if (info === undefined) return undefined
@@ -75,10 +90,11 @@ const check = (index: SchemaIndex, type: string, value: unknown, path: string): 
       switch (info["json-type"]) {
         case "string":
           return typeof value === "string" ? undefined : wrongType("a string")
+        // A bigint is sent with all its digits, so it is as good as an integer number.
         case "int":
-          return Number.isInteger(value) ? undefined : wrongType("an integer")
+          return Number.isInteger(value) || typeof value === "bigint" ? undefined : wrongType("an integer")
         case "number":
-          return typeof value === "number" ? undefined : wrongType("a number")
+          return typeof value === "number" || typeof value === "bigint" ? undefined : wrongType("a number")
         case "boolean":
           return typeof value === "boolean" ? undefined : wrongType("a boolean")
         case "null":
@@ -87,16 +103,15 @@ const check = (index: SchemaIndex, type: string, value: unknown, path: string): 
           return isRecord(value) ? undefined : wrongType("an object")
         case "array":
           return Array.isArray(value) ? undefined : wrongType("an array")
-        case "value":
+        default:
           return undefined
       }
-      return undefined
     case "enum":
       if (typeof value !== "string") return wrongType("a string")
-      return info.values.includes(value) ? undefined : {
+      return enumValues(info).includes(value) ? undefined : {
         reason: "BadEnumValue",
         path,
-        detail: `${JSON.stringify(value)} is not one of ${info.values.map((v) => JSON.stringify(v)).join(", ")}`
+        detail: `${JSON.stringify(value)} is not one of ${enumValues(info).map((v) => JSON.stringify(v)).join(", ")}`
       }
     case "array": {
       if (!Array.isArray(value)) return wrongType("an array")
@@ -123,13 +138,7 @@ const check = (index: SchemaIndex, type: string, value: unknown, path: string): 
     }
     case "object": {
       if (!isRecord(value)) return wrongType("an object")
-      const members = [...info.members]
-      if (info.tag !== undefined && info.variants !== undefined) {
-        const tagValue = value[info.tag]
-        const variant = info.variants.find((v) => v.case === tagValue)
-        const branch = variant === undefined ? undefined : index.types.get(variant.type)
-        if (branch !== undefined && branch["meta-type"] === "object") members.push(...branch.members)
-      }
+      const members = membersOf(index, info, value)
       for (const member of members) {
         const present = value[member.name] !== undefined
         if (!present && !isOptional(member)) {

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import type { ObjectInfo, QemuVersion, SchemaInfo, SchemaInfoList } from "./Introspect.js"
-import { isOptional, makeIndex } from "./Introspect.js"
+import { enumValues, isOptional, makeIndex } from "./Introspect.js"
 import type { Shapes, Usage } from "./Shapes.js"
 import { makeShapes } from "./Shapes.js"
 
@@ -60,12 +60,15 @@ const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 const key = (name: string): string => (identifier.test(name) ? name : JSON.stringify(name))
 const code = (text: string): string => `\`${text}\``
 
+// The generated module's schema of QAPI's integers and numbers, declared once at its top.
+const integerSchema = "QmpInteger"
+
 const featureNotes = (features: ReadonlyArray<string> | undefined): Array<string> =>
   (features ?? []).map((feature) =>
     feature === "deprecated"
       ? "@deprecated QEMU marks this `deprecated`."
       : feature === "unstable"
-      ? "Unstable: QEMU marks this `unstable` (its name usually starts with `x-`)."
+      ? "@experimental QEMU marks this `unstable`: it may change or go away in any release."
       : `QEMU feature ${code(feature)}.`
   )
 
@@ -144,9 +147,10 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
         switch (info["json-type"]) {
           case "string":
             return "string"
+          // Integers outside the safe range arrive as, and may be sent as, `bigint` (see `QmpInteger`).
           case "int":
           case "number":
-            return "number"
+            return "number | bigint"
           case "boolean":
             return "boolean"
           case "null":
@@ -155,10 +159,9 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
             return "{ readonly [key: string]: unknown }"
           case "array":
             return "ReadonlyArray<unknown>"
-          case "value":
+          default:
             return "unknown"
         }
-        break
       case "array":
         return `ReadonlyArray<${typeExpr(info["element-type"])}>`
     }
@@ -173,10 +176,11 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
         switch (info["json-type"]) {
           case "string":
             return "Schema.String"
-          // 64-bit integers do not all fit a double, so only "a number" is checked, not "an integer".
+          // Introspection says `int` for every integer type, 8 to 64 bits: only "a number, or a
+          // `bigint` outside the safe range" can be checked, not a range.
           case "int":
           case "number":
-            return "Schema.Number"
+            return integerSchema
           case "boolean":
             return "Schema.Boolean"
           case "null":
@@ -185,10 +189,9 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
             return "Schema.Record({ key: Schema.String, value: Schema.Unknown })"
           case "array":
             return "Schema.Array(Schema.Unknown)"
-          case "value":
+          default:
             return "Schema.Unknown"
         }
-        break
       case "array":
         return `Schema.Array(${schemaExpr(info["element-type"])})`
     }
@@ -201,7 +204,8 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
   for (const [shape, usages] of shapes.usages) {
     if (usages.some((usage) => usage._tag === "Variant")) fieldConstants.add(shape)
   }
-  const fieldsName = (name: string): string => `${name}Fields`
+  // Shape names are PascalCase, so an underscore keeps these constants apart from every type.
+  const fieldsName = (name: string): string => `${name}_fields`
 
   const memberLines = (info: ObjectInfo, indent: string, omit?: string): Array<string> =>
     info.members.filter((member) => member.name !== omit).flatMap((member) => [
@@ -246,12 +250,16 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
   const emitEnum = (shape: number, name: string, info: SchemaInfo & { "meta-type": "enum" }): void => {
     const notes = (info.members ?? []).filter((member) => member.features !== undefined && member.features.length > 0)
       .map((member) => `Value ${code(member.name)}: ${(member.features ?? []).map(code).join(", ")}.`)
-    const literals = info.values.map((value) => JSON.stringify(value))
+    const literals = enumValues(info).map((value) => JSON.stringify(value))
     out.push(...header(shape, notes))
-    out.push(`export type ${name} = ${literals.join(" | ")}`)
+    out.push(`export type ${name} = ${literals.length === 0 ? "never" : literals.join(" | ")}`)
     out.push("")
     out.push(...schemaHeader(name))
-    out.push(`export const ${name}: Schema.Schema<${name}> = Schema.Literal(${literals.join(", ")})`)
+    out.push(
+      `export const ${name}: Schema.Schema<${name}> = ${
+        literals.length === 0 ? "Schema.Never" : `Schema.Literal(${literals.join(", ")})`
+      }`
+    )
     out.push("")
   }
 
@@ -284,12 +292,12 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
     out.push("")
   }
 
-  // A flat union: the common members, then one alternative per group of tag values that share a
-  // variant type. Tag values without a variant add no members but are still valid.
-  const emitUnion = (shape: number, name: string, info: ObjectInfo, tag: string): void => {
-    const tagMember = info.members.find((member) => member.name === tag)!
-    const tagEnum = infoOf(tagMember.type)
-    const values = tagEnum["meta-type"] === "enum" ? tagEnum.values : []
+  // The tag values of a flat union, grouped by the variant type they select (`undefined`: no
+  // members beyond the common ones). Tag values without a variant are still valid.
+  const unionGroups = (info: ObjectInfo, tag: string) => {
+    const tagMember = info.members.find((member) => member.name === tag)
+    const tagEnum = tagMember === undefined ? undefined : infoOf(tagMember.type)
+    const values = tagEnum?.["meta-type"] === "enum" ? enumValues(tagEnum) : []
     const groups = new Map<string | undefined, Array<string>>()
     for (const variant of info.variants ?? []) {
       const branch = isEmpty(variant.type) ? undefined : variant.type
@@ -303,7 +311,39 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
     const covered = new Set((info.variants ?? []).map((variant) => variant.case))
     const bare = values.filter((value) => !covered.has(value))
     if (bare.length > 0) groups.set(undefined, [...(groups.get(undefined) ?? []), ...bare])
+    return [...groups].map(([branch, cases]) => ({ branch, literals: cases.map((value) => JSON.stringify(value)) }))
+  }
 
+  const isUnion = (info: SchemaInfo): info is ObjectInfo & { readonly tag: string } =>
+    info["meta-type"] === "object" && info.tag !== undefined && info.variants !== undefined
+
+  // The alternatives of a union as the field lines of one `Schema.Struct` each. A variant that is
+  // itself a union (`MigrationAddress`'s `socket` is a `SocketAddress`, from QEMU 8.2) contributes
+  // one alternative per alternative of its own, so the schema stays a union of plain structs.
+  const unionAlternatives = (
+    info: ObjectInfo & { readonly tag: string },
+    own: ReadonlyArray<string>,
+    indent: string
+  ): Array<Array<string>> =>
+    unionGroups(info, info.tag).flatMap(({ branch, literals }) => {
+      const tagLine = `${indent}${key(info.tag)}: Schema.Literal(${literals.join(", ")}),`
+      const inner = branch === undefined ? [[]] : variantAlternatives(branch, indent)
+      return inner.map((lines) => [...own, tagLine, ...lines])
+    })
+
+  const variantAlternatives = (type: string, indent: string): Array<Array<string>> => {
+    const info = infoOf(type)
+    if (!isUnion(info)) return [branchFields(type, indent)]
+    const own = emitted.has(shapeOf(type))
+      ? [`${indent}...${fieldsName(`${nameOf(type)}Base`)},`]
+      : fieldLines(info, indent)
+    return unionAlternatives(info, own, indent)
+  }
+
+  // A flat union: the common members, then one alternative per group of tag values that share a
+  // variant type.
+  const emitUnion = (shape: number, name: string, info: ObjectInfo & { readonly tag: string }): void => {
+    const tag = info.tag
     const base = `${name}Base`
     out.push(
       ...docComment("", [
@@ -317,13 +357,9 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
     out.push("")
     out.push(`const ${fieldsName(base)} = {`, ...fieldLines(info, "  "), "}")
     out.push("")
-    const alternatives = [...groups].map(([branch, cases]) => ({
-      branch,
-      literals: cases.map((value) => JSON.stringify(value))
-    }))
     out.push(...header(shape, [`Told apart by ${code(tag)}.`]))
     out.push(`export type ${name} =`)
-    for (const { branch, literals } of alternatives) {
+    for (const { branch, literals } of unionGroups(info, tag)) {
       const parts = [base, `{ readonly ${key(tag)}: ${literals.join(" | ")} }`]
       if (branch !== undefined) parts.push(nameOf(branch))
       out.push(`  | (${parts.join(" & ")})`)
@@ -331,14 +367,9 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
     out.push("")
     out.push(...schemaHeader(name))
     out.push(`export const ${name}: Schema.Schema<${name}> = Schema.Union(`)
-    alternatives.forEach(({ branch, literals }, i) => {
-      out.push(
-        "  Schema.Struct({",
-        `    ...${fieldsName(base)},`,
-        `    ${key(tag)}: Schema.Literal(${literals.join(", ")}),`,
-        ...(branch === undefined ? [] : branchFields(branch, "    ")),
-        `  })${i === alternatives.length - 1 ? "" : ","}`
-      )
+    const alternatives = unionAlternatives(info, [`    ...${fieldsName(base)},`], "    ")
+    alternatives.forEach((lines, i) => {
+      out.push("  Schema.Struct({", ...lines, `  })${i === alternatives.length - 1 ? "" : ","}`)
     })
     out.push(")")
     out.push("")
@@ -374,7 +405,7 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
     if (info["meta-type"] === "enum") emitEnum(shape, name, info)
     else if (info["meta-type"] === "alternate") emitAlternate(shape, name, info)
     else if (info["meta-type"] === "object") {
-      if (info.tag !== undefined && info.variants !== undefined) emitUnion(shape, name, info, info.tag)
+      if (isUnion(info)) emitUnion(shape, name, info)
       else emitStruct(shape, name, info)
     }
     visiting.delete(shape)
@@ -399,6 +430,12 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
     "@since 0.1.0"
   ]))
   out.push(`import { Schema } from "effect"`)
+  out.push("")
+  out.push(...docComment("", [
+    "QAPI's integers (every width, `size` included) and numbers: a `number`, or a `bigint` for an",
+    "integer outside `Number`'s safe range, which the client reads and writes exactly."
+  ]))
+  out.push(`const ${integerSchema} = Schema.Union(Schema.Number, Schema.BigIntFromSelf)`)
   out.push("")
   out.push(...declarations)
 

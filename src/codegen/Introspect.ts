@@ -32,8 +32,15 @@ export const JsonType = Schema.Literal("string", "number", "int", "boolean", "nu
  */
 export type JsonType = typeof JsonType.Type
 
+// A JSON type this library does not know yet (a QEMU newer than it) is read as any JSON value.
+const LooseJsonType = Schema.Union(
+  JsonType,
+  Schema.transform(Schema.String, Schema.Literal("value"), { decode: () => "value" as const, encode: (s) => s })
+)
+
 /**
- * A builtin scalar: `str`, `int`, `number`, `bool`, `null` or `any`.
+ * A builtin scalar: `str`, `int`, `number`, `bool`, `null` or `any`. Introspection reports every
+ * integer type (`int8` to `uint64`, `size`) as `int`.
  *
  * @since 0.1.0
  * @category models
@@ -41,7 +48,7 @@ export type JsonType = typeof JsonType.Type
 export class BuiltinInfo extends Schema.Class<BuiltinInfo>("BuiltinInfo")({
   "meta-type": Schema.Literal("builtin"),
   name: Schema.String,
-  "json-type": JsonType,
+  "json-type": LooseJsonType,
   features: Features
 }) {}
 
@@ -57,7 +64,9 @@ export class EnumMember extends Schema.Class<EnumMember>("EnumMember")({
 }) {}
 
 /**
- * An enumeration of strings. Older QEMUs only send `values`; newer ones also send `members`.
+ * An enumeration of strings. Older QEMUs only send `values`; newer ones also send `members`
+ * (and `values` is deprecated, so a future QEMU may send `members` alone): read the values with
+ * {@link enumValues}.
  *
  * @since 0.1.0
  * @category models
@@ -65,7 +74,7 @@ export class EnumMember extends Schema.Class<EnumMember>("EnumMember")({
 export class EnumInfo extends Schema.Class<EnumInfo>("EnumInfo")({
   "meta-type": Schema.Literal("enum"),
   name: Schema.String,
-  values: Schema.Array(Schema.String),
+  values: Schema.optional(Schema.Array(Schema.String)),
   members: Schema.optional(Schema.Array(EnumMember)),
   features: Features
 }) {}
@@ -163,8 +172,34 @@ export class EventInfo extends Schema.Class<EventInfo>("EventInfo")({
   features: Features
 }) {}
 
+const knownMetaTypes: ReadonlyArray<string> = [
+  "builtin",
+  "enum",
+  "array",
+  "object",
+  "alternate",
+  "command",
+  "event"
+]
+
+// An entity of a meta-type this library does not know yet (a QEMU newer than it) is read as a
+// type that takes any JSON value, so that what refers to it stays usable.
+const UnknownMetaType = Schema.transform(
+  Schema.Struct({
+    "meta-type": Schema.String.pipe(Schema.filter((metaType) => !knownMetaTypes.includes(metaType))),
+    name: Schema.String
+  }),
+  Schema.typeSchema(BuiltinInfo),
+  {
+    strict: false,
+    decode: ({ name }) => new BuiltinInfo({ "meta-type": "builtin", name, "json-type": "value" }),
+    encode: (info) => ({ "meta-type": info["meta-type"], name: info.name })
+  }
+)
+
 /**
- * Any entity of the schema, told apart by `meta-type`.
+ * Any entity of the schema, told apart by `meta-type`. An entity of a meta-type unknown to this
+ * library decodes as a builtin that takes any JSON value.
  *
  * @since 0.1.0
  * @category models
@@ -176,7 +211,8 @@ export const SchemaInfo = Schema.Union(
   ObjectInfo,
   AlternateInfo,
   CommandInfo,
-  EventInfo
+  EventInfo,
+  UnknownMetaType
 )
 
 /**
@@ -192,6 +228,15 @@ export type SchemaInfo = typeof SchemaInfo.Type
  * @category models
  */
 export const SchemaInfoList = Schema.Array(SchemaInfo)
+
+/**
+ * The values of an enum, from `members` when QEMU sends them, else from `values`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const enumValues = (info: EnumInfo): ReadonlyArray<string> =>
+  info.members?.map((member) => member.name) ?? info.values ?? []
 
 /**
  * @since 0.1.0

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import type { CommandInfo, EventInfo, SchemaIndex, SchemaInfo } from "./Introspect.js"
-import { isOptional } from "./Introspect.js"
+import { enumValues, isOptional } from "./Introspect.js"
 
 /**
  * A place where a shape is used, for names and doc comments.
@@ -69,7 +69,7 @@ const localSignature = (info: SchemaInfo): string => {
     case "enum":
       return JSON.stringify([
         "enum",
-        info.values,
+        enumValues(info),
         (info.members ?? []).map((m) => m.features ?? []),
         info.features ?? []
       ])
@@ -105,8 +105,18 @@ export const pascalCase = (name: string): string =>
     .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
     .join("")
 
-// Names the generated module declares itself; shape names must not take them.
-const reservedNames = new Set(["Commands", "Events", "QmpSchemas", "Schema", "Empty"])
+// Names the generated module declares or uses itself; shape names must not take them.
+const reservedNames = new Set([
+  "Commands",
+  "Events",
+  "QmpSchemas",
+  "QmpInteger",
+  "Schema",
+  "Empty",
+  "ReadonlyArray",
+  "Record",
+  "Readonly"
+])
 
 /**
  * Merges structurally identical types (partition refinement: start from what each type says about
@@ -175,9 +185,12 @@ export const makeShapes = (index: SchemaIndex): Shapes => {
     list.push(usage)
     usages.set(shape, list)
     if (names.has(shape)) return
-    let unique = suggested
-    for (let n = 2; taken.has(unique); n++) unique = `${suggested}${n}`
+    // A union `X` also declares `XBase`, so both must be free.
+    const base = /^[A-Za-z]/.test(suggested) ? suggested : `T${suggested}`
+    let unique = base
+    for (let n = 2; taken.has(unique) || taken.has(`${unique}Base`); n++) unique = `${base}${n}`
     taken.add(unique)
+    taken.add(`${unique}Base`)
     names.set(shape, unique)
     queue.push(shape)
   }

@@ -11,6 +11,12 @@
 import { Schema } from "effect"
 
 /**
+ * QAPI's integers (every width, `size` included) and numbers: a `number`, or a `bigint` for an
+ * integer outside `Number`'s safe range, which the client reads and writes exactly.
+ */
+const QmpInteger = Schema.Union(Schema.Number, Schema.BigIntFromSelf)
+
+/**
  * Member `slot-type` of {@link QueryAcpiOspmStatusReturnItem}.
  * From QEMU 7.2.22.
  *
@@ -38,8 +44,8 @@ export interface QueryAcpiOspmStatusReturnItem {
   readonly device?: string | undefined
   readonly slot: string
   readonly "slot-type": QueryAcpiOspmStatusReturnItemSlotType
-  readonly source: number
-  readonly status: number
+  readonly source: number | bigint
+  readonly status: number | bigint
 }
 
 /**
@@ -52,8 +58,8 @@ export const QueryAcpiOspmStatusReturnItem: Schema.Schema<QueryAcpiOspmStatusRet
   device: Schema.optional(Schema.String),
   slot: Schema.String,
   "slot-type": QueryAcpiOspmStatusReturnItemSlotType,
-  source: Schema.Number,
-  status: Schema.Number,
+  source: QmpInteger,
+  status: QmpInteger,
 })
 
 /**
@@ -112,7 +118,7 @@ export const AddClientArgs: Schema.Schema<AddClientArgs> = Schema.Struct({
  * @category models
  */
 export interface AddFdArgs {
-  readonly "fdset-id"?: number | undefined
+  readonly "fdset-id"?: number | bigint | undefined
   readonly opaque?: string | undefined
 }
 
@@ -123,7 +129,7 @@ export interface AddFdArgs {
  * @category schemas
  */
 export const AddFdArgs: Schema.Schema<AddFdArgs> = Schema.Struct({
-  "fdset-id": Schema.optional(Schema.Number),
+  "fdset-id": Schema.optional(QmpInteger),
   opaque: Schema.optional(Schema.String),
 })
 
@@ -135,8 +141,8 @@ export const AddFdArgs: Schema.Schema<AddFdArgs> = Schema.Struct({
  * @category models
  */
 export interface AddFdReturn {
-  readonly "fdset-id": number
-  readonly fd: number
+  readonly "fdset-id": number | bigint
+  readonly fd: number | bigint
 }
 
 /**
@@ -146,8 +152,8 @@ export interface AddFdReturn {
  * @category schemas
  */
 export const AddFdReturn: Schema.Schema<AddFdReturn> = Schema.Struct({
-  "fdset-id": Schema.Number,
-  fd: Schema.Number,
+  "fdset-id": QmpInteger,
+  fd: QmpInteger,
 })
 
 /**
@@ -158,10 +164,10 @@ export const AddFdReturn: Schema.Schema<AddFdReturn> = Schema.Struct({
  * @category models
  */
 export interface AnnounceSelfArgs {
-  readonly initial: number
-  readonly max: number
-  readonly rounds: number
-  readonly step: number
+  readonly initial: number | bigint
+  readonly max: number | bigint
+  readonly rounds: number | bigint
+  readonly step: number | bigint
   readonly interfaces?: ReadonlyArray<string> | undefined
   readonly id?: string | undefined
 }
@@ -173,10 +179,10 @@ export interface AnnounceSelfArgs {
  * @category schemas
  */
 export const AnnounceSelfArgs: Schema.Schema<AnnounceSelfArgs> = Schema.Struct({
-  initial: Schema.Number,
-  max: Schema.Number,
-  rounds: Schema.Number,
-  step: Schema.Number,
+  initial: QmpInteger,
+  max: QmpInteger,
+  rounds: QmpInteger,
+  step: QmpInteger,
   interfaces: Schema.optional(Schema.Array(Schema.String)),
   id: Schema.optional(Schema.String),
 })
@@ -189,7 +195,7 @@ export const AnnounceSelfArgs: Schema.Schema<AnnounceSelfArgs> = Schema.Struct({
  * @category models
  */
 export interface BalloonArgs {
-  readonly value: number
+  readonly value: number | bigint
 }
 
 /**
@@ -199,7 +205,7 @@ export interface BalloonArgs {
  * @category schemas
  */
 export const BalloonArgs: Schema.Schema<BalloonArgs> = Schema.Struct({
-  value: Schema.Number,
+  value: QmpInteger,
 })
 
 /**
@@ -240,7 +246,7 @@ export interface BlockCommitArgs {
    */
   readonly top?: string | undefined
   readonly "backing-file"?: string | undefined
-  readonly speed?: number | undefined
+  readonly speed?: number | bigint | undefined
   readonly "on-error"?: BlockCommitArgsOnError | undefined
   readonly "filter-node-name"?: string | undefined
   readonly "auto-finalize"?: boolean | undefined
@@ -261,7 +267,7 @@ export const BlockCommitArgs: Schema.Schema<BlockCommitArgs> = Schema.Struct({
   "top-node": Schema.optional(Schema.String),
   top: Schema.optional(Schema.String),
   "backing-file": Schema.optional(Schema.String),
-  speed: Schema.optional(Schema.Number),
+  speed: Schema.optional(QmpInteger),
   "on-error": Schema.optional(BlockCommitArgsOnError),
   "filter-node-name": Schema.optional(Schema.String),
   "auto-finalize": Schema.optional(Schema.Boolean),
@@ -278,7 +284,7 @@ export const BlockCommitArgs: Schema.Schema<BlockCommitArgs> = Schema.Struct({
 export interface BlockDirtyBitmapAddArgs {
   readonly node: string
   readonly name: string
-  readonly granularity?: number | undefined
+  readonly granularity?: number | bigint | undefined
   readonly persistent?: boolean | undefined
   readonly disabled?: boolean | undefined
 }
@@ -292,7 +298,7 @@ export interface BlockDirtyBitmapAddArgs {
 export const BlockDirtyBitmapAddArgs: Schema.Schema<BlockDirtyBitmapAddArgs> = Schema.Struct({
   node: Schema.String,
   name: Schema.String,
-  granularity: Schema.optional(Schema.Number),
+  granularity: Schema.optional(QmpInteger),
   persistent: Schema.optional(Schema.Boolean),
   disabled: Schema.optional(Schema.Boolean),
 })
@@ -376,7 +382,7 @@ export interface BlockExportAddArgsNbd {
   readonly "allocation-depth"?: boolean | undefined
 }
 
-const BlockExportAddArgsNbdFields = {
+const BlockExportAddArgsNbd_fields = {
   name: Schema.optional(Schema.String),
   description: Schema.optional(Schema.String),
   bitmaps: Schema.optional(Schema.Array(BlockDirtyBitmapMergeArgsBitmapsItem)),
@@ -389,7 +395,7 @@ const BlockExportAddArgsNbdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockExportAddArgsNbd: Schema.Schema<BlockExportAddArgsNbd> = Schema.Struct(BlockExportAddArgsNbdFields)
+export const BlockExportAddArgsNbd: Schema.Schema<BlockExportAddArgsNbd> = Schema.Struct(BlockExportAddArgsNbd_fields)
 
 /**
  * Member `server` of {@link BlockdevAddArgsSsh}. Also the variant `inet` of {@link QueryMigrateReturnSocketAddressItem}; member `data` of {@link NbdServerStartArgsAddrInet}.
@@ -402,18 +408,18 @@ export interface BlockdevAddArgsSshServer {
   readonly host: string
   readonly port: string
   readonly numeric?: boolean | undefined
-  readonly to?: number | undefined
+  readonly to?: number | bigint | undefined
   readonly ipv4?: boolean | undefined
   readonly ipv6?: boolean | undefined
   readonly "keep-alive"?: boolean | undefined
   readonly mptcp?: boolean | undefined
 }
 
-const BlockdevAddArgsSshServerFields = {
+const BlockdevAddArgsSshServer_fields = {
   host: Schema.String,
   port: Schema.String,
   numeric: Schema.optional(Schema.Boolean),
-  to: Schema.optional(Schema.Number),
+  to: Schema.optional(QmpInteger),
   ipv4: Schema.optional(Schema.Boolean),
   ipv6: Schema.optional(Schema.Boolean),
   "keep-alive": Schema.optional(Schema.Boolean),
@@ -426,7 +432,7 @@ const BlockdevAddArgsSshServerFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsSshServer: Schema.Schema<BlockdevAddArgsSshServer> = Schema.Struct(BlockdevAddArgsSshServerFields)
+export const BlockdevAddArgsSshServer: Schema.Schema<BlockdevAddArgsSshServer> = Schema.Struct(BlockdevAddArgsSshServer_fields)
 
 /**
  * The variant `unix` of {@link QueryMigrateReturnSocketAddressItem}. Also member `data` of {@link NbdServerStartArgsAddrUnix}.
@@ -441,7 +447,7 @@ export interface QueryMigrateReturnSocketAddressItemUnix {
   readonly tight?: boolean | undefined
 }
 
-const QueryMigrateReturnSocketAddressItemUnixFields = {
+const QueryMigrateReturnSocketAddressItemUnix_fields = {
   path: Schema.String,
   abstract: Schema.optional(Schema.Boolean),
   tight: Schema.optional(Schema.Boolean),
@@ -453,7 +459,7 @@ const QueryMigrateReturnSocketAddressItemUnixFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryMigrateReturnSocketAddressItemUnix: Schema.Schema<QueryMigrateReturnSocketAddressItemUnix> = Schema.Struct(QueryMigrateReturnSocketAddressItemUnixFields)
+export const QueryMigrateReturnSocketAddressItemUnix: Schema.Schema<QueryMigrateReturnSocketAddressItemUnix> = Schema.Struct(QueryMigrateReturnSocketAddressItemUnix_fields)
 
 /**
  * The variant `vsock` of {@link QueryMigrateReturnSocketAddressItem}. Also member `data` of {@link NbdServerStartArgsAddrVsock}.
@@ -467,7 +473,7 @@ export interface QueryMigrateReturnSocketAddressItemVsock {
   readonly port: string
 }
 
-const QueryMigrateReturnSocketAddressItemVsockFields = {
+const QueryMigrateReturnSocketAddressItemVsock_fields = {
   cid: Schema.String,
   port: Schema.String,
 }
@@ -478,7 +484,7 @@ const QueryMigrateReturnSocketAddressItemVsockFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryMigrateReturnSocketAddressItemVsock: Schema.Schema<QueryMigrateReturnSocketAddressItemVsock> = Schema.Struct(QueryMigrateReturnSocketAddressItemVsockFields)
+export const QueryMigrateReturnSocketAddressItemVsock: Schema.Schema<QueryMigrateReturnSocketAddressItemVsock> = Schema.Struct(QueryMigrateReturnSocketAddressItemVsock_fields)
 
 /**
  * Member `dnssearch` of {@link NetdevAddArgsUser}. Also member `hostfwd` of {@link NetdevAddArgsUser}; member `guestfwd` of {@link NetdevAddArgsUser}; the variant `fd` of {@link QueryMigrateReturnSocketAddressItem}; member `data` of {@link NbdServerStartArgsAddrFd}.
@@ -491,7 +497,7 @@ export interface NetdevAddArgsUserDnssearchItem {
   readonly str: string
 }
 
-const NetdevAddArgsUserDnssearchItemFields = {
+const NetdevAddArgsUserDnssearchItem_fields = {
   str: Schema.String,
 }
 
@@ -501,7 +507,7 @@ const NetdevAddArgsUserDnssearchItemFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsUserDnssearchItem: Schema.Schema<NetdevAddArgsUserDnssearchItem> = Schema.Struct(NetdevAddArgsUserDnssearchItemFields)
+export const NetdevAddArgsUserDnssearchItem: Schema.Schema<NetdevAddArgsUserDnssearchItem> = Schema.Struct(NetdevAddArgsUserDnssearchItem_fields)
 
 /**
  * Member `type` of {@link NbdServerStartArgsAddr}. Also member `type` of {@link QueryMigrateReturnSocketAddressItem}.
@@ -530,7 +536,7 @@ export interface QueryMigrateReturnSocketAddressItemBase {
   readonly type: NbdServerStartArgsAddrType
 }
 
-const QueryMigrateReturnSocketAddressItemBaseFields = {
+const QueryMigrateReturnSocketAddressItemBase_fields = {
   type: NbdServerStartArgsAddrType,
 }
 
@@ -556,24 +562,24 @@ export type QueryMigrateReturnSocketAddressItem =
  */
 export const QueryMigrateReturnSocketAddressItem: Schema.Schema<QueryMigrateReturnSocketAddressItem> = Schema.Union(
   Schema.Struct({
-    ...QueryMigrateReturnSocketAddressItemBaseFields,
+    ...QueryMigrateReturnSocketAddressItemBase_fields,
     type: Schema.Literal("inet"),
-    ...BlockdevAddArgsSshServerFields,
+    ...BlockdevAddArgsSshServer_fields,
   }),
   Schema.Struct({
-    ...QueryMigrateReturnSocketAddressItemBaseFields,
+    ...QueryMigrateReturnSocketAddressItemBase_fields,
     type: Schema.Literal("unix"),
-    ...QueryMigrateReturnSocketAddressItemUnixFields,
+    ...QueryMigrateReturnSocketAddressItemUnix_fields,
   }),
   Schema.Struct({
-    ...QueryMigrateReturnSocketAddressItemBaseFields,
+    ...QueryMigrateReturnSocketAddressItemBase_fields,
     type: Schema.Literal("vsock"),
-    ...QueryMigrateReturnSocketAddressItemVsockFields,
+    ...QueryMigrateReturnSocketAddressItemVsock_fields,
   }),
   Schema.Struct({
-    ...QueryMigrateReturnSocketAddressItemBaseFields,
+    ...QueryMigrateReturnSocketAddressItemBase_fields,
     type: Schema.Literal("fd"),
-    ...NetdevAddArgsUserDnssearchItemFields,
+    ...NetdevAddArgsUserDnssearchItem_fields,
   })
 )
 
@@ -586,14 +592,14 @@ export const QueryMigrateReturnSocketAddressItem: Schema.Schema<QueryMigrateRetu
  */
 export interface BlockExportAddArgsVhostUserBlk {
   readonly addr: QueryMigrateReturnSocketAddressItem
-  readonly "logical-block-size"?: number | undefined
-  readonly "num-queues"?: number | undefined
+  readonly "logical-block-size"?: number | bigint | undefined
+  readonly "num-queues"?: number | bigint | undefined
 }
 
-const BlockExportAddArgsVhostUserBlkFields = {
+const BlockExportAddArgsVhostUserBlk_fields = {
   addr: QueryMigrateReturnSocketAddressItem,
-  "logical-block-size": Schema.optional(Schema.Number),
-  "num-queues": Schema.optional(Schema.Number),
+  "logical-block-size": Schema.optional(QmpInteger),
+  "num-queues": Schema.optional(QmpInteger),
 }
 
 /**
@@ -602,7 +608,7 @@ const BlockExportAddArgsVhostUserBlkFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockExportAddArgsVhostUserBlk: Schema.Schema<BlockExportAddArgsVhostUserBlk> = Schema.Struct(BlockExportAddArgsVhostUserBlkFields)
+export const BlockExportAddArgsVhostUserBlk: Schema.Schema<BlockExportAddArgsVhostUserBlk> = Schema.Struct(BlockExportAddArgsVhostUserBlk_fields)
 
 /**
  * Member `allow-other` of {@link BlockExportAddArgsFuse}.
@@ -634,7 +640,7 @@ export interface BlockExportAddArgsFuse {
   readonly "allow-other"?: BlockExportAddArgsFuseAllowOther | undefined
 }
 
-const BlockExportAddArgsFuseFields = {
+const BlockExportAddArgsFuse_fields = {
   mountpoint: Schema.String,
   growable: Schema.optional(Schema.Boolean),
   "allow-other": Schema.optional(BlockExportAddArgsFuseAllowOther),
@@ -646,7 +652,7 @@ const BlockExportAddArgsFuseFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockExportAddArgsFuse: Schema.Schema<BlockExportAddArgsFuse> = Schema.Struct(BlockExportAddArgsFuseFields)
+export const BlockExportAddArgsFuse: Schema.Schema<BlockExportAddArgsFuse> = Schema.Struct(BlockExportAddArgsFuse_fields)
 
 /**
  * The variant `vduse-blk` of {@link BlockExportAddArgs}.
@@ -657,17 +663,17 @@ export const BlockExportAddArgsFuse: Schema.Schema<BlockExportAddArgsFuse> = Sch
  */
 export interface BlockExportAddArgsVduseBlk {
   readonly name: string
-  readonly "num-queues"?: number | undefined
-  readonly "queue-size"?: number | undefined
-  readonly "logical-block-size"?: number | undefined
+  readonly "num-queues"?: number | bigint | undefined
+  readonly "queue-size"?: number | bigint | undefined
+  readonly "logical-block-size"?: number | bigint | undefined
   readonly serial?: string | undefined
 }
 
-const BlockExportAddArgsVduseBlkFields = {
+const BlockExportAddArgsVduseBlk_fields = {
   name: Schema.String,
-  "num-queues": Schema.optional(Schema.Number),
-  "queue-size": Schema.optional(Schema.Number),
-  "logical-block-size": Schema.optional(Schema.Number),
+  "num-queues": Schema.optional(QmpInteger),
+  "queue-size": Schema.optional(QmpInteger),
+  "logical-block-size": Schema.optional(QmpInteger),
   serial: Schema.optional(Schema.String),
 }
 
@@ -677,7 +683,7 @@ const BlockExportAddArgsVduseBlkFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockExportAddArgsVduseBlk: Schema.Schema<BlockExportAddArgsVduseBlk> = Schema.Struct(BlockExportAddArgsVduseBlkFields)
+export const BlockExportAddArgsVduseBlk: Schema.Schema<BlockExportAddArgsVduseBlk> = Schema.Struct(BlockExportAddArgsVduseBlk_fields)
 
 /**
  * Member `type` of {@link BlockExportAddArgs}. Also member `type` of {@link QueryBlockExportsReturnItem}.
@@ -712,7 +718,7 @@ export interface BlockExportAddArgsBase {
   readonly writethrough?: boolean | undefined
 }
 
-const BlockExportAddArgsBaseFields = {
+const BlockExportAddArgsBase_fields = {
   type: BlockExportAddArgsType,
   id: Schema.String,
   "fixed-iothread": Schema.optional(Schema.Boolean),
@@ -744,24 +750,24 @@ export type BlockExportAddArgs =
  */
 export const BlockExportAddArgs: Schema.Schema<BlockExportAddArgs> = Schema.Union(
   Schema.Struct({
-    ...BlockExportAddArgsBaseFields,
+    ...BlockExportAddArgsBase_fields,
     type: Schema.Literal("nbd"),
-    ...BlockExportAddArgsNbdFields,
+    ...BlockExportAddArgsNbd_fields,
   }),
   Schema.Struct({
-    ...BlockExportAddArgsBaseFields,
+    ...BlockExportAddArgsBase_fields,
     type: Schema.Literal("vhost-user-blk"),
-    ...BlockExportAddArgsVhostUserBlkFields,
+    ...BlockExportAddArgsVhostUserBlk_fields,
   }),
   Schema.Struct({
-    ...BlockExportAddArgsBaseFields,
+    ...BlockExportAddArgsBase_fields,
     type: Schema.Literal("fuse"),
-    ...BlockExportAddArgsFuseFields,
+    ...BlockExportAddArgsFuse_fields,
   }),
   Schema.Struct({
-    ...BlockExportAddArgsBaseFields,
+    ...BlockExportAddArgsBase_fields,
     type: Schema.Literal("vduse-blk"),
-    ...BlockExportAddArgsVduseBlkFields,
+    ...BlockExportAddArgsVduseBlk_fields,
   })
 )
 
@@ -816,8 +822,8 @@ export interface BlockImageCorruptedData {
   readonly device: string
   readonly "node-name"?: string | undefined
   readonly msg: string
-  readonly offset?: number | undefined
-  readonly size?: number | undefined
+  readonly offset?: number | bigint | undefined
+  readonly size?: number | bigint | undefined
   readonly fatal: boolean
 }
 
@@ -831,8 +837,8 @@ export const BlockImageCorruptedData: Schema.Schema<BlockImageCorruptedData> = S
   device: Schema.String,
   "node-name": Schema.optional(Schema.String),
   msg: Schema.String,
-  offset: Schema.optional(Schema.Number),
-  size: Schema.optional(Schema.Number),
+  offset: Schema.optional(QmpInteger),
+  size: Schema.optional(QmpInteger),
   fatal: Schema.Boolean,
 })
 
@@ -951,9 +957,9 @@ export const QueryJobsReturnItemType: Schema.Schema<QueryJobsReturnItemType> = S
 export interface BlockJobCancelledData {
   readonly type: QueryJobsReturnItemType
   readonly device: string
-  readonly len: number
-  readonly offset: number
-  readonly speed: number
+  readonly len: number | bigint
+  readonly offset: number | bigint
+  readonly speed: number | bigint
 }
 
 /**
@@ -965,9 +971,9 @@ export interface BlockJobCancelledData {
 export const BlockJobCancelledData: Schema.Schema<BlockJobCancelledData> = Schema.Struct({
   type: QueryJobsReturnItemType,
   device: Schema.String,
-  len: Schema.Number,
-  offset: Schema.Number,
-  speed: Schema.Number,
+  len: QmpInteger,
+  offset: QmpInteger,
+  speed: QmpInteger,
 })
 
 /**
@@ -1001,9 +1007,9 @@ export const BlockJobCompleteArgs: Schema.Schema<BlockJobCompleteArgs> = Schema.
 export interface BlockJobCompletedData {
   readonly type: QueryJobsReturnItemType
   readonly device: string
-  readonly len: number
-  readonly offset: number
-  readonly speed: number
+  readonly len: number | bigint
+  readonly offset: number | bigint
+  readonly speed: number | bigint
   readonly error?: string | undefined
 }
 
@@ -1016,9 +1022,9 @@ export interface BlockJobCompletedData {
 export const BlockJobCompletedData: Schema.Schema<BlockJobCompletedData> = Schema.Struct({
   type: QueryJobsReturnItemType,
   device: Schema.String,
-  len: Schema.Number,
-  offset: Schema.Number,
-  speed: Schema.Number,
+  len: QmpInteger,
+  offset: QmpInteger,
+  speed: QmpInteger,
   error: Schema.optional(Schema.String),
 })
 
@@ -1033,7 +1039,7 @@ export interface BlockJobDismissArgs {
   readonly id: string
 }
 
-const BlockJobDismissArgsFields = {
+const BlockJobDismissArgs_fields = {
   id: Schema.String,
 }
 
@@ -1043,7 +1049,7 @@ const BlockJobDismissArgsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockJobDismissArgs: Schema.Schema<BlockJobDismissArgs> = Schema.Struct(BlockJobDismissArgsFields)
+export const BlockJobDismissArgs: Schema.Schema<BlockJobDismissArgs> = Schema.Struct(BlockJobDismissArgs_fields)
 
 /**
  * The data of event `BLOCK_JOB_ERROR`.
@@ -1102,7 +1108,7 @@ export const BlockJobPendingData: Schema.Schema<BlockJobPendingData> = Schema.St
  */
 export interface BlockJobSetSpeedArgs {
   readonly device: string
-  readonly speed: number
+  readonly speed: number | bigint
 }
 
 /**
@@ -1113,7 +1119,7 @@ export interface BlockJobSetSpeedArgs {
  */
 export const BlockJobSetSpeedArgs: Schema.Schema<BlockJobSetSpeedArgs> = Schema.Struct({
   device: Schema.String,
-  speed: Schema.Number,
+  speed: QmpInteger,
 })
 
 /**
@@ -1125,10 +1131,10 @@ export const BlockJobSetSpeedArgs: Schema.Schema<BlockJobSetSpeedArgs> = Schema.
  */
 export interface BlockLatencyHistogramSetArgs {
   readonly id: string
-  readonly boundaries?: ReadonlyArray<number> | undefined
-  readonly "boundaries-read"?: ReadonlyArray<number> | undefined
-  readonly "boundaries-write"?: ReadonlyArray<number> | undefined
-  readonly "boundaries-flush"?: ReadonlyArray<number> | undefined
+  readonly boundaries?: ReadonlyArray<number | bigint> | undefined
+  readonly "boundaries-read"?: ReadonlyArray<number | bigint> | undefined
+  readonly "boundaries-write"?: ReadonlyArray<number | bigint> | undefined
+  readonly "boundaries-flush"?: ReadonlyArray<number | bigint> | undefined
 }
 
 /**
@@ -1139,10 +1145,10 @@ export interface BlockLatencyHistogramSetArgs {
  */
 export const BlockLatencyHistogramSetArgs: Schema.Schema<BlockLatencyHistogramSetArgs> = Schema.Struct({
   id: Schema.String,
-  boundaries: Schema.optional(Schema.Array(Schema.Number)),
-  "boundaries-read": Schema.optional(Schema.Array(Schema.Number)),
-  "boundaries-write": Schema.optional(Schema.Array(Schema.Number)),
-  "boundaries-flush": Schema.optional(Schema.Array(Schema.Number)),
+  boundaries: Schema.optional(Schema.Array(QmpInteger)),
+  "boundaries-read": Schema.optional(Schema.Array(QmpInteger)),
+  "boundaries-write": Schema.optional(Schema.Array(QmpInteger)),
+  "boundaries-flush": Schema.optional(Schema.Array(QmpInteger)),
 })
 
 /**
@@ -1155,7 +1161,7 @@ export const BlockLatencyHistogramSetArgs: Schema.Schema<BlockLatencyHistogramSe
 export interface BlockResizeArgs {
   readonly device?: string | undefined
   readonly "node-name"?: string | undefined
-  readonly size: number
+  readonly size: number | bigint
 }
 
 /**
@@ -1167,7 +1173,7 @@ export interface BlockResizeArgs {
 export const BlockResizeArgs: Schema.Schema<BlockResizeArgs> = Schema.Struct({
   device: Schema.optional(Schema.String),
   "node-name": Schema.optional(Schema.String),
-  size: Schema.Number,
+  size: QmpInteger,
 })
 
 /**
@@ -1183,25 +1189,25 @@ export interface BlockSetIoThrottleArgs {
    */
   readonly device?: string | undefined
   readonly id?: string | undefined
-  readonly bps: number
-  readonly bps_rd: number
-  readonly bps_wr: number
-  readonly iops: number
-  readonly iops_rd: number
-  readonly iops_wr: number
-  readonly bps_max?: number | undefined
-  readonly bps_rd_max?: number | undefined
-  readonly bps_wr_max?: number | undefined
-  readonly iops_max?: number | undefined
-  readonly iops_rd_max?: number | undefined
-  readonly iops_wr_max?: number | undefined
-  readonly bps_max_length?: number | undefined
-  readonly bps_rd_max_length?: number | undefined
-  readonly bps_wr_max_length?: number | undefined
-  readonly iops_max_length?: number | undefined
-  readonly iops_rd_max_length?: number | undefined
-  readonly iops_wr_max_length?: number | undefined
-  readonly iops_size?: number | undefined
+  readonly bps: number | bigint
+  readonly bps_rd: number | bigint
+  readonly bps_wr: number | bigint
+  readonly iops: number | bigint
+  readonly iops_rd: number | bigint
+  readonly iops_wr: number | bigint
+  readonly bps_max?: number | bigint | undefined
+  readonly bps_rd_max?: number | bigint | undefined
+  readonly bps_wr_max?: number | bigint | undefined
+  readonly iops_max?: number | bigint | undefined
+  readonly iops_rd_max?: number | bigint | undefined
+  readonly iops_wr_max?: number | bigint | undefined
+  readonly bps_max_length?: number | bigint | undefined
+  readonly bps_rd_max_length?: number | bigint | undefined
+  readonly bps_wr_max_length?: number | bigint | undefined
+  readonly iops_max_length?: number | bigint | undefined
+  readonly iops_rd_max_length?: number | bigint | undefined
+  readonly iops_wr_max_length?: number | bigint | undefined
+  readonly iops_size?: number | bigint | undefined
   readonly group?: string | undefined
 }
 
@@ -1214,25 +1220,25 @@ export interface BlockSetIoThrottleArgs {
 export const BlockSetIoThrottleArgs: Schema.Schema<BlockSetIoThrottleArgs> = Schema.Struct({
   device: Schema.optional(Schema.String),
   id: Schema.optional(Schema.String),
-  bps: Schema.Number,
-  bps_rd: Schema.Number,
-  bps_wr: Schema.Number,
-  iops: Schema.Number,
-  iops_rd: Schema.Number,
-  iops_wr: Schema.Number,
-  bps_max: Schema.optional(Schema.Number),
-  bps_rd_max: Schema.optional(Schema.Number),
-  bps_wr_max: Schema.optional(Schema.Number),
-  iops_max: Schema.optional(Schema.Number),
-  iops_rd_max: Schema.optional(Schema.Number),
-  iops_wr_max: Schema.optional(Schema.Number),
-  bps_max_length: Schema.optional(Schema.Number),
-  bps_rd_max_length: Schema.optional(Schema.Number),
-  bps_wr_max_length: Schema.optional(Schema.Number),
-  iops_max_length: Schema.optional(Schema.Number),
-  iops_rd_max_length: Schema.optional(Schema.Number),
-  iops_wr_max_length: Schema.optional(Schema.Number),
-  iops_size: Schema.optional(Schema.Number),
+  bps: QmpInteger,
+  bps_rd: QmpInteger,
+  bps_wr: QmpInteger,
+  iops: QmpInteger,
+  iops_rd: QmpInteger,
+  iops_wr: QmpInteger,
+  bps_max: Schema.optional(QmpInteger),
+  bps_rd_max: Schema.optional(QmpInteger),
+  bps_wr_max: Schema.optional(QmpInteger),
+  iops_max: Schema.optional(QmpInteger),
+  iops_rd_max: Schema.optional(QmpInteger),
+  iops_wr_max: Schema.optional(QmpInteger),
+  bps_max_length: Schema.optional(QmpInteger),
+  bps_rd_max_length: Schema.optional(QmpInteger),
+  bps_wr_max_length: Schema.optional(QmpInteger),
+  iops_max_length: Schema.optional(QmpInteger),
+  iops_rd_max_length: Schema.optional(QmpInteger),
+  iops_wr_max_length: Schema.optional(QmpInteger),
+  iops_size: Schema.optional(QmpInteger),
   group: Schema.optional(Schema.String),
 })
 
@@ -1245,7 +1251,7 @@ export const BlockSetIoThrottleArgs: Schema.Schema<BlockSetIoThrottleArgs> = Sch
  */
 export interface BlockSetWriteThresholdArgs {
   readonly "node-name": string
-  readonly "write-threshold": number
+  readonly "write-threshold": number | bigint
 }
 
 /**
@@ -1256,7 +1262,7 @@ export interface BlockSetWriteThresholdArgs {
  */
 export const BlockSetWriteThresholdArgs: Schema.Schema<BlockSetWriteThresholdArgs> = Schema.Struct({
   "node-name": Schema.String,
-  "write-threshold": Schema.Number,
+  "write-threshold": QmpInteger,
 })
 
 /**
@@ -1273,7 +1279,7 @@ export interface BlockStreamArgs {
   readonly "base-node"?: string | undefined
   readonly "backing-file"?: string | undefined
   readonly bottom?: string | undefined
-  readonly speed?: number | undefined
+  readonly speed?: number | bigint | undefined
   readonly "on-error"?: BlockCommitArgsOnError | undefined
   readonly "filter-node-name"?: string | undefined
   readonly "auto-finalize"?: boolean | undefined
@@ -1293,7 +1299,7 @@ export const BlockStreamArgs: Schema.Schema<BlockStreamArgs> = Schema.Struct({
   "base-node": Schema.optional(Schema.String),
   "backing-file": Schema.optional(Schema.String),
   bottom: Schema.optional(Schema.String),
-  speed: Schema.optional(Schema.Number),
+  speed: Schema.optional(QmpInteger),
   "on-error": Schema.optional(BlockCommitArgsOnError),
   "filter-node-name": Schema.optional(Schema.String),
   "auto-finalize": Schema.optional(Schema.Boolean),
@@ -1309,8 +1315,8 @@ export const BlockStreamArgs: Schema.Schema<BlockStreamArgs> = Schema.Struct({
  */
 export interface BlockWriteThresholdData {
   readonly "node-name": string
-  readonly "amount-exceeded": number
-  readonly "write-threshold": number
+  readonly "amount-exceeded": number | bigint
+  readonly "write-threshold": number | bigint
 }
 
 /**
@@ -1321,8 +1327,8 @@ export interface BlockWriteThresholdData {
  */
 export const BlockWriteThresholdData: Schema.Schema<BlockWriteThresholdData> = Schema.Struct({
   "node-name": Schema.String,
-  "amount-exceeded": Schema.Number,
-  "write-threshold": Schema.Number,
+  "amount-exceeded": QmpInteger,
+  "write-threshold": QmpInteger,
 })
 
 /**
@@ -1385,10 +1391,10 @@ export const BlockdevAddArgsBlkdebugInjectErrorItemIotype: Schema.Schema<Blockde
  */
 export interface BlockdevAddArgsBlkdebugInjectErrorItem {
   readonly event: BlockdevAddArgsBlkdebugInjectErrorItemEvent
-  readonly state?: number | undefined
+  readonly state?: number | bigint | undefined
   readonly iotype?: BlockdevAddArgsBlkdebugInjectErrorItemIotype | undefined
-  readonly errno?: number | undefined
-  readonly sector?: number | undefined
+  readonly errno?: number | bigint | undefined
+  readonly sector?: number | bigint | undefined
   readonly once?: boolean | undefined
   readonly immediately?: boolean | undefined
 }
@@ -1401,10 +1407,10 @@ export interface BlockdevAddArgsBlkdebugInjectErrorItem {
  */
 export const BlockdevAddArgsBlkdebugInjectErrorItem: Schema.Schema<BlockdevAddArgsBlkdebugInjectErrorItem> = Schema.Struct({
   event: BlockdevAddArgsBlkdebugInjectErrorItemEvent,
-  state: Schema.optional(Schema.Number),
+  state: Schema.optional(QmpInteger),
   iotype: Schema.optional(BlockdevAddArgsBlkdebugInjectErrorItemIotype),
-  errno: Schema.optional(Schema.Number),
-  sector: Schema.optional(Schema.Number),
+  errno: Schema.optional(QmpInteger),
+  sector: Schema.optional(QmpInteger),
   once: Schema.optional(Schema.Boolean),
   immediately: Schema.optional(Schema.Boolean),
 })
@@ -1418,8 +1424,8 @@ export const BlockdevAddArgsBlkdebugInjectErrorItem: Schema.Schema<BlockdevAddAr
  */
 export interface BlockdevAddArgsBlkdebugSetStateItem {
   readonly event: BlockdevAddArgsBlkdebugInjectErrorItemEvent
-  readonly state?: number | undefined
-  readonly new_state: number
+  readonly state?: number | bigint | undefined
+  readonly new_state: number | bigint
 }
 
 /**
@@ -1430,8 +1436,8 @@ export interface BlockdevAddArgsBlkdebugSetStateItem {
  */
 export const BlockdevAddArgsBlkdebugSetStateItem: Schema.Schema<BlockdevAddArgsBlkdebugSetStateItem> = Schema.Struct({
   event: BlockdevAddArgsBlkdebugInjectErrorItemEvent,
-  state: Schema.optional(Schema.Number),
-  new_state: Schema.Number,
+  state: Schema.optional(QmpInteger),
+  new_state: QmpInteger,
 })
 
 /**
@@ -1461,27 +1467,27 @@ export const BlockdevAddArgsBlkdebugTakeChildPermsItem: Schema.Schema<BlockdevAd
 export interface BlockdevAddArgsBlkdebug {
   readonly image: BlockdevAddArgsBlkdebugImage
   readonly config?: string | undefined
-  readonly align?: number | undefined
-  readonly "max-transfer"?: number | undefined
-  readonly "opt-write-zero"?: number | undefined
-  readonly "max-write-zero"?: number | undefined
-  readonly "opt-discard"?: number | undefined
-  readonly "max-discard"?: number | undefined
+  readonly align?: number | bigint | undefined
+  readonly "max-transfer"?: number | bigint | undefined
+  readonly "opt-write-zero"?: number | bigint | undefined
+  readonly "max-write-zero"?: number | bigint | undefined
+  readonly "opt-discard"?: number | bigint | undefined
+  readonly "max-discard"?: number | bigint | undefined
   readonly "inject-error"?: ReadonlyArray<BlockdevAddArgsBlkdebugInjectErrorItem> | undefined
   readonly "set-state"?: ReadonlyArray<BlockdevAddArgsBlkdebugSetStateItem> | undefined
   readonly "take-child-perms"?: ReadonlyArray<BlockdevAddArgsBlkdebugTakeChildPermsItem> | undefined
   readonly "unshare-child-perms"?: ReadonlyArray<BlockdevAddArgsBlkdebugTakeChildPermsItem> | undefined
 }
 
-const BlockdevAddArgsBlkdebugFields = {
+const BlockdevAddArgsBlkdebug_fields = {
   image: BlockdevAddArgsBlkdebugImage,
   config: Schema.optional(Schema.String),
-  align: Schema.optional(Schema.Number),
-  "max-transfer": Schema.optional(Schema.Number),
-  "opt-write-zero": Schema.optional(Schema.Number),
-  "max-write-zero": Schema.optional(Schema.Number),
-  "opt-discard": Schema.optional(Schema.Number),
-  "max-discard": Schema.optional(Schema.Number),
+  align: Schema.optional(QmpInteger),
+  "max-transfer": Schema.optional(QmpInteger),
+  "opt-write-zero": Schema.optional(QmpInteger),
+  "max-write-zero": Schema.optional(QmpInteger),
+  "opt-discard": Schema.optional(QmpInteger),
+  "max-discard": Schema.optional(QmpInteger),
   "inject-error": Schema.optional(Schema.Array(BlockdevAddArgsBlkdebugInjectErrorItem)),
   "set-state": Schema.optional(Schema.Array(BlockdevAddArgsBlkdebugSetStateItem)),
   "take-child-perms": Schema.optional(Schema.Array(BlockdevAddArgsBlkdebugTakeChildPermsItem)),
@@ -1494,7 +1500,7 @@ const BlockdevAddArgsBlkdebugFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsBlkdebug: Schema.Schema<BlockdevAddArgsBlkdebug> = Schema.Struct(BlockdevAddArgsBlkdebugFields)
+export const BlockdevAddArgsBlkdebug: Schema.Schema<BlockdevAddArgsBlkdebug> = Schema.Struct(BlockdevAddArgsBlkdebug_fields)
 
 /**
  * The variant `blklogwrites` of {@link BlockdevAddArgs}.
@@ -1506,17 +1512,17 @@ export const BlockdevAddArgsBlkdebug: Schema.Schema<BlockdevAddArgsBlkdebug> = S
 export interface BlockdevAddArgsBlklogwrites {
   readonly file: BlockdevAddArgsBlkdebugImage
   readonly log: BlockdevAddArgsBlkdebugImage
-  readonly "log-sector-size"?: number | undefined
+  readonly "log-sector-size"?: number | bigint | undefined
   readonly "log-append"?: boolean | undefined
-  readonly "log-super-update-interval"?: number | undefined
+  readonly "log-super-update-interval"?: number | bigint | undefined
 }
 
-const BlockdevAddArgsBlklogwritesFields = {
+const BlockdevAddArgsBlklogwrites_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   log: BlockdevAddArgsBlkdebugImage,
-  "log-sector-size": Schema.optional(Schema.Number),
+  "log-sector-size": Schema.optional(QmpInteger),
   "log-append": Schema.optional(Schema.Boolean),
-  "log-super-update-interval": Schema.optional(Schema.Number),
+  "log-super-update-interval": Schema.optional(QmpInteger),
 }
 
 /**
@@ -1525,7 +1531,7 @@ const BlockdevAddArgsBlklogwritesFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsBlklogwrites: Schema.Schema<BlockdevAddArgsBlklogwrites> = Schema.Struct(BlockdevAddArgsBlklogwritesFields)
+export const BlockdevAddArgsBlklogwrites: Schema.Schema<BlockdevAddArgsBlklogwrites> = Schema.Struct(BlockdevAddArgsBlklogwrites_fields)
 
 /**
  * The variant `blkverify` of {@link BlockdevAddArgs}.
@@ -1539,7 +1545,7 @@ export interface BlockdevAddArgsBlkverify {
   readonly raw: BlockdevAddArgsBlkdebugImage
 }
 
-const BlockdevAddArgsBlkverifyFields = {
+const BlockdevAddArgsBlkverify_fields = {
   test: BlockdevAddArgsBlkdebugImage,
   raw: BlockdevAddArgsBlkdebugImage,
 }
@@ -1550,7 +1556,7 @@ const BlockdevAddArgsBlkverifyFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsBlkverify: Schema.Schema<BlockdevAddArgsBlkverify> = Schema.Struct(BlockdevAddArgsBlkverifyFields)
+export const BlockdevAddArgsBlkverify: Schema.Schema<BlockdevAddArgsBlkverify> = Schema.Struct(BlockdevAddArgsBlkverify_fields)
 
 /**
  * The variant `blkreplay` of {@link BlockdevAddArgs}.
@@ -1563,7 +1569,7 @@ export interface BlockdevAddArgsBlkreplay {
   readonly image: BlockdevAddArgsBlkdebugImage
 }
 
-const BlockdevAddArgsBlkreplayFields = {
+const BlockdevAddArgsBlkreplay_fields = {
   image: BlockdevAddArgsBlkdebugImage,
 }
 
@@ -1573,7 +1579,7 @@ const BlockdevAddArgsBlkreplayFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsBlkreplay: Schema.Schema<BlockdevAddArgsBlkreplay> = Schema.Struct(BlockdevAddArgsBlkreplayFields)
+export const BlockdevAddArgsBlkreplay: Schema.Schema<BlockdevAddArgsBlkreplay> = Schema.Struct(BlockdevAddArgsBlkreplay_fields)
 
 /**
  * The variant `bochs` of {@link BlockdevAddArgs}. Also the variant `cloop` of {@link BlockdevAddArgs}; the variant `compress` of {@link BlockdevAddArgs}; the variant `dmg` of {@link BlockdevAddArgs}; the variant `parallels` of {@link BlockdevAddArgs}; and 4 more places.
@@ -1586,7 +1592,7 @@ export interface BlockdevAddArgsBochs {
   readonly file: BlockdevAddArgsBlkdebugImage
 }
 
-const BlockdevAddArgsBochsFields = {
+const BlockdevAddArgsBochs_fields = {
   file: BlockdevAddArgsBlkdebugImage,
 }
 
@@ -1596,7 +1602,7 @@ const BlockdevAddArgsBochsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsBochs: Schema.Schema<BlockdevAddArgsBochs> = Schema.Struct(BlockdevAddArgsBochsFields)
+export const BlockdevAddArgsBochs: Schema.Schema<BlockdevAddArgsBochs> = Schema.Struct(BlockdevAddArgsBochs_fields)
 
 /**
  * Member `on-cbw-error` of {@link BlockdevAddArgsCopyBeforeWrite}.
@@ -1627,15 +1633,15 @@ export interface BlockdevAddArgsCopyBeforeWrite {
   readonly target: BlockdevAddArgsBlkdebugImage
   readonly bitmap?: BlockDirtyBitmapClearArgs | undefined
   readonly "on-cbw-error"?: BlockdevAddArgsCopyBeforeWriteOnCbwError | undefined
-  readonly "cbw-timeout"?: number | undefined
+  readonly "cbw-timeout"?: number | bigint | undefined
 }
 
-const BlockdevAddArgsCopyBeforeWriteFields = {
+const BlockdevAddArgsCopyBeforeWrite_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   target: BlockdevAddArgsBlkdebugImage,
   bitmap: Schema.optional(BlockDirtyBitmapClearArgs),
   "on-cbw-error": Schema.optional(BlockdevAddArgsCopyBeforeWriteOnCbwError),
-  "cbw-timeout": Schema.optional(Schema.Number),
+  "cbw-timeout": Schema.optional(QmpInteger),
 }
 
 /**
@@ -1644,7 +1650,7 @@ const BlockdevAddArgsCopyBeforeWriteFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsCopyBeforeWrite: Schema.Schema<BlockdevAddArgsCopyBeforeWrite> = Schema.Struct(BlockdevAddArgsCopyBeforeWriteFields)
+export const BlockdevAddArgsCopyBeforeWrite: Schema.Schema<BlockdevAddArgsCopyBeforeWrite> = Schema.Struct(BlockdevAddArgsCopyBeforeWrite_fields)
 
 /**
  * The variant `copy-on-read` of {@link BlockdevAddArgs}.
@@ -1658,7 +1664,7 @@ export interface BlockdevAddArgsCopyOnRead {
   readonly bottom?: string | undefined
 }
 
-const BlockdevAddArgsCopyOnReadFields = {
+const BlockdevAddArgsCopyOnRead_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   bottom: Schema.optional(Schema.String),
 }
@@ -1669,7 +1675,7 @@ const BlockdevAddArgsCopyOnReadFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsCopyOnRead: Schema.Schema<BlockdevAddArgsCopyOnRead> = Schema.Struct(BlockdevAddArgsCopyOnReadFields)
+export const BlockdevAddArgsCopyOnRead: Schema.Schema<BlockdevAddArgsCopyOnRead> = Schema.Struct(BlockdevAddArgsCopyOnRead_fields)
 
 /**
  * Member `locking` of {@link BlockdevAddArgsFile}.
@@ -1718,18 +1724,20 @@ export interface BlockdevAddArgsFile {
   readonly "pr-manager"?: string | undefined
   readonly locking?: BlockdevAddArgsFileLocking | undefined
   readonly aio?: BlockdevAddArgsFileAio | undefined
-  readonly "aio-max-batch"?: number | undefined
+  readonly "aio-max-batch"?: number | bigint | undefined
   readonly "drop-cache"?: boolean | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
   readonly "x-check-cache-dropped"?: boolean | undefined
 }
 
-const BlockdevAddArgsFileFields = {
+const BlockdevAddArgsFile_fields = {
   filename: Schema.String,
   "pr-manager": Schema.optional(Schema.String),
   locking: Schema.optional(BlockdevAddArgsFileLocking),
   aio: Schema.optional(BlockdevAddArgsFileAio),
-  "aio-max-batch": Schema.optional(Schema.Number),
+  "aio-max-batch": Schema.optional(QmpInteger),
   "drop-cache": Schema.optional(Schema.Boolean),
   "x-check-cache-dropped": Schema.optional(Schema.Boolean),
 }
@@ -1740,7 +1748,7 @@ const BlockdevAddArgsFileFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsFile: Schema.Schema<BlockdevAddArgsFile> = Schema.Struct(BlockdevAddArgsFileFields)
+export const BlockdevAddArgsFile: Schema.Schema<BlockdevAddArgsFile> = Schema.Struct(BlockdevAddArgsFile_fields)
 
 /**
  * The variant `ftp` of {@link BlockdevAddArgs}.
@@ -1751,18 +1759,18 @@ export const BlockdevAddArgsFile: Schema.Schema<BlockdevAddArgsFile> = Schema.St
  */
 export interface BlockdevAddArgsFtp {
   readonly url: string
-  readonly readahead?: number | undefined
-  readonly timeout?: number | undefined
+  readonly readahead?: number | bigint | undefined
+  readonly timeout?: number | bigint | undefined
   readonly username?: string | undefined
   readonly "password-secret"?: string | undefined
   readonly "proxy-username"?: string | undefined
   readonly "proxy-password-secret"?: string | undefined
 }
 
-const BlockdevAddArgsFtpFields = {
+const BlockdevAddArgsFtp_fields = {
   url: Schema.String,
-  readahead: Schema.optional(Schema.Number),
-  timeout: Schema.optional(Schema.Number),
+  readahead: Schema.optional(QmpInteger),
+  timeout: Schema.optional(QmpInteger),
   username: Schema.optional(Schema.String),
   "password-secret": Schema.optional(Schema.String),
   "proxy-username": Schema.optional(Schema.String),
@@ -1775,7 +1783,7 @@ const BlockdevAddArgsFtpFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsFtp: Schema.Schema<BlockdevAddArgsFtp> = Schema.Struct(BlockdevAddArgsFtpFields)
+export const BlockdevAddArgsFtp: Schema.Schema<BlockdevAddArgsFtp> = Schema.Struct(BlockdevAddArgsFtp_fields)
 
 /**
  * The variant `ftps` of {@link BlockdevAddArgs}.
@@ -1786,8 +1794,8 @@ export const BlockdevAddArgsFtp: Schema.Schema<BlockdevAddArgsFtp> = Schema.Stru
  */
 export interface BlockdevAddArgsFtps {
   readonly url: string
-  readonly readahead?: number | undefined
-  readonly timeout?: number | undefined
+  readonly readahead?: number | bigint | undefined
+  readonly timeout?: number | bigint | undefined
   readonly username?: string | undefined
   readonly "password-secret"?: string | undefined
   readonly "proxy-username"?: string | undefined
@@ -1795,10 +1803,10 @@ export interface BlockdevAddArgsFtps {
   readonly sslverify?: boolean | undefined
 }
 
-const BlockdevAddArgsFtpsFields = {
+const BlockdevAddArgsFtps_fields = {
   url: Schema.String,
-  readahead: Schema.optional(Schema.Number),
-  timeout: Schema.optional(Schema.Number),
+  readahead: Schema.optional(QmpInteger),
+  timeout: Schema.optional(QmpInteger),
   username: Schema.optional(Schema.String),
   "password-secret": Schema.optional(Schema.String),
   "proxy-username": Schema.optional(Schema.String),
@@ -1812,7 +1820,7 @@ const BlockdevAddArgsFtpsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsFtps: Schema.Schema<BlockdevAddArgsFtps> = Schema.Struct(BlockdevAddArgsFtpsFields)
+export const BlockdevAddArgsFtps: Schema.Schema<BlockdevAddArgsFtps> = Schema.Struct(BlockdevAddArgsFtps_fields)
 
 /**
  * The variant `gluster` of {@link BlockdevAddArgs}. Also member `location` of {@link BlockdevCreateArgsOptionsGluster}.
@@ -1825,15 +1833,15 @@ export interface BlockdevAddArgsGluster {
   readonly volume: string
   readonly path: string
   readonly server: ReadonlyArray<QueryMigrateReturnSocketAddressItem>
-  readonly debug?: number | undefined
+  readonly debug?: number | bigint | undefined
   readonly logfile?: string | undefined
 }
 
-const BlockdevAddArgsGlusterFields = {
+const BlockdevAddArgsGluster_fields = {
   volume: Schema.String,
   path: Schema.String,
   server: Schema.Array(QueryMigrateReturnSocketAddressItem),
-  debug: Schema.optional(Schema.Number),
+  debug: Schema.optional(QmpInteger),
   logfile: Schema.optional(Schema.String),
 }
 
@@ -1843,7 +1851,7 @@ const BlockdevAddArgsGlusterFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsGluster: Schema.Schema<BlockdevAddArgsGluster> = Schema.Struct(BlockdevAddArgsGlusterFields)
+export const BlockdevAddArgsGluster: Schema.Schema<BlockdevAddArgsGluster> = Schema.Struct(BlockdevAddArgsGluster_fields)
 
 /**
  * The variant `http` of {@link BlockdevAddArgs}.
@@ -1854,8 +1862,8 @@ export const BlockdevAddArgsGluster: Schema.Schema<BlockdevAddArgsGluster> = Sch
  */
 export interface BlockdevAddArgsHttp {
   readonly url: string
-  readonly readahead?: number | undefined
-  readonly timeout?: number | undefined
+  readonly readahead?: number | bigint | undefined
+  readonly timeout?: number | bigint | undefined
   readonly username?: string | undefined
   readonly "password-secret"?: string | undefined
   readonly "proxy-username"?: string | undefined
@@ -1864,10 +1872,10 @@ export interface BlockdevAddArgsHttp {
   readonly "cookie-secret"?: string | undefined
 }
 
-const BlockdevAddArgsHttpFields = {
+const BlockdevAddArgsHttp_fields = {
   url: Schema.String,
-  readahead: Schema.optional(Schema.Number),
-  timeout: Schema.optional(Schema.Number),
+  readahead: Schema.optional(QmpInteger),
+  timeout: Schema.optional(QmpInteger),
   username: Schema.optional(Schema.String),
   "password-secret": Schema.optional(Schema.String),
   "proxy-username": Schema.optional(Schema.String),
@@ -1882,7 +1890,7 @@ const BlockdevAddArgsHttpFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsHttp: Schema.Schema<BlockdevAddArgsHttp> = Schema.Struct(BlockdevAddArgsHttpFields)
+export const BlockdevAddArgsHttp: Schema.Schema<BlockdevAddArgsHttp> = Schema.Struct(BlockdevAddArgsHttp_fields)
 
 /**
  * The variant `https` of {@link BlockdevAddArgs}.
@@ -1893,8 +1901,8 @@ export const BlockdevAddArgsHttp: Schema.Schema<BlockdevAddArgsHttp> = Schema.St
  */
 export interface BlockdevAddArgsHttps {
   readonly url: string
-  readonly readahead?: number | undefined
-  readonly timeout?: number | undefined
+  readonly readahead?: number | bigint | undefined
+  readonly timeout?: number | bigint | undefined
   readonly username?: string | undefined
   readonly "password-secret"?: string | undefined
   readonly "proxy-username"?: string | undefined
@@ -1904,10 +1912,10 @@ export interface BlockdevAddArgsHttps {
   readonly "cookie-secret"?: string | undefined
 }
 
-const BlockdevAddArgsHttpsFields = {
+const BlockdevAddArgsHttps_fields = {
   url: Schema.String,
-  readahead: Schema.optional(Schema.Number),
-  timeout: Schema.optional(Schema.Number),
+  readahead: Schema.optional(QmpInteger),
+  timeout: Schema.optional(QmpInteger),
   username: Schema.optional(Schema.String),
   "password-secret": Schema.optional(Schema.String),
   "proxy-username": Schema.optional(Schema.String),
@@ -1923,7 +1931,7 @@ const BlockdevAddArgsHttpsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsHttps: Schema.Schema<BlockdevAddArgsHttps> = Schema.Struct(BlockdevAddArgsHttpsFields)
+export const BlockdevAddArgsHttps: Schema.Schema<BlockdevAddArgsHttps> = Schema.Struct(BlockdevAddArgsHttps_fields)
 
 /**
  * Member `transport` of {@link BlockdevAddArgsIscsi}.
@@ -1970,24 +1978,24 @@ export interface BlockdevAddArgsIscsi {
   readonly transport: BlockdevAddArgsIscsiTransport
   readonly portal: string
   readonly target: string
-  readonly lun?: number | undefined
+  readonly lun?: number | bigint | undefined
   readonly user?: string | undefined
   readonly "password-secret"?: string | undefined
   readonly "initiator-name"?: string | undefined
   readonly "header-digest"?: BlockdevAddArgsIscsiHeaderDigest | undefined
-  readonly timeout?: number | undefined
+  readonly timeout?: number | bigint | undefined
 }
 
-const BlockdevAddArgsIscsiFields = {
+const BlockdevAddArgsIscsi_fields = {
   transport: BlockdevAddArgsIscsiTransport,
   portal: Schema.String,
   target: Schema.String,
-  lun: Schema.optional(Schema.Number),
+  lun: Schema.optional(QmpInteger),
   user: Schema.optional(Schema.String),
   "password-secret": Schema.optional(Schema.String),
   "initiator-name": Schema.optional(Schema.String),
   "header-digest": Schema.optional(BlockdevAddArgsIscsiHeaderDigest),
-  timeout: Schema.optional(Schema.Number),
+  timeout: Schema.optional(QmpInteger),
 }
 
 /**
@@ -1996,7 +2004,7 @@ const BlockdevAddArgsIscsiFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsIscsi: Schema.Schema<BlockdevAddArgsIscsi> = Schema.Struct(BlockdevAddArgsIscsiFields)
+export const BlockdevAddArgsIscsi: Schema.Schema<BlockdevAddArgsIscsi> = Schema.Struct(BlockdevAddArgsIscsi_fields)
 
 /**
  * The variant `luks` of {@link BlockdevAddArgs}.
@@ -2010,7 +2018,7 @@ export interface BlockdevAddArgsLuks {
   readonly "key-secret"?: string | undefined
 }
 
-const BlockdevAddArgsLuksFields = {
+const BlockdevAddArgsLuks_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   "key-secret": Schema.optional(Schema.String),
 }
@@ -2021,7 +2029,7 @@ const BlockdevAddArgsLuksFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsLuks: Schema.Schema<BlockdevAddArgsLuks> = Schema.Struct(BlockdevAddArgsLuksFields)
+export const BlockdevAddArgsLuks: Schema.Schema<BlockdevAddArgsLuks> = Schema.Struct(BlockdevAddArgsLuks_fields)
 
 /**
  * The variant `nbd` of {@link BlockdevAddArgs}.
@@ -2035,20 +2043,22 @@ export interface BlockdevAddArgsNbd {
   readonly export?: string | undefined
   readonly "tls-creds"?: string | undefined
   readonly "tls-hostname"?: string | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
   readonly "x-dirty-bitmap"?: string | undefined
-  readonly "reconnect-delay"?: number | undefined
-  readonly "open-timeout"?: number | undefined
+  readonly "reconnect-delay"?: number | bigint | undefined
+  readonly "open-timeout"?: number | bigint | undefined
 }
 
-const BlockdevAddArgsNbdFields = {
+const BlockdevAddArgsNbd_fields = {
   server: QueryMigrateReturnSocketAddressItem,
   export: Schema.optional(Schema.String),
   "tls-creds": Schema.optional(Schema.String),
   "tls-hostname": Schema.optional(Schema.String),
   "x-dirty-bitmap": Schema.optional(Schema.String),
-  "reconnect-delay": Schema.optional(Schema.Number),
-  "open-timeout": Schema.optional(Schema.Number),
+  "reconnect-delay": Schema.optional(QmpInteger),
+  "open-timeout": Schema.optional(QmpInteger),
 }
 
 /**
@@ -2057,7 +2067,7 @@ const BlockdevAddArgsNbdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsNbd: Schema.Schema<BlockdevAddArgsNbd> = Schema.Struct(BlockdevAddArgsNbdFields)
+export const BlockdevAddArgsNbd: Schema.Schema<BlockdevAddArgsNbd> = Schema.Struct(BlockdevAddArgsNbd_fields)
 
 /**
  * Member `type` of {@link BlockdevAddArgsNfsServer}.
@@ -2109,23 +2119,23 @@ export const BlockdevAddArgsNfsServer: Schema.Schema<BlockdevAddArgsNfsServer> =
 export interface BlockdevAddArgsNfs {
   readonly server: BlockdevAddArgsNfsServer
   readonly path: string
-  readonly user?: number | undefined
-  readonly group?: number | undefined
-  readonly "tcp-syn-count"?: number | undefined
-  readonly "readahead-size"?: number | undefined
-  readonly "page-cache-size"?: number | undefined
-  readonly debug?: number | undefined
+  readonly user?: number | bigint | undefined
+  readonly group?: number | bigint | undefined
+  readonly "tcp-syn-count"?: number | bigint | undefined
+  readonly "readahead-size"?: number | bigint | undefined
+  readonly "page-cache-size"?: number | bigint | undefined
+  readonly debug?: number | bigint | undefined
 }
 
-const BlockdevAddArgsNfsFields = {
+const BlockdevAddArgsNfs_fields = {
   server: BlockdevAddArgsNfsServer,
   path: Schema.String,
-  user: Schema.optional(Schema.Number),
-  group: Schema.optional(Schema.Number),
-  "tcp-syn-count": Schema.optional(Schema.Number),
-  "readahead-size": Schema.optional(Schema.Number),
-  "page-cache-size": Schema.optional(Schema.Number),
-  debug: Schema.optional(Schema.Number),
+  user: Schema.optional(QmpInteger),
+  group: Schema.optional(QmpInteger),
+  "tcp-syn-count": Schema.optional(QmpInteger),
+  "readahead-size": Schema.optional(QmpInteger),
+  "page-cache-size": Schema.optional(QmpInteger),
+  debug: Schema.optional(QmpInteger),
 }
 
 /**
@@ -2134,7 +2144,7 @@ const BlockdevAddArgsNfsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsNfs: Schema.Schema<BlockdevAddArgsNfs> = Schema.Struct(BlockdevAddArgsNfsFields)
+export const BlockdevAddArgsNfs: Schema.Schema<BlockdevAddArgsNfs> = Schema.Struct(BlockdevAddArgsNfs_fields)
 
 /**
  * The variant `null-aio` of {@link BlockdevAddArgs}. Also the variant `null-co` of {@link BlockdevAddArgs}.
@@ -2144,14 +2154,14 @@ export const BlockdevAddArgsNfs: Schema.Schema<BlockdevAddArgsNfs> = Schema.Stru
  * @category models
  */
 export interface BlockdevAddArgsNullAio {
-  readonly size?: number | undefined
-  readonly "latency-ns"?: number | undefined
+  readonly size?: number | bigint | undefined
+  readonly "latency-ns"?: number | bigint | undefined
   readonly "read-zeroes"?: boolean | undefined
 }
 
-const BlockdevAddArgsNullAioFields = {
-  size: Schema.optional(Schema.Number),
-  "latency-ns": Schema.optional(Schema.Number),
+const BlockdevAddArgsNullAio_fields = {
+  size: Schema.optional(QmpInteger),
+  "latency-ns": Schema.optional(QmpInteger),
   "read-zeroes": Schema.optional(Schema.Boolean),
 }
 
@@ -2161,7 +2171,7 @@ const BlockdevAddArgsNullAioFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsNullAio: Schema.Schema<BlockdevAddArgsNullAio> = Schema.Struct(BlockdevAddArgsNullAioFields)
+export const BlockdevAddArgsNullAio: Schema.Schema<BlockdevAddArgsNullAio> = Schema.Struct(BlockdevAddArgsNullAio_fields)
 
 /**
  * The variant `nvme` of {@link BlockdevAddArgs}.
@@ -2172,12 +2182,12 @@ export const BlockdevAddArgsNullAio: Schema.Schema<BlockdevAddArgsNullAio> = Sch
  */
 export interface BlockdevAddArgsNvme {
   readonly device: string
-  readonly namespace: number
+  readonly namespace: number | bigint
 }
 
-const BlockdevAddArgsNvmeFields = {
+const BlockdevAddArgsNvme_fields = {
   device: Schema.String,
-  namespace: Schema.Number,
+  namespace: QmpInteger,
 }
 
 /**
@@ -2186,7 +2196,7 @@ const BlockdevAddArgsNvmeFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsNvme: Schema.Schema<BlockdevAddArgsNvme> = Schema.Struct(BlockdevAddArgsNvmeFields)
+export const BlockdevAddArgsNvme: Schema.Schema<BlockdevAddArgsNvme> = Schema.Struct(BlockdevAddArgsNvme_fields)
 
 /**
  * The variant `preallocate` of {@link BlockdevAddArgs}.
@@ -2197,14 +2207,14 @@ export const BlockdevAddArgsNvme: Schema.Schema<BlockdevAddArgsNvme> = Schema.St
  */
 export interface BlockdevAddArgsPreallocate {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly "prealloc-align"?: number | undefined
-  readonly "prealloc-size"?: number | undefined
+  readonly "prealloc-align"?: number | bigint | undefined
+  readonly "prealloc-size"?: number | bigint | undefined
 }
 
-const BlockdevAddArgsPreallocateFields = {
+const BlockdevAddArgsPreallocate_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  "prealloc-align": Schema.optional(Schema.Number),
-  "prealloc-size": Schema.optional(Schema.Number),
+  "prealloc-align": Schema.optional(QmpInteger),
+  "prealloc-size": Schema.optional(QmpInteger),
 }
 
 /**
@@ -2213,7 +2223,7 @@ const BlockdevAddArgsPreallocateFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsPreallocate: Schema.Schema<BlockdevAddArgsPreallocate> = Schema.Struct(BlockdevAddArgsPreallocateFields)
+export const BlockdevAddArgsPreallocate: Schema.Schema<BlockdevAddArgsPreallocate> = Schema.Struct(BlockdevAddArgsPreallocate_fields)
 
 /**
  * Member `backing` of {@link BlockdevAddArgsQcow2}. Also member `backing` of {@link BlockdevAddArgsQcow}; member `backing` of {@link BlockdevAddArgsQed}.
@@ -2316,7 +2326,7 @@ export interface BlockdevAddArgsQcow2EncryptAes {
   readonly "key-secret"?: string | undefined
 }
 
-const BlockdevAddArgsQcow2EncryptAesFields = {
+const BlockdevAddArgsQcow2EncryptAes_fields = {
   "key-secret": Schema.optional(Schema.String),
 }
 
@@ -2326,7 +2336,7 @@ const BlockdevAddArgsQcow2EncryptAesFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsQcow2EncryptAes: Schema.Schema<BlockdevAddArgsQcow2EncryptAes> = Schema.Struct(BlockdevAddArgsQcow2EncryptAesFields)
+export const BlockdevAddArgsQcow2EncryptAes: Schema.Schema<BlockdevAddArgsQcow2EncryptAes> = Schema.Struct(BlockdevAddArgsQcow2EncryptAes_fields)
 
 /**
  * Member `format` of {@link BlockdevAddArgsQcow2Encrypt}. Also member `format` of {@link QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncrypt}.
@@ -2355,7 +2365,7 @@ export interface BlockdevAddArgsQcow2EncryptBase {
   readonly format: BlockdevAddArgsQcow2EncryptFormat
 }
 
-const BlockdevAddArgsQcow2EncryptBaseFields = {
+const BlockdevAddArgsQcow2EncryptBase_fields = {
   format: BlockdevAddArgsQcow2EncryptFormat,
 }
 
@@ -2378,9 +2388,9 @@ export type BlockdevAddArgsQcow2Encrypt =
  */
 export const BlockdevAddArgsQcow2Encrypt: Schema.Schema<BlockdevAddArgsQcow2Encrypt> = Schema.Union(
   Schema.Struct({
-    ...BlockdevAddArgsQcow2EncryptBaseFields,
+    ...BlockdevAddArgsQcow2EncryptBase_fields,
     format: Schema.Literal("aes", "luks"),
-    ...BlockdevAddArgsQcow2EncryptAesFields,
+    ...BlockdevAddArgsQcow2EncryptAes_fields,
   })
 )
 
@@ -2399,16 +2409,16 @@ export interface BlockdevAddArgsQcow2 {
   readonly "pass-discard-snapshot"?: boolean | undefined
   readonly "pass-discard-other"?: boolean | undefined
   readonly "overlap-check"?: BlockdevAddArgsQcow2OverlapCheck | undefined
-  readonly "cache-size"?: number | undefined
-  readonly "l2-cache-size"?: number | undefined
-  readonly "l2-cache-entry-size"?: number | undefined
-  readonly "refcount-cache-size"?: number | undefined
-  readonly "cache-clean-interval"?: number | undefined
+  readonly "cache-size"?: number | bigint | undefined
+  readonly "l2-cache-size"?: number | bigint | undefined
+  readonly "l2-cache-entry-size"?: number | bigint | undefined
+  readonly "refcount-cache-size"?: number | bigint | undefined
+  readonly "cache-clean-interval"?: number | bigint | undefined
   readonly encrypt?: BlockdevAddArgsQcow2Encrypt | undefined
   readonly "data-file"?: BlockdevAddArgsBlkdebugImage | undefined
 }
 
-const BlockdevAddArgsQcow2Fields = {
+const BlockdevAddArgsQcow2_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   backing: Schema.optional(BlockdevAddArgsQcow2Backing),
   "lazy-refcounts": Schema.optional(Schema.Boolean),
@@ -2416,11 +2426,11 @@ const BlockdevAddArgsQcow2Fields = {
   "pass-discard-snapshot": Schema.optional(Schema.Boolean),
   "pass-discard-other": Schema.optional(Schema.Boolean),
   "overlap-check": Schema.optional(BlockdevAddArgsQcow2OverlapCheck),
-  "cache-size": Schema.optional(Schema.Number),
-  "l2-cache-size": Schema.optional(Schema.Number),
-  "l2-cache-entry-size": Schema.optional(Schema.Number),
-  "refcount-cache-size": Schema.optional(Schema.Number),
-  "cache-clean-interval": Schema.optional(Schema.Number),
+  "cache-size": Schema.optional(QmpInteger),
+  "l2-cache-size": Schema.optional(QmpInteger),
+  "l2-cache-entry-size": Schema.optional(QmpInteger),
+  "refcount-cache-size": Schema.optional(QmpInteger),
+  "cache-clean-interval": Schema.optional(QmpInteger),
   encrypt: Schema.optional(BlockdevAddArgsQcow2Encrypt),
   "data-file": Schema.optional(BlockdevAddArgsBlkdebugImage),
 }
@@ -2431,7 +2441,7 @@ const BlockdevAddArgsQcow2Fields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsQcow2: Schema.Schema<BlockdevAddArgsQcow2> = Schema.Struct(BlockdevAddArgsQcow2Fields)
+export const BlockdevAddArgsQcow2: Schema.Schema<BlockdevAddArgsQcow2> = Schema.Struct(BlockdevAddArgsQcow2_fields)
 
 /**
  * Member `format` of {@link BlockdevAddArgsQcowEncrypt}.
@@ -2460,7 +2470,7 @@ export interface BlockdevAddArgsQcowEncryptBase {
   readonly format: BlockdevAddArgsQcowEncryptFormat
 }
 
-const BlockdevAddArgsQcowEncryptBaseFields = {
+const BlockdevAddArgsQcowEncryptBase_fields = {
   format: BlockdevAddArgsQcowEncryptFormat,
 }
 
@@ -2483,9 +2493,9 @@ export type BlockdevAddArgsQcowEncrypt =
  */
 export const BlockdevAddArgsQcowEncrypt: Schema.Schema<BlockdevAddArgsQcowEncrypt> = Schema.Union(
   Schema.Struct({
-    ...BlockdevAddArgsQcowEncryptBaseFields,
+    ...BlockdevAddArgsQcowEncryptBase_fields,
     format: Schema.Literal("aes"),
-    ...BlockdevAddArgsQcow2EncryptAesFields,
+    ...BlockdevAddArgsQcow2EncryptAes_fields,
   })
 )
 
@@ -2502,7 +2512,7 @@ export interface BlockdevAddArgsQcow {
   readonly encrypt?: BlockdevAddArgsQcowEncrypt | undefined
 }
 
-const BlockdevAddArgsQcowFields = {
+const BlockdevAddArgsQcow_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   backing: Schema.optional(BlockdevAddArgsQcow2Backing),
   encrypt: Schema.optional(BlockdevAddArgsQcowEncrypt),
@@ -2514,7 +2524,7 @@ const BlockdevAddArgsQcowFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsQcow: Schema.Schema<BlockdevAddArgsQcow> = Schema.Struct(BlockdevAddArgsQcowFields)
+export const BlockdevAddArgsQcow: Schema.Schema<BlockdevAddArgsQcow> = Schema.Struct(BlockdevAddArgsQcow_fields)
 
 /**
  * The variant `qed` of {@link BlockdevAddArgs}. Also the variant `vmdk` of {@link BlockdevAddArgs}.
@@ -2528,7 +2538,7 @@ export interface BlockdevAddArgsQed {
   readonly backing?: BlockdevAddArgsQcow2Backing | undefined
 }
 
-const BlockdevAddArgsQedFields = {
+const BlockdevAddArgsQed_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   backing: Schema.optional(BlockdevAddArgsQcow2Backing),
 }
@@ -2539,7 +2549,7 @@ const BlockdevAddArgsQedFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsQed: Schema.Schema<BlockdevAddArgsQed> = Schema.Struct(BlockdevAddArgsQedFields)
+export const BlockdevAddArgsQed: Schema.Schema<BlockdevAddArgsQed> = Schema.Struct(BlockdevAddArgsQed_fields)
 
 /**
  * Member `read-pattern` of {@link BlockdevAddArgsQuorum}.
@@ -2568,15 +2578,15 @@ export const BlockdevAddArgsQuorumReadPattern: Schema.Schema<BlockdevAddArgsQuor
 export interface BlockdevAddArgsQuorum {
   readonly blkverify?: boolean | undefined
   readonly children: ReadonlyArray<BlockdevAddArgsBlkdebugImage>
-  readonly "vote-threshold": number
+  readonly "vote-threshold": number | bigint
   readonly "rewrite-corrupted"?: boolean | undefined
   readonly "read-pattern"?: BlockdevAddArgsQuorumReadPattern | undefined
 }
 
-const BlockdevAddArgsQuorumFields = {
+const BlockdevAddArgsQuorum_fields = {
   blkverify: Schema.optional(Schema.Boolean),
   children: Schema.Array(BlockdevAddArgsBlkdebugImage),
-  "vote-threshold": Schema.Number,
+  "vote-threshold": QmpInteger,
   "rewrite-corrupted": Schema.optional(Schema.Boolean),
   "read-pattern": Schema.optional(BlockdevAddArgsQuorumReadPattern),
 }
@@ -2587,7 +2597,7 @@ const BlockdevAddArgsQuorumFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsQuorum: Schema.Schema<BlockdevAddArgsQuorum> = Schema.Struct(BlockdevAddArgsQuorumFields)
+export const BlockdevAddArgsQuorum: Schema.Schema<BlockdevAddArgsQuorum> = Schema.Struct(BlockdevAddArgsQuorum_fields)
 
 /**
  * The variant `raw` of {@link BlockdevAddArgs}.
@@ -2598,14 +2608,14 @@ export const BlockdevAddArgsQuorum: Schema.Schema<BlockdevAddArgsQuorum> = Schem
  */
 export interface BlockdevAddArgsRaw {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly offset?: number | undefined
-  readonly size?: number | undefined
+  readonly offset?: number | bigint | undefined
+  readonly size?: number | bigint | undefined
 }
 
-const BlockdevAddArgsRawFields = {
+const BlockdevAddArgsRaw_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  offset: Schema.optional(Schema.Number),
-  size: Schema.optional(Schema.Number),
+  offset: Schema.optional(QmpInteger),
+  size: Schema.optional(QmpInteger),
 }
 
 /**
@@ -2614,7 +2624,7 @@ const BlockdevAddArgsRawFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsRaw: Schema.Schema<BlockdevAddArgsRaw> = Schema.Struct(BlockdevAddArgsRawFields)
+export const BlockdevAddArgsRaw: Schema.Schema<BlockdevAddArgsRaw> = Schema.Struct(BlockdevAddArgsRaw_fields)
 
 /**
  * The variant `luks` of {@link BlockdevAddArgsRbdEncrypt}. Also the variant `luks2` of {@link BlockdevAddArgsRbdEncrypt}.
@@ -2627,7 +2637,7 @@ export interface BlockdevAddArgsRbdEncryptLuks {
   readonly "key-secret": string
 }
 
-const BlockdevAddArgsRbdEncryptLuksFields = {
+const BlockdevAddArgsRbdEncryptLuks_fields = {
   "key-secret": Schema.String,
 }
 
@@ -2637,7 +2647,7 @@ const BlockdevAddArgsRbdEncryptLuksFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsRbdEncryptLuks: Schema.Schema<BlockdevAddArgsRbdEncryptLuks> = Schema.Struct(BlockdevAddArgsRbdEncryptLuksFields)
+export const BlockdevAddArgsRbdEncryptLuks: Schema.Schema<BlockdevAddArgsRbdEncryptLuks> = Schema.Struct(BlockdevAddArgsRbdEncryptLuks_fields)
 
 /**
  * Member `format` of {@link BlockdevAddArgsRbdEncrypt}. Also member `format` of {@link BlockdevCreateArgsOptionsRbdEncrypt}; member `encryption-format` of {@link QueryNamedBlockNodesReturnItemImageFormatSpecificRbdData}.
@@ -2666,7 +2676,7 @@ export interface BlockdevAddArgsRbdEncryptBase {
   readonly format: BlockdevAddArgsRbdEncryptFormat
 }
 
-const BlockdevAddArgsRbdEncryptBaseFields = {
+const BlockdevAddArgsRbdEncryptBase_fields = {
   format: BlockdevAddArgsRbdEncryptFormat,
 }
 
@@ -2689,9 +2699,9 @@ export type BlockdevAddArgsRbdEncrypt =
  */
 export const BlockdevAddArgsRbdEncrypt: Schema.Schema<BlockdevAddArgsRbdEncrypt> = Schema.Union(
   Schema.Struct({
-    ...BlockdevAddArgsRbdEncryptBaseFields,
+    ...BlockdevAddArgsRbdEncryptBase_fields,
     format: Schema.Literal("luks", "luks2"),
-    ...BlockdevAddArgsRbdEncryptLuksFields,
+    ...BlockdevAddArgsRbdEncryptLuks_fields,
   })
 )
 
@@ -2755,7 +2765,7 @@ export interface BlockdevAddArgsRbd {
   readonly server?: ReadonlyArray<BlockdevAddArgsRbdServerItem> | undefined
 }
 
-const BlockdevAddArgsRbdFields = {
+const BlockdevAddArgsRbd_fields = {
   pool: Schema.String,
   namespace: Schema.optional(Schema.String),
   image: Schema.String,
@@ -2774,7 +2784,7 @@ const BlockdevAddArgsRbdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsRbd: Schema.Schema<BlockdevAddArgsRbd> = Schema.Struct(BlockdevAddArgsRbdFields)
+export const BlockdevAddArgsRbd: Schema.Schema<BlockdevAddArgsRbd> = Schema.Struct(BlockdevAddArgsRbd_fields)
 
 /**
  * Member `mode` of {@link BlockdevAddArgsReplication}.
@@ -2806,7 +2816,7 @@ export interface BlockdevAddArgsReplication {
   readonly "top-id"?: string | undefined
 }
 
-const BlockdevAddArgsReplicationFields = {
+const BlockdevAddArgsReplication_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   mode: BlockdevAddArgsReplicationMode,
   "top-id": Schema.optional(Schema.String),
@@ -2818,7 +2828,7 @@ const BlockdevAddArgsReplicationFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsReplication: Schema.Schema<BlockdevAddArgsReplication> = Schema.Struct(BlockdevAddArgsReplicationFields)
+export const BlockdevAddArgsReplication: Schema.Schema<BlockdevAddArgsReplication> = Schema.Struct(BlockdevAddArgsReplication_fields)
 
 /**
  * Member `type` of {@link BlockdevAddArgsSshHostKeyCheckHash}.
@@ -2849,7 +2859,7 @@ export interface BlockdevAddArgsSshHostKeyCheckHash {
   readonly hash: string
 }
 
-const BlockdevAddArgsSshHostKeyCheckHashFields = {
+const BlockdevAddArgsSshHostKeyCheckHash_fields = {
   type: BlockdevAddArgsSshHostKeyCheckHashType,
   hash: Schema.String,
 }
@@ -2860,7 +2870,7 @@ const BlockdevAddArgsSshHostKeyCheckHashFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsSshHostKeyCheckHash: Schema.Schema<BlockdevAddArgsSshHostKeyCheckHash> = Schema.Struct(BlockdevAddArgsSshHostKeyCheckHashFields)
+export const BlockdevAddArgsSshHostKeyCheckHash: Schema.Schema<BlockdevAddArgsSshHostKeyCheckHash> = Schema.Struct(BlockdevAddArgsSshHostKeyCheckHash_fields)
 
 /**
  * What command `add_client` returns. Also what command `announce-self` returns; what command `balloon` returns; what command `block-commit` returns; what command `block-dirty-bitmap-add` returns; and 271 more places.
@@ -2872,7 +2882,7 @@ export const BlockdevAddArgsSshHostKeyCheckHash: Schema.Schema<BlockdevAddArgsSs
 export interface Empty {
 }
 
-const EmptyFields = {
+const Empty_fields = {
 }
 
 /**
@@ -2881,7 +2891,7 @@ const EmptyFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const Empty: Schema.Schema<Empty> = Schema.Struct(EmptyFields)
+export const Empty: Schema.Schema<Empty> = Schema.Struct(Empty_fields)
 
 /**
  * Member `mode` of {@link BlockdevAddArgsSshHostKeyCheck}.
@@ -2910,7 +2920,7 @@ export interface BlockdevAddArgsSshHostKeyCheckBase {
   readonly mode: BlockdevAddArgsSshHostKeyCheckMode
 }
 
-const BlockdevAddArgsSshHostKeyCheckBaseFields = {
+const BlockdevAddArgsSshHostKeyCheckBase_fields = {
   mode: BlockdevAddArgsSshHostKeyCheckMode,
 }
 
@@ -2934,12 +2944,12 @@ export type BlockdevAddArgsSshHostKeyCheck =
  */
 export const BlockdevAddArgsSshHostKeyCheck: Schema.Schema<BlockdevAddArgsSshHostKeyCheck> = Schema.Union(
   Schema.Struct({
-    ...BlockdevAddArgsSshHostKeyCheckBaseFields,
+    ...BlockdevAddArgsSshHostKeyCheckBase_fields,
     mode: Schema.Literal("hash"),
-    ...BlockdevAddArgsSshHostKeyCheckHashFields,
+    ...BlockdevAddArgsSshHostKeyCheckHash_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsSshHostKeyCheckBaseFields,
+    ...BlockdevAddArgsSshHostKeyCheckBase_fields,
     mode: Schema.Literal("none", "known_hosts"),
   })
 )
@@ -2958,7 +2968,7 @@ export interface BlockdevAddArgsSsh {
   readonly "host-key-check"?: BlockdevAddArgsSshHostKeyCheck | undefined
 }
 
-const BlockdevAddArgsSshFields = {
+const BlockdevAddArgsSsh_fields = {
   server: BlockdevAddArgsSshServer,
   path: Schema.String,
   user: Schema.optional(Schema.String),
@@ -2971,7 +2981,7 @@ const BlockdevAddArgsSshFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsSsh: Schema.Schema<BlockdevAddArgsSsh> = Schema.Struct(BlockdevAddArgsSshFields)
+export const BlockdevAddArgsSsh: Schema.Schema<BlockdevAddArgsSsh> = Schema.Struct(BlockdevAddArgsSsh_fields)
 
 /**
  * The variant `throttle` of {@link BlockdevAddArgs}.
@@ -2985,7 +2995,7 @@ export interface BlockdevAddArgsThrottle {
   readonly file: BlockdevAddArgsBlkdebugImage
 }
 
-const BlockdevAddArgsThrottleFields = {
+const BlockdevAddArgsThrottle_fields = {
   "throttle-group": Schema.String,
   file: BlockdevAddArgsBlkdebugImage,
 }
@@ -2996,7 +3006,7 @@ const BlockdevAddArgsThrottleFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsThrottle: Schema.Schema<BlockdevAddArgsThrottle> = Schema.Struct(BlockdevAddArgsThrottleFields)
+export const BlockdevAddArgsThrottle: Schema.Schema<BlockdevAddArgsThrottle> = Schema.Struct(BlockdevAddArgsThrottle_fields)
 
 /**
  * The variant `vvfat` of {@link BlockdevAddArgs}.
@@ -3007,15 +3017,15 @@ export const BlockdevAddArgsThrottle: Schema.Schema<BlockdevAddArgsThrottle> = S
  */
 export interface BlockdevAddArgsVvfat {
   readonly dir: string
-  readonly "fat-type"?: number | undefined
+  readonly "fat-type"?: number | bigint | undefined
   readonly floppy?: boolean | undefined
   readonly label?: string | undefined
   readonly rw?: boolean | undefined
 }
 
-const BlockdevAddArgsVvfatFields = {
+const BlockdevAddArgsVvfat_fields = {
   dir: Schema.String,
-  "fat-type": Schema.optional(Schema.Number),
+  "fat-type": Schema.optional(QmpInteger),
   floppy: Schema.optional(Schema.Boolean),
   label: Schema.optional(Schema.String),
   rw: Schema.optional(Schema.Boolean),
@@ -3027,7 +3037,7 @@ const BlockdevAddArgsVvfatFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevAddArgsVvfat: Schema.Schema<BlockdevAddArgsVvfat> = Schema.Struct(BlockdevAddArgsVvfatFields)
+export const BlockdevAddArgsVvfat: Schema.Schema<BlockdevAddArgsVvfat> = Schema.Struct(BlockdevAddArgsVvfat_fields)
 
 /**
  * Member `driver` of {@link BlockdevAddArgs}. Also member `driver` of {@link BlockdevCreateArgsOptions}; member `driver` of {@link QueryBlockstatsReturnItemDriverSpecific}; member `driver` of {@link XBlockdevAmendArgsOptions}; member `backing-fmt` of {@link BlockdevCreateArgsOptionsQcow2}; and 1 more place.
@@ -3120,7 +3130,7 @@ export interface BlockdevAddArgsBase {
   readonly "detect-zeroes"?: BlockdevAddArgsDetectZeroes | undefined
 }
 
-const BlockdevAddArgsBaseFields = {
+const BlockdevAddArgsBase_fields = {
   driver: BlockdevAddArgsDriver,
   "node-name": Schema.optional(Schema.String),
   discard: Schema.optional(BlockdevAddArgsDiscard),
@@ -3179,154 +3189,154 @@ export type BlockdevAddArgs =
  */
 export const BlockdevAddArgs: Schema.Schema<BlockdevAddArgs> = Schema.Union(
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("blkdebug"),
-    ...BlockdevAddArgsBlkdebugFields,
+    ...BlockdevAddArgsBlkdebug_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("blklogwrites"),
-    ...BlockdevAddArgsBlklogwritesFields,
+    ...BlockdevAddArgsBlklogwrites_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("blkverify"),
-    ...BlockdevAddArgsBlkverifyFields,
+    ...BlockdevAddArgsBlkverify_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("blkreplay"),
-    ...BlockdevAddArgsBlkreplayFields,
+    ...BlockdevAddArgsBlkreplay_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("bochs", "cloop", "compress", "dmg", "parallels", "snapshot-access", "vdi", "vhdx", "vpc"),
-    ...BlockdevAddArgsBochsFields,
+    ...BlockdevAddArgsBochs_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("copy-before-write"),
-    ...BlockdevAddArgsCopyBeforeWriteFields,
+    ...BlockdevAddArgsCopyBeforeWrite_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("copy-on-read"),
-    ...BlockdevAddArgsCopyOnReadFields,
+    ...BlockdevAddArgsCopyOnRead_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("file", "host_cdrom", "host_device"),
-    ...BlockdevAddArgsFileFields,
+    ...BlockdevAddArgsFile_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("ftp"),
-    ...BlockdevAddArgsFtpFields,
+    ...BlockdevAddArgsFtp_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("ftps"),
-    ...BlockdevAddArgsFtpsFields,
+    ...BlockdevAddArgsFtps_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("gluster"),
-    ...BlockdevAddArgsGlusterFields,
+    ...BlockdevAddArgsGluster_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("http"),
-    ...BlockdevAddArgsHttpFields,
+    ...BlockdevAddArgsHttp_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("https"),
-    ...BlockdevAddArgsHttpsFields,
+    ...BlockdevAddArgsHttps_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("iscsi"),
-    ...BlockdevAddArgsIscsiFields,
+    ...BlockdevAddArgsIscsi_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("luks"),
-    ...BlockdevAddArgsLuksFields,
+    ...BlockdevAddArgsLuks_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("nbd"),
-    ...BlockdevAddArgsNbdFields,
+    ...BlockdevAddArgsNbd_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("nfs"),
-    ...BlockdevAddArgsNfsFields,
+    ...BlockdevAddArgsNfs_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("null-aio", "null-co"),
-    ...BlockdevAddArgsNullAioFields,
+    ...BlockdevAddArgsNullAio_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("nvme"),
-    ...BlockdevAddArgsNvmeFields,
+    ...BlockdevAddArgsNvme_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("preallocate"),
-    ...BlockdevAddArgsPreallocateFields,
+    ...BlockdevAddArgsPreallocate_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("qcow2"),
-    ...BlockdevAddArgsQcow2Fields,
+    ...BlockdevAddArgsQcow2_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("qcow"),
-    ...BlockdevAddArgsQcowFields,
+    ...BlockdevAddArgsQcow_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("qed", "vmdk"),
-    ...BlockdevAddArgsQedFields,
+    ...BlockdevAddArgsQed_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("quorum"),
-    ...BlockdevAddArgsQuorumFields,
+    ...BlockdevAddArgsQuorum_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("raw"),
-    ...BlockdevAddArgsRawFields,
+    ...BlockdevAddArgsRaw_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("rbd"),
-    ...BlockdevAddArgsRbdFields,
+    ...BlockdevAddArgsRbd_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("replication"),
-    ...BlockdevAddArgsReplicationFields,
+    ...BlockdevAddArgsReplication_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("ssh"),
-    ...BlockdevAddArgsSshFields,
+    ...BlockdevAddArgsSsh_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("throttle"),
-    ...BlockdevAddArgsThrottleFields,
+    ...BlockdevAddArgsThrottle_fields,
   }),
   Schema.Struct({
-    ...BlockdevAddArgsBaseFields,
+    ...BlockdevAddArgsBase_fields,
     driver: Schema.Literal("vvfat"),
-    ...BlockdevAddArgsVvfatFields,
+    ...BlockdevAddArgsVvfat_fields,
   })
 )
 
@@ -3373,8 +3383,8 @@ export const BlockdevBackupArgsBitmapMode: Schema.Schema<BlockdevBackupArgsBitma
  */
 export interface BlockdevBackupArgsXPerf {
   readonly "use-copy-range"?: boolean | undefined
-  readonly "max-workers"?: number | undefined
-  readonly "max-chunk"?: number | undefined
+  readonly "max-workers"?: number | bigint | undefined
+  readonly "max-chunk"?: number | bigint | undefined
 }
 
 /**
@@ -3385,8 +3395,8 @@ export interface BlockdevBackupArgsXPerf {
  */
 export const BlockdevBackupArgsXPerf: Schema.Schema<BlockdevBackupArgsXPerf> = Schema.Struct({
   "use-copy-range": Schema.optional(Schema.Boolean),
-  "max-workers": Schema.optional(Schema.Number),
-  "max-chunk": Schema.optional(Schema.Number),
+  "max-workers": Schema.optional(QmpInteger),
+  "max-chunk": Schema.optional(QmpInteger),
 })
 
 /**
@@ -3400,7 +3410,7 @@ export interface BlockdevBackupArgs {
   readonly "job-id"?: string | undefined
   readonly device: string
   readonly sync: BlockdevBackupArgsSync
-  readonly speed?: number | undefined
+  readonly speed?: number | bigint | undefined
   readonly bitmap?: string | undefined
   readonly "bitmap-mode"?: BlockdevBackupArgsBitmapMode | undefined
   readonly compress?: boolean | undefined
@@ -3409,7 +3419,9 @@ export interface BlockdevBackupArgs {
   readonly "auto-finalize"?: boolean | undefined
   readonly "auto-dismiss"?: boolean | undefined
   readonly "filter-node-name"?: string | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
   readonly "x-perf"?: BlockdevBackupArgsXPerf | undefined
   readonly target: string
 }
@@ -3424,7 +3436,7 @@ export const BlockdevBackupArgs: Schema.Schema<BlockdevBackupArgs> = Schema.Stru
   "job-id": Schema.optional(Schema.String),
   device: Schema.String,
   sync: BlockdevBackupArgsSync,
-  speed: Schema.optional(Schema.Number),
+  speed: Schema.optional(QmpInteger),
   bitmap: Schema.optional(Schema.String),
   "bitmap-mode": Schema.optional(BlockdevBackupArgsBitmapMode),
   compress: Schema.optional(Schema.Boolean),
@@ -3540,18 +3552,18 @@ export const BlockdevCreateArgsOptionsFilePreallocation: Schema.Schema<BlockdevC
  */
 export interface BlockdevCreateArgsOptionsFile {
   readonly filename: string
-  readonly size: number
+  readonly size: number | bigint
   readonly preallocation?: BlockdevCreateArgsOptionsFilePreallocation | undefined
   readonly nocow?: boolean | undefined
-  readonly "extent-size-hint"?: number | undefined
+  readonly "extent-size-hint"?: number | bigint | undefined
 }
 
-const BlockdevCreateArgsOptionsFileFields = {
+const BlockdevCreateArgsOptionsFile_fields = {
   filename: Schema.String,
-  size: Schema.Number,
+  size: QmpInteger,
   preallocation: Schema.optional(BlockdevCreateArgsOptionsFilePreallocation),
   nocow: Schema.optional(Schema.Boolean),
-  "extent-size-hint": Schema.optional(Schema.Number),
+  "extent-size-hint": Schema.optional(QmpInteger),
 }
 
 /**
@@ -3560,7 +3572,7 @@ const BlockdevCreateArgsOptionsFileFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsFile: Schema.Schema<BlockdevCreateArgsOptionsFile> = Schema.Struct(BlockdevCreateArgsOptionsFileFields)
+export const BlockdevCreateArgsOptionsFile: Schema.Schema<BlockdevCreateArgsOptionsFile> = Schema.Struct(BlockdevCreateArgsOptionsFile_fields)
 
 /**
  * The variant `gluster` of {@link BlockdevCreateArgsOptions}.
@@ -3571,13 +3583,13 @@ export const BlockdevCreateArgsOptionsFile: Schema.Schema<BlockdevCreateArgsOpti
  */
 export interface BlockdevCreateArgsOptionsGluster {
   readonly location: BlockdevAddArgsGluster
-  readonly size: number
+  readonly size: number | bigint
   readonly preallocation?: BlockdevCreateArgsOptionsFilePreallocation | undefined
 }
 
-const BlockdevCreateArgsOptionsGlusterFields = {
+const BlockdevCreateArgsOptionsGluster_fields = {
   location: BlockdevAddArgsGluster,
-  size: Schema.Number,
+  size: QmpInteger,
   preallocation: Schema.optional(BlockdevCreateArgsOptionsFilePreallocation),
 }
 
@@ -3587,7 +3599,7 @@ const BlockdevCreateArgsOptionsGlusterFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsGluster: Schema.Schema<BlockdevCreateArgsOptionsGluster> = Schema.Struct(BlockdevCreateArgsOptionsGlusterFields)
+export const BlockdevCreateArgsOptionsGluster: Schema.Schema<BlockdevCreateArgsOptionsGluster> = Schema.Struct(BlockdevCreateArgsOptionsGluster_fields)
 
 /**
  * Member `cipher-alg` of {@link BlockdevCreateArgsOptionsLuks}. Also member `cipher-alg` of {@link BlockdevCreateArgsOptionsQcowEncryptLuks}; member `cipher-alg` of {@link BlockdevCreateArgsOptionsRbdEncryptLuks}; member `cipher-alg` of {@link QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData}.
@@ -3671,22 +3683,22 @@ export interface BlockdevCreateArgsOptionsLuks {
   readonly "ivgen-alg"?: BlockdevCreateArgsOptionsLuksIvgenAlg | undefined
   readonly "ivgen-hash-alg"?: BlockdevCreateArgsOptionsLuksIvgenHashAlg | undefined
   readonly "hash-alg"?: BlockdevCreateArgsOptionsLuksIvgenHashAlg | undefined
-  readonly "iter-time"?: number | undefined
+  readonly "iter-time"?: number | bigint | undefined
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
+  readonly size: number | bigint
   readonly preallocation?: BlockdevCreateArgsOptionsFilePreallocation | undefined
 }
 
-const BlockdevCreateArgsOptionsLuksFields = {
+const BlockdevCreateArgsOptionsLuks_fields = {
   "key-secret": Schema.optional(Schema.String),
   "cipher-alg": Schema.optional(BlockdevCreateArgsOptionsLuksCipherAlg),
   "cipher-mode": Schema.optional(BlockdevCreateArgsOptionsLuksCipherMode),
   "ivgen-alg": Schema.optional(BlockdevCreateArgsOptionsLuksIvgenAlg),
   "ivgen-hash-alg": Schema.optional(BlockdevCreateArgsOptionsLuksIvgenHashAlg),
   "hash-alg": Schema.optional(BlockdevCreateArgsOptionsLuksIvgenHashAlg),
-  "iter-time": Schema.optional(Schema.Number),
+  "iter-time": Schema.optional(QmpInteger),
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
+  size: QmpInteger,
   preallocation: Schema.optional(BlockdevCreateArgsOptionsFilePreallocation),
 }
 
@@ -3696,7 +3708,7 @@ const BlockdevCreateArgsOptionsLuksFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsLuks: Schema.Schema<BlockdevCreateArgsOptionsLuks> = Schema.Struct(BlockdevCreateArgsOptionsLuksFields)
+export const BlockdevCreateArgsOptionsLuks: Schema.Schema<BlockdevCreateArgsOptionsLuks> = Schema.Struct(BlockdevCreateArgsOptionsLuks_fields)
 
 /**
  * The variant `nfs` of {@link BlockdevCreateArgsOptions}.
@@ -3707,12 +3719,12 @@ export const BlockdevCreateArgsOptionsLuks: Schema.Schema<BlockdevCreateArgsOpti
  */
 export interface BlockdevCreateArgsOptionsNfs {
   readonly location: BlockdevAddArgsNfs
-  readonly size: number
+  readonly size: number | bigint
 }
 
-const BlockdevCreateArgsOptionsNfsFields = {
+const BlockdevCreateArgsOptionsNfs_fields = {
   location: BlockdevAddArgsNfs,
-  size: Schema.Number,
+  size: QmpInteger,
 }
 
 /**
@@ -3721,7 +3733,7 @@ const BlockdevCreateArgsOptionsNfsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsNfs: Schema.Schema<BlockdevCreateArgsOptionsNfs> = Schema.Struct(BlockdevCreateArgsOptionsNfsFields)
+export const BlockdevCreateArgsOptionsNfs: Schema.Schema<BlockdevCreateArgsOptionsNfs> = Schema.Struct(BlockdevCreateArgsOptionsNfs_fields)
 
 /**
  * The variant `parallels` of {@link BlockdevCreateArgsOptions}.
@@ -3732,14 +3744,14 @@ export const BlockdevCreateArgsOptionsNfs: Schema.Schema<BlockdevCreateArgsOptio
  */
 export interface BlockdevCreateArgsOptionsParallels {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
-  readonly "cluster-size"?: number | undefined
+  readonly size: number | bigint
+  readonly "cluster-size"?: number | bigint | undefined
 }
 
-const BlockdevCreateArgsOptionsParallelsFields = {
+const BlockdevCreateArgsOptionsParallels_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
-  "cluster-size": Schema.optional(Schema.Number),
+  size: QmpInteger,
+  "cluster-size": Schema.optional(QmpInteger),
 }
 
 /**
@@ -3748,7 +3760,7 @@ const BlockdevCreateArgsOptionsParallelsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsParallels: Schema.Schema<BlockdevCreateArgsOptionsParallels> = Schema.Struct(BlockdevCreateArgsOptionsParallelsFields)
+export const BlockdevCreateArgsOptionsParallels: Schema.Schema<BlockdevCreateArgsOptionsParallels> = Schema.Struct(BlockdevCreateArgsOptionsParallels_fields)
 
 /**
  * The variant `luks` of {@link BlockdevCreateArgsOptionsQcowEncrypt}.
@@ -3764,17 +3776,17 @@ export interface BlockdevCreateArgsOptionsQcowEncryptLuks {
   readonly "ivgen-alg"?: BlockdevCreateArgsOptionsLuksIvgenAlg | undefined
   readonly "ivgen-hash-alg"?: BlockdevCreateArgsOptionsLuksIvgenHashAlg | undefined
   readonly "hash-alg"?: BlockdevCreateArgsOptionsLuksIvgenHashAlg | undefined
-  readonly "iter-time"?: number | undefined
+  readonly "iter-time"?: number | bigint | undefined
 }
 
-const BlockdevCreateArgsOptionsQcowEncryptLuksFields = {
+const BlockdevCreateArgsOptionsQcowEncryptLuks_fields = {
   "key-secret": Schema.optional(Schema.String),
   "cipher-alg": Schema.optional(BlockdevCreateArgsOptionsLuksCipherAlg),
   "cipher-mode": Schema.optional(BlockdevCreateArgsOptionsLuksCipherMode),
   "ivgen-alg": Schema.optional(BlockdevCreateArgsOptionsLuksIvgenAlg),
   "ivgen-hash-alg": Schema.optional(BlockdevCreateArgsOptionsLuksIvgenHashAlg),
   "hash-alg": Schema.optional(BlockdevCreateArgsOptionsLuksIvgenHashAlg),
-  "iter-time": Schema.optional(Schema.Number),
+  "iter-time": Schema.optional(QmpInteger),
 }
 
 /**
@@ -3783,7 +3795,7 @@ const BlockdevCreateArgsOptionsQcowEncryptLuksFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsQcowEncryptLuks: Schema.Schema<BlockdevCreateArgsOptionsQcowEncryptLuks> = Schema.Struct(BlockdevCreateArgsOptionsQcowEncryptLuksFields)
+export const BlockdevCreateArgsOptionsQcowEncryptLuks: Schema.Schema<BlockdevCreateArgsOptionsQcowEncryptLuks> = Schema.Struct(BlockdevCreateArgsOptionsQcowEncryptLuks_fields)
 
 /**
  * Member `format` of {@link BlockdevCreateArgsOptionsQcowEncrypt}. Also member `format` of {@link XBlockdevAmendArgsOptionsQcow2Encrypt}.
@@ -3812,7 +3824,7 @@ export interface BlockdevCreateArgsOptionsQcowEncryptBase {
   readonly format: BlockdevCreateArgsOptionsQcowEncryptFormat
 }
 
-const BlockdevCreateArgsOptionsQcowEncryptBaseFields = {
+const BlockdevCreateArgsOptionsQcowEncryptBase_fields = {
   format: BlockdevCreateArgsOptionsQcowEncryptFormat,
 }
 
@@ -3836,14 +3848,14 @@ export type BlockdevCreateArgsOptionsQcowEncrypt =
  */
 export const BlockdevCreateArgsOptionsQcowEncrypt: Schema.Schema<BlockdevCreateArgsOptionsQcowEncrypt> = Schema.Union(
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsQcowEncryptBaseFields,
+    ...BlockdevCreateArgsOptionsQcowEncryptBase_fields,
     format: Schema.Literal("qcow"),
-    ...BlockdevAddArgsQcow2EncryptAesFields,
+    ...BlockdevAddArgsQcow2EncryptAes_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsQcowEncryptBaseFields,
+    ...BlockdevCreateArgsOptionsQcowEncryptBase_fields,
     format: Schema.Literal("luks"),
-    ...BlockdevCreateArgsOptionsQcowEncryptLuksFields,
+    ...BlockdevCreateArgsOptionsQcowEncryptLuks_fields,
   })
 )
 
@@ -3856,14 +3868,14 @@ export const BlockdevCreateArgsOptionsQcowEncrypt: Schema.Schema<BlockdevCreateA
  */
 export interface BlockdevCreateArgsOptionsQcow {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
+  readonly size: number | bigint
   readonly "backing-file"?: string | undefined
   readonly encrypt?: BlockdevCreateArgsOptionsQcowEncrypt | undefined
 }
 
-const BlockdevCreateArgsOptionsQcowFields = {
+const BlockdevCreateArgsOptionsQcow_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
+  size: QmpInteger,
   "backing-file": Schema.optional(Schema.String),
   encrypt: Schema.optional(BlockdevCreateArgsOptionsQcowEncrypt),
 }
@@ -3874,7 +3886,7 @@ const BlockdevCreateArgsOptionsQcowFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsQcow: Schema.Schema<BlockdevCreateArgsOptionsQcow> = Schema.Struct(BlockdevCreateArgsOptionsQcowFields)
+export const BlockdevCreateArgsOptionsQcow: Schema.Schema<BlockdevCreateArgsOptionsQcow> = Schema.Struct(BlockdevCreateArgsOptionsQcow_fields)
 
 /**
  * Member `version` of {@link BlockdevCreateArgsOptionsQcow2}.
@@ -3922,32 +3934,32 @@ export interface BlockdevCreateArgsOptionsQcow2 {
   readonly "data-file"?: BlockdevAddArgsBlkdebugImage | undefined
   readonly "data-file-raw"?: boolean | undefined
   readonly "extended-l2"?: boolean | undefined
-  readonly size: number
+  readonly size: number | bigint
   readonly version?: BlockdevCreateArgsOptionsQcow2Version | undefined
   readonly "backing-file"?: string | undefined
   readonly "backing-fmt"?: BlockdevAddArgsDriver | undefined
   readonly encrypt?: BlockdevCreateArgsOptionsQcowEncrypt | undefined
-  readonly "cluster-size"?: number | undefined
+  readonly "cluster-size"?: number | bigint | undefined
   readonly preallocation?: BlockdevCreateArgsOptionsFilePreallocation | undefined
   readonly "lazy-refcounts"?: boolean | undefined
-  readonly "refcount-bits"?: number | undefined
+  readonly "refcount-bits"?: number | bigint | undefined
   readonly "compression-type"?: BlockdevCreateArgsOptionsQcow2CompressionType | undefined
 }
 
-const BlockdevCreateArgsOptionsQcow2Fields = {
+const BlockdevCreateArgsOptionsQcow2_fields = {
   file: BlockdevAddArgsBlkdebugImage,
   "data-file": Schema.optional(BlockdevAddArgsBlkdebugImage),
   "data-file-raw": Schema.optional(Schema.Boolean),
   "extended-l2": Schema.optional(Schema.Boolean),
-  size: Schema.Number,
+  size: QmpInteger,
   version: Schema.optional(BlockdevCreateArgsOptionsQcow2Version),
   "backing-file": Schema.optional(Schema.String),
   "backing-fmt": Schema.optional(BlockdevAddArgsDriver),
   encrypt: Schema.optional(BlockdevCreateArgsOptionsQcowEncrypt),
-  "cluster-size": Schema.optional(Schema.Number),
+  "cluster-size": Schema.optional(QmpInteger),
   preallocation: Schema.optional(BlockdevCreateArgsOptionsFilePreallocation),
   "lazy-refcounts": Schema.optional(Schema.Boolean),
-  "refcount-bits": Schema.optional(Schema.Number),
+  "refcount-bits": Schema.optional(QmpInteger),
   "compression-type": Schema.optional(BlockdevCreateArgsOptionsQcow2CompressionType),
 }
 
@@ -3957,7 +3969,7 @@ const BlockdevCreateArgsOptionsQcow2Fields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsQcow2: Schema.Schema<BlockdevCreateArgsOptionsQcow2> = Schema.Struct(BlockdevCreateArgsOptionsQcow2Fields)
+export const BlockdevCreateArgsOptionsQcow2: Schema.Schema<BlockdevCreateArgsOptionsQcow2> = Schema.Struct(BlockdevCreateArgsOptionsQcow2_fields)
 
 /**
  * The variant `qed` of {@link BlockdevCreateArgsOptions}.
@@ -3968,20 +3980,20 @@ export const BlockdevCreateArgsOptionsQcow2: Schema.Schema<BlockdevCreateArgsOpt
  */
 export interface BlockdevCreateArgsOptionsQed {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
+  readonly size: number | bigint
   readonly "backing-file"?: string | undefined
   readonly "backing-fmt"?: BlockdevAddArgsDriver | undefined
-  readonly "cluster-size"?: number | undefined
-  readonly "table-size"?: number | undefined
+  readonly "cluster-size"?: number | bigint | undefined
+  readonly "table-size"?: number | bigint | undefined
 }
 
-const BlockdevCreateArgsOptionsQedFields = {
+const BlockdevCreateArgsOptionsQed_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
+  size: QmpInteger,
   "backing-file": Schema.optional(Schema.String),
   "backing-fmt": Schema.optional(BlockdevAddArgsDriver),
-  "cluster-size": Schema.optional(Schema.Number),
-  "table-size": Schema.optional(Schema.Number),
+  "cluster-size": Schema.optional(QmpInteger),
+  "table-size": Schema.optional(QmpInteger),
 }
 
 /**
@@ -3990,7 +4002,7 @@ const BlockdevCreateArgsOptionsQedFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsQed: Schema.Schema<BlockdevCreateArgsOptionsQed> = Schema.Struct(BlockdevCreateArgsOptionsQedFields)
+export const BlockdevCreateArgsOptionsQed: Schema.Schema<BlockdevCreateArgsOptionsQed> = Schema.Struct(BlockdevCreateArgsOptionsQed_fields)
 
 /**
  * The variant `luks` of {@link BlockdevCreateArgsOptionsRbdEncrypt}. Also the variant `luks2` of {@link BlockdevCreateArgsOptionsRbdEncrypt}.
@@ -4004,7 +4016,7 @@ export interface BlockdevCreateArgsOptionsRbdEncryptLuks {
   readonly "cipher-alg"?: BlockdevCreateArgsOptionsLuksCipherAlg | undefined
 }
 
-const BlockdevCreateArgsOptionsRbdEncryptLuksFields = {
+const BlockdevCreateArgsOptionsRbdEncryptLuks_fields = {
   "key-secret": Schema.String,
   "cipher-alg": Schema.optional(BlockdevCreateArgsOptionsLuksCipherAlg),
 }
@@ -4015,7 +4027,7 @@ const BlockdevCreateArgsOptionsRbdEncryptLuksFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsRbdEncryptLuks: Schema.Schema<BlockdevCreateArgsOptionsRbdEncryptLuks> = Schema.Struct(BlockdevCreateArgsOptionsRbdEncryptLuksFields)
+export const BlockdevCreateArgsOptionsRbdEncryptLuks: Schema.Schema<BlockdevCreateArgsOptionsRbdEncryptLuks> = Schema.Struct(BlockdevCreateArgsOptionsRbdEncryptLuks_fields)
 
 /**
  * The members common to every variant of {@link BlockdevCreateArgsOptionsRbdEncrypt}.
@@ -4027,7 +4039,7 @@ export interface BlockdevCreateArgsOptionsRbdEncryptBase {
   readonly format: BlockdevAddArgsRbdEncryptFormat
 }
 
-const BlockdevCreateArgsOptionsRbdEncryptBaseFields = {
+const BlockdevCreateArgsOptionsRbdEncryptBase_fields = {
   format: BlockdevAddArgsRbdEncryptFormat,
 }
 
@@ -4050,9 +4062,9 @@ export type BlockdevCreateArgsOptionsRbdEncrypt =
  */
 export const BlockdevCreateArgsOptionsRbdEncrypt: Schema.Schema<BlockdevCreateArgsOptionsRbdEncrypt> = Schema.Union(
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsRbdEncryptBaseFields,
+    ...BlockdevCreateArgsOptionsRbdEncryptBase_fields,
     format: Schema.Literal("luks", "luks2"),
-    ...BlockdevCreateArgsOptionsRbdEncryptLuksFields,
+    ...BlockdevCreateArgsOptionsRbdEncryptLuks_fields,
   })
 )
 
@@ -4065,15 +4077,15 @@ export const BlockdevCreateArgsOptionsRbdEncrypt: Schema.Schema<BlockdevCreateAr
  */
 export interface BlockdevCreateArgsOptionsRbd {
   readonly location: BlockdevAddArgsRbd
-  readonly size: number
-  readonly "cluster-size"?: number | undefined
+  readonly size: number | bigint
+  readonly "cluster-size"?: number | bigint | undefined
   readonly encrypt?: BlockdevCreateArgsOptionsRbdEncrypt | undefined
 }
 
-const BlockdevCreateArgsOptionsRbdFields = {
+const BlockdevCreateArgsOptionsRbd_fields = {
   location: BlockdevAddArgsRbd,
-  size: Schema.Number,
-  "cluster-size": Schema.optional(Schema.Number),
+  size: QmpInteger,
+  "cluster-size": Schema.optional(QmpInteger),
   encrypt: Schema.optional(BlockdevCreateArgsOptionsRbdEncrypt),
 }
 
@@ -4083,7 +4095,7 @@ const BlockdevCreateArgsOptionsRbdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsRbd: Schema.Schema<BlockdevCreateArgsOptionsRbd> = Schema.Struct(BlockdevCreateArgsOptionsRbdFields)
+export const BlockdevCreateArgsOptionsRbd: Schema.Schema<BlockdevCreateArgsOptionsRbd> = Schema.Struct(BlockdevCreateArgsOptionsRbd_fields)
 
 /**
  * The variant `ssh` of {@link BlockdevCreateArgsOptions}.
@@ -4094,12 +4106,12 @@ export const BlockdevCreateArgsOptionsRbd: Schema.Schema<BlockdevCreateArgsOptio
  */
 export interface BlockdevCreateArgsOptionsSsh {
   readonly location: BlockdevAddArgsSsh
-  readonly size: number
+  readonly size: number | bigint
 }
 
-const BlockdevCreateArgsOptionsSshFields = {
+const BlockdevCreateArgsOptionsSsh_fields = {
   location: BlockdevAddArgsSsh,
-  size: Schema.Number,
+  size: QmpInteger,
 }
 
 /**
@@ -4108,7 +4120,7 @@ const BlockdevCreateArgsOptionsSshFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsSsh: Schema.Schema<BlockdevCreateArgsOptionsSsh> = Schema.Struct(BlockdevCreateArgsOptionsSshFields)
+export const BlockdevCreateArgsOptionsSsh: Schema.Schema<BlockdevCreateArgsOptionsSsh> = Schema.Struct(BlockdevCreateArgsOptionsSsh_fields)
 
 /**
  * The variant `vdi` of {@link BlockdevCreateArgsOptions}.
@@ -4119,13 +4131,13 @@ export const BlockdevCreateArgsOptionsSsh: Schema.Schema<BlockdevCreateArgsOptio
  */
 export interface BlockdevCreateArgsOptionsVdi {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
+  readonly size: number | bigint
   readonly preallocation?: BlockdevCreateArgsOptionsFilePreallocation | undefined
 }
 
-const BlockdevCreateArgsOptionsVdiFields = {
+const BlockdevCreateArgsOptionsVdi_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
+  size: QmpInteger,
   preallocation: Schema.optional(BlockdevCreateArgsOptionsFilePreallocation),
 }
 
@@ -4135,7 +4147,7 @@ const BlockdevCreateArgsOptionsVdiFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsVdi: Schema.Schema<BlockdevCreateArgsOptionsVdi> = Schema.Struct(BlockdevCreateArgsOptionsVdiFields)
+export const BlockdevCreateArgsOptionsVdi: Schema.Schema<BlockdevCreateArgsOptionsVdi> = Schema.Struct(BlockdevCreateArgsOptionsVdi_fields)
 
 /**
  * Member `subformat` of {@link BlockdevCreateArgsOptionsVhdx}. Also member `subformat` of {@link BlockdevCreateArgsOptionsVpc}.
@@ -4163,18 +4175,18 @@ export const BlockdevCreateArgsOptionsVhdxSubformat: Schema.Schema<BlockdevCreat
  */
 export interface BlockdevCreateArgsOptionsVhdx {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
-  readonly "log-size"?: number | undefined
-  readonly "block-size"?: number | undefined
+  readonly size: number | bigint
+  readonly "log-size"?: number | bigint | undefined
+  readonly "block-size"?: number | bigint | undefined
   readonly subformat?: BlockdevCreateArgsOptionsVhdxSubformat | undefined
   readonly "block-state-zero"?: boolean | undefined
 }
 
-const BlockdevCreateArgsOptionsVhdxFields = {
+const BlockdevCreateArgsOptionsVhdx_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
-  "log-size": Schema.optional(Schema.Number),
-  "block-size": Schema.optional(Schema.Number),
+  size: QmpInteger,
+  "log-size": Schema.optional(QmpInteger),
+  "block-size": Schema.optional(QmpInteger),
   subformat: Schema.optional(BlockdevCreateArgsOptionsVhdxSubformat),
   "block-state-zero": Schema.optional(Schema.Boolean),
 }
@@ -4185,7 +4197,7 @@ const BlockdevCreateArgsOptionsVhdxFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsVhdx: Schema.Schema<BlockdevCreateArgsOptionsVhdx> = Schema.Struct(BlockdevCreateArgsOptionsVhdxFields)
+export const BlockdevCreateArgsOptionsVhdx: Schema.Schema<BlockdevCreateArgsOptionsVhdx> = Schema.Struct(BlockdevCreateArgsOptionsVhdx_fields)
 
 /**
  * Member `subformat` of {@link BlockdevCreateArgsOptionsVmdk}.
@@ -4230,7 +4242,7 @@ export const BlockdevCreateArgsOptionsVmdkAdapterType: Schema.Schema<BlockdevCre
  */
 export interface BlockdevCreateArgsOptionsVmdk {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
+  readonly size: number | bigint
   readonly extents?: ReadonlyArray<BlockdevAddArgsBlkdebugImage> | undefined
   readonly subformat?: BlockdevCreateArgsOptionsVmdkSubformat | undefined
   readonly "backing-file"?: string | undefined
@@ -4240,9 +4252,9 @@ export interface BlockdevCreateArgsOptionsVmdk {
   readonly "zeroed-grain"?: boolean | undefined
 }
 
-const BlockdevCreateArgsOptionsVmdkFields = {
+const BlockdevCreateArgsOptionsVmdk_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
+  size: QmpInteger,
   extents: Schema.optional(Schema.Array(BlockdevAddArgsBlkdebugImage)),
   subformat: Schema.optional(BlockdevCreateArgsOptionsVmdkSubformat),
   "backing-file": Schema.optional(Schema.String),
@@ -4258,7 +4270,7 @@ const BlockdevCreateArgsOptionsVmdkFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsVmdk: Schema.Schema<BlockdevCreateArgsOptionsVmdk> = Schema.Struct(BlockdevCreateArgsOptionsVmdkFields)
+export const BlockdevCreateArgsOptionsVmdk: Schema.Schema<BlockdevCreateArgsOptionsVmdk> = Schema.Struct(BlockdevCreateArgsOptionsVmdk_fields)
 
 /**
  * The variant `vpc` of {@link BlockdevCreateArgsOptions}.
@@ -4269,14 +4281,14 @@ export const BlockdevCreateArgsOptionsVmdk: Schema.Schema<BlockdevCreateArgsOpti
  */
 export interface BlockdevCreateArgsOptionsVpc {
   readonly file: BlockdevAddArgsBlkdebugImage
-  readonly size: number
+  readonly size: number | bigint
   readonly subformat?: BlockdevCreateArgsOptionsVhdxSubformat | undefined
   readonly "force-size"?: boolean | undefined
 }
 
-const BlockdevCreateArgsOptionsVpcFields = {
+const BlockdevCreateArgsOptionsVpc_fields = {
   file: BlockdevAddArgsBlkdebugImage,
-  size: Schema.Number,
+  size: QmpInteger,
   subformat: Schema.optional(BlockdevCreateArgsOptionsVhdxSubformat),
   "force-size": Schema.optional(Schema.Boolean),
 }
@@ -4287,7 +4299,7 @@ const BlockdevCreateArgsOptionsVpcFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevCreateArgsOptionsVpc: Schema.Schema<BlockdevCreateArgsOptionsVpc> = Schema.Struct(BlockdevCreateArgsOptionsVpcFields)
+export const BlockdevCreateArgsOptionsVpc: Schema.Schema<BlockdevCreateArgsOptionsVpc> = Schema.Struct(BlockdevCreateArgsOptionsVpc_fields)
 
 /**
  * The members common to every variant of {@link BlockdevCreateArgsOptions}.
@@ -4299,7 +4311,7 @@ export interface BlockdevCreateArgsOptionsBase {
   readonly driver: BlockdevAddArgsDriver
 }
 
-const BlockdevCreateArgsOptionsBaseFields = {
+const BlockdevCreateArgsOptionsBase_fields = {
   driver: BlockdevAddArgsDriver,
 }
 
@@ -4336,77 +4348,77 @@ export type BlockdevCreateArgsOptions =
  */
 export const BlockdevCreateArgsOptions: Schema.Schema<BlockdevCreateArgsOptions> = Schema.Union(
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("file"),
-    ...BlockdevCreateArgsOptionsFileFields,
+    ...BlockdevCreateArgsOptionsFile_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("gluster"),
-    ...BlockdevCreateArgsOptionsGlusterFields,
+    ...BlockdevCreateArgsOptionsGluster_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("luks"),
-    ...BlockdevCreateArgsOptionsLuksFields,
+    ...BlockdevCreateArgsOptionsLuks_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("nfs"),
-    ...BlockdevCreateArgsOptionsNfsFields,
+    ...BlockdevCreateArgsOptionsNfs_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("parallels"),
-    ...BlockdevCreateArgsOptionsParallelsFields,
+    ...BlockdevCreateArgsOptionsParallels_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("qcow"),
-    ...BlockdevCreateArgsOptionsQcowFields,
+    ...BlockdevCreateArgsOptionsQcow_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("qcow2"),
-    ...BlockdevCreateArgsOptionsQcow2Fields,
+    ...BlockdevCreateArgsOptionsQcow2_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("qed"),
-    ...BlockdevCreateArgsOptionsQedFields,
+    ...BlockdevCreateArgsOptionsQed_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("rbd"),
-    ...BlockdevCreateArgsOptionsRbdFields,
+    ...BlockdevCreateArgsOptionsRbd_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("ssh"),
-    ...BlockdevCreateArgsOptionsSshFields,
+    ...BlockdevCreateArgsOptionsSsh_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("vdi"),
-    ...BlockdevCreateArgsOptionsVdiFields,
+    ...BlockdevCreateArgsOptionsVdi_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("vhdx"),
-    ...BlockdevCreateArgsOptionsVhdxFields,
+    ...BlockdevCreateArgsOptionsVhdx_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("vmdk"),
-    ...BlockdevCreateArgsOptionsVmdkFields,
+    ...BlockdevCreateArgsOptionsVmdk_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("vpc"),
-    ...BlockdevCreateArgsOptionsVpcFields,
+    ...BlockdevCreateArgsOptionsVpc_fields,
   }),
   Schema.Struct({
-    ...BlockdevCreateArgsOptionsBaseFields,
+    ...BlockdevCreateArgsOptionsBase_fields,
     driver: Schema.Literal("blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg", "snapshot-access", "ftp", "ftps", "host_cdrom", "host_device", "http", "https", "iscsi", "nbd", "null-aio", "null-co", "nvme", "preallocate", "quorum", "raw", "replication", "throttle", "vvfat"),
   })
 )
@@ -4445,7 +4457,7 @@ export interface BlockdevDelArgs {
   readonly "node-name": string
 }
 
-const BlockdevDelArgsFields = {
+const BlockdevDelArgs_fields = {
   "node-name": Schema.String,
 }
 
@@ -4455,7 +4467,7 @@ const BlockdevDelArgsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const BlockdevDelArgs: Schema.Schema<BlockdevDelArgs> = Schema.Struct(BlockdevDelArgsFields)
+export const BlockdevDelArgs: Schema.Schema<BlockdevDelArgs> = Schema.Struct(BlockdevDelArgs_fields)
 
 /**
  * The arguments of command `blockdev-insert-medium`.
@@ -4510,9 +4522,9 @@ export interface BlockdevMirrorArgs {
   readonly target: string
   readonly replaces?: string | undefined
   readonly sync: BlockdevBackupArgsSync
-  readonly speed?: number | undefined
-  readonly granularity?: number | undefined
-  readonly "buf-size"?: number | undefined
+  readonly speed?: number | bigint | undefined
+  readonly granularity?: number | bigint | undefined
+  readonly "buf-size"?: number | bigint | undefined
   readonly "on-source-error"?: BlockCommitArgsOnError | undefined
   readonly "on-target-error"?: BlockCommitArgsOnError | undefined
   readonly "filter-node-name"?: string | undefined
@@ -4533,9 +4545,9 @@ export const BlockdevMirrorArgs: Schema.Schema<BlockdevMirrorArgs> = Schema.Stru
   target: Schema.String,
   replaces: Schema.optional(Schema.String),
   sync: BlockdevBackupArgsSync,
-  speed: Schema.optional(Schema.Number),
-  granularity: Schema.optional(Schema.Number),
-  "buf-size": Schema.optional(Schema.Number),
+  speed: Schema.optional(QmpInteger),
+  granularity: Schema.optional(QmpInteger),
+  "buf-size": Schema.optional(QmpInteger),
   "on-source-error": Schema.optional(BlockCommitArgsOnError),
   "on-target-error": Schema.optional(BlockCommitArgsOnError),
   "filter-node-name": Schema.optional(Schema.String),
@@ -4651,12 +4663,12 @@ export const BlockdevSnapshotDeleteInternalSyncArgs: Schema.Schema<BlockdevSnaps
 export interface BlockdevSnapshotDeleteInternalSyncReturn {
   readonly id: string
   readonly name: string
-  readonly "vm-state-size": number
-  readonly "date-sec": number
-  readonly "date-nsec": number
-  readonly "vm-clock-sec": number
-  readonly "vm-clock-nsec": number
-  readonly icount?: number | undefined
+  readonly "vm-state-size": number | bigint
+  readonly "date-sec": number | bigint
+  readonly "date-nsec": number | bigint
+  readonly "vm-clock-sec": number | bigint
+  readonly "vm-clock-nsec": number | bigint
+  readonly icount?: number | bigint | undefined
 }
 
 /**
@@ -4668,12 +4680,12 @@ export interface BlockdevSnapshotDeleteInternalSyncReturn {
 export const BlockdevSnapshotDeleteInternalSyncReturn: Schema.Schema<BlockdevSnapshotDeleteInternalSyncReturn> = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
-  "vm-state-size": Schema.Number,
-  "date-sec": Schema.Number,
-  "date-nsec": Schema.Number,
-  "vm-clock-sec": Schema.Number,
-  "vm-clock-nsec": Schema.Number,
-  icount: Schema.optional(Schema.Number),
+  "vm-state-size": QmpInteger,
+  "date-sec": QmpInteger,
+  "date-nsec": QmpInteger,
+  "vm-clock-sec": QmpInteger,
+  "vm-clock-nsec": QmpInteger,
+  icount: Schema.optional(QmpInteger),
 })
 
 /**
@@ -4772,8 +4784,8 @@ export const CalcDirtyRateArgsMode: Schema.Schema<CalcDirtyRateArgsMode> = Schem
  * @category models
  */
 export interface CalcDirtyRateArgs {
-  readonly "calc-time": number
-  readonly "sample-pages"?: number | undefined
+  readonly "calc-time": number | bigint
+  readonly "sample-pages"?: number | bigint | undefined
   readonly mode?: CalcDirtyRateArgsMode | undefined
 }
 
@@ -4784,8 +4796,8 @@ export interface CalcDirtyRateArgs {
  * @category schemas
  */
 export const CalcDirtyRateArgs: Schema.Schema<CalcDirtyRateArgs> = Schema.Struct({
-  "calc-time": Schema.Number,
-  "sample-pages": Schema.optional(Schema.Number),
+  "calc-time": QmpInteger,
+  "sample-pages": Schema.optional(QmpInteger),
   mode: Schema.optional(CalcDirtyRateArgsMode),
 })
 
@@ -4797,7 +4809,7 @@ export const CalcDirtyRateArgs: Schema.Schema<CalcDirtyRateArgs> = Schema.Struct
  * @category models
  */
 export interface CancelVcpuDirtyLimitArgs {
-  readonly "cpu-index"?: number | undefined
+  readonly "cpu-index"?: number | bigint | undefined
 }
 
 /**
@@ -4807,7 +4819,7 @@ export interface CancelVcpuDirtyLimitArgs {
  * @category schemas
  */
 export const CancelVcpuDirtyLimitArgs: Schema.Schema<CancelVcpuDirtyLimitArgs> = Schema.Struct({
-  "cpu-index": Schema.optional(Schema.Number),
+  "cpu-index": Schema.optional(QmpInteger),
 })
 
 /**
@@ -4896,7 +4908,7 @@ export interface ChardevAddArgsBackendFile {
   readonly data: ChardevAddArgsBackendFileData
 }
 
-const ChardevAddArgsBackendFileFields = {
+const ChardevAddArgsBackendFile_fields = {
   data: ChardevAddArgsBackendFileData,
 }
 
@@ -4906,7 +4918,7 @@ const ChardevAddArgsBackendFileFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendFile: Schema.Schema<ChardevAddArgsBackendFile> = Schema.Struct(ChardevAddArgsBackendFileFields)
+export const ChardevAddArgsBackendFile: Schema.Schema<ChardevAddArgsBackendFile> = Schema.Struct(ChardevAddArgsBackendFile_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendSerial}.
@@ -4944,7 +4956,7 @@ export interface ChardevAddArgsBackendSerial {
   readonly data: ChardevAddArgsBackendSerialData
 }
 
-const ChardevAddArgsBackendSerialFields = {
+const ChardevAddArgsBackendSerial_fields = {
   data: ChardevAddArgsBackendSerialData,
 }
 
@@ -4954,7 +4966,7 @@ const ChardevAddArgsBackendSerialFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendSerial: Schema.Schema<ChardevAddArgsBackendSerial> = Schema.Struct(ChardevAddArgsBackendSerialFields)
+export const ChardevAddArgsBackendSerial: Schema.Schema<ChardevAddArgsBackendSerial> = Schema.Struct(ChardevAddArgsBackendSerial_fields)
 
 /**
  * The variant `inet` of {@link NbdServerStartArgsAddr}.
@@ -4967,7 +4979,7 @@ export interface NbdServerStartArgsAddrInet {
   readonly data: BlockdevAddArgsSshServer
 }
 
-const NbdServerStartArgsAddrInetFields = {
+const NbdServerStartArgsAddrInet_fields = {
   data: BlockdevAddArgsSshServer,
 }
 
@@ -4977,7 +4989,7 @@ const NbdServerStartArgsAddrInetFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NbdServerStartArgsAddrInet: Schema.Schema<NbdServerStartArgsAddrInet> = Schema.Struct(NbdServerStartArgsAddrInetFields)
+export const NbdServerStartArgsAddrInet: Schema.Schema<NbdServerStartArgsAddrInet> = Schema.Struct(NbdServerStartArgsAddrInet_fields)
 
 /**
  * The variant `unix` of {@link NbdServerStartArgsAddr}.
@@ -4990,7 +5002,7 @@ export interface NbdServerStartArgsAddrUnix {
   readonly data: QueryMigrateReturnSocketAddressItemUnix
 }
 
-const NbdServerStartArgsAddrUnixFields = {
+const NbdServerStartArgsAddrUnix_fields = {
   data: QueryMigrateReturnSocketAddressItemUnix,
 }
 
@@ -5000,7 +5012,7 @@ const NbdServerStartArgsAddrUnixFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NbdServerStartArgsAddrUnix: Schema.Schema<NbdServerStartArgsAddrUnix> = Schema.Struct(NbdServerStartArgsAddrUnixFields)
+export const NbdServerStartArgsAddrUnix: Schema.Schema<NbdServerStartArgsAddrUnix> = Schema.Struct(NbdServerStartArgsAddrUnix_fields)
 
 /**
  * The variant `vsock` of {@link NbdServerStartArgsAddr}.
@@ -5013,7 +5025,7 @@ export interface NbdServerStartArgsAddrVsock {
   readonly data: QueryMigrateReturnSocketAddressItemVsock
 }
 
-const NbdServerStartArgsAddrVsockFields = {
+const NbdServerStartArgsAddrVsock_fields = {
   data: QueryMigrateReturnSocketAddressItemVsock,
 }
 
@@ -5023,7 +5035,7 @@ const NbdServerStartArgsAddrVsockFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NbdServerStartArgsAddrVsock: Schema.Schema<NbdServerStartArgsAddrVsock> = Schema.Struct(NbdServerStartArgsAddrVsockFields)
+export const NbdServerStartArgsAddrVsock: Schema.Schema<NbdServerStartArgsAddrVsock> = Schema.Struct(NbdServerStartArgsAddrVsock_fields)
 
 /**
  * The variant `fd` of {@link NbdServerStartArgsAddr}.
@@ -5036,7 +5048,7 @@ export interface NbdServerStartArgsAddrFd {
   readonly data: NetdevAddArgsUserDnssearchItem
 }
 
-const NbdServerStartArgsAddrFdFields = {
+const NbdServerStartArgsAddrFd_fields = {
   data: NetdevAddArgsUserDnssearchItem,
 }
 
@@ -5046,7 +5058,7 @@ const NbdServerStartArgsAddrFdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NbdServerStartArgsAddrFd: Schema.Schema<NbdServerStartArgsAddrFd> = Schema.Struct(NbdServerStartArgsAddrFdFields)
+export const NbdServerStartArgsAddrFd: Schema.Schema<NbdServerStartArgsAddrFd> = Schema.Struct(NbdServerStartArgsAddrFd_fields)
 
 /**
  * The members common to every variant of {@link NbdServerStartArgsAddr}.
@@ -5058,7 +5070,7 @@ export interface NbdServerStartArgsAddrBase {
   readonly type: NbdServerStartArgsAddrType
 }
 
-const NbdServerStartArgsAddrBaseFields = {
+const NbdServerStartArgsAddrBase_fields = {
   type: NbdServerStartArgsAddrType,
 }
 
@@ -5084,24 +5096,24 @@ export type NbdServerStartArgsAddr =
  */
 export const NbdServerStartArgsAddr: Schema.Schema<NbdServerStartArgsAddr> = Schema.Union(
   Schema.Struct({
-    ...NbdServerStartArgsAddrBaseFields,
+    ...NbdServerStartArgsAddrBase_fields,
     type: Schema.Literal("inet"),
-    ...NbdServerStartArgsAddrInetFields,
+    ...NbdServerStartArgsAddrInet_fields,
   }),
   Schema.Struct({
-    ...NbdServerStartArgsAddrBaseFields,
+    ...NbdServerStartArgsAddrBase_fields,
     type: Schema.Literal("unix"),
-    ...NbdServerStartArgsAddrUnixFields,
+    ...NbdServerStartArgsAddrUnix_fields,
   }),
   Schema.Struct({
-    ...NbdServerStartArgsAddrBaseFields,
+    ...NbdServerStartArgsAddrBase_fields,
     type: Schema.Literal("vsock"),
-    ...NbdServerStartArgsAddrVsockFields,
+    ...NbdServerStartArgsAddrVsock_fields,
   }),
   Schema.Struct({
-    ...NbdServerStartArgsAddrBaseFields,
+    ...NbdServerStartArgsAddrBase_fields,
     type: Schema.Literal("fd"),
-    ...NbdServerStartArgsAddrFdFields,
+    ...NbdServerStartArgsAddrFd_fields,
   })
 )
 
@@ -5124,7 +5136,7 @@ export interface ChardevAddArgsBackendSocketData {
   readonly telnet?: boolean | undefined
   readonly tn3270?: boolean | undefined
   readonly websocket?: boolean | undefined
-  readonly reconnect?: number | undefined
+  readonly reconnect?: number | bigint | undefined
 }
 
 /**
@@ -5145,7 +5157,7 @@ export const ChardevAddArgsBackendSocketData: Schema.Schema<ChardevAddArgsBacken
   telnet: Schema.optional(Schema.Boolean),
   tn3270: Schema.optional(Schema.Boolean),
   websocket: Schema.optional(Schema.Boolean),
-  reconnect: Schema.optional(Schema.Number),
+  reconnect: Schema.optional(QmpInteger),
 })
 
 /**
@@ -5159,7 +5171,7 @@ export interface ChardevAddArgsBackendSocket {
   readonly data: ChardevAddArgsBackendSocketData
 }
 
-const ChardevAddArgsBackendSocketFields = {
+const ChardevAddArgsBackendSocket_fields = {
   data: ChardevAddArgsBackendSocketData,
 }
 
@@ -5169,7 +5181,7 @@ const ChardevAddArgsBackendSocketFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendSocket: Schema.Schema<ChardevAddArgsBackendSocket> = Schema.Struct(ChardevAddArgsBackendSocketFields)
+export const ChardevAddArgsBackendSocket: Schema.Schema<ChardevAddArgsBackendSocket> = Schema.Struct(ChardevAddArgsBackendSocket_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendUdp}.
@@ -5209,7 +5221,7 @@ export interface ChardevAddArgsBackendUdp {
   readonly data: ChardevAddArgsBackendUdpData
 }
 
-const ChardevAddArgsBackendUdpFields = {
+const ChardevAddArgsBackendUdp_fields = {
   data: ChardevAddArgsBackendUdpData,
 }
 
@@ -5219,7 +5231,7 @@ const ChardevAddArgsBackendUdpFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendUdp: Schema.Schema<ChardevAddArgsBackendUdp> = Schema.Struct(ChardevAddArgsBackendUdpFields)
+export const ChardevAddArgsBackendUdp: Schema.Schema<ChardevAddArgsBackendUdp> = Schema.Struct(ChardevAddArgsBackendUdp_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendPty}.
@@ -5255,7 +5267,7 @@ export interface ChardevAddArgsBackendPty {
   readonly data: ChardevAddArgsBackendPtyData
 }
 
-const ChardevAddArgsBackendPtyFields = {
+const ChardevAddArgsBackendPty_fields = {
   data: ChardevAddArgsBackendPtyData,
 }
 
@@ -5265,7 +5277,7 @@ const ChardevAddArgsBackendPtyFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendPty: Schema.Schema<ChardevAddArgsBackendPty> = Schema.Struct(ChardevAddArgsBackendPtyFields)
+export const ChardevAddArgsBackendPty: Schema.Schema<ChardevAddArgsBackendPty> = Schema.Struct(ChardevAddArgsBackendPty_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendMux}.
@@ -5303,7 +5315,7 @@ export interface ChardevAddArgsBackendMux {
   readonly data: ChardevAddArgsBackendMuxData
 }
 
-const ChardevAddArgsBackendMuxFields = {
+const ChardevAddArgsBackendMux_fields = {
   data: ChardevAddArgsBackendMuxData,
 }
 
@@ -5313,7 +5325,7 @@ const ChardevAddArgsBackendMuxFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendMux: Schema.Schema<ChardevAddArgsBackendMux> = Schema.Struct(ChardevAddArgsBackendMuxFields)
+export const ChardevAddArgsBackendMux: Schema.Schema<ChardevAddArgsBackendMux> = Schema.Struct(ChardevAddArgsBackendMux_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendStdio}.
@@ -5351,7 +5363,7 @@ export interface ChardevAddArgsBackendStdio {
   readonly data: ChardevAddArgsBackendStdioData
 }
 
-const ChardevAddArgsBackendStdioFields = {
+const ChardevAddArgsBackendStdio_fields = {
   data: ChardevAddArgsBackendStdioData,
 }
 
@@ -5361,7 +5373,7 @@ const ChardevAddArgsBackendStdioFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendStdio: Schema.Schema<ChardevAddArgsBackendStdio> = Schema.Struct(ChardevAddArgsBackendStdioFields)
+export const ChardevAddArgsBackendStdio: Schema.Schema<ChardevAddArgsBackendStdio> = Schema.Struct(ChardevAddArgsBackendStdio_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendSpicevmc}.
@@ -5399,7 +5411,7 @@ export interface ChardevAddArgsBackendSpicevmc {
   readonly data: ChardevAddArgsBackendSpicevmcData
 }
 
-const ChardevAddArgsBackendSpicevmcFields = {
+const ChardevAddArgsBackendSpicevmc_fields = {
   data: ChardevAddArgsBackendSpicevmcData,
 }
 
@@ -5409,7 +5421,7 @@ const ChardevAddArgsBackendSpicevmcFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendSpicevmc: Schema.Schema<ChardevAddArgsBackendSpicevmc> = Schema.Struct(ChardevAddArgsBackendSpicevmcFields)
+export const ChardevAddArgsBackendSpicevmc: Schema.Schema<ChardevAddArgsBackendSpicevmc> = Schema.Struct(ChardevAddArgsBackendSpicevmc_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendSpiceport}.
@@ -5447,7 +5459,7 @@ export interface ChardevAddArgsBackendSpiceport {
   readonly data: ChardevAddArgsBackendSpiceportData
 }
 
-const ChardevAddArgsBackendSpiceportFields = {
+const ChardevAddArgsBackendSpiceport_fields = {
   data: ChardevAddArgsBackendSpiceportData,
 }
 
@@ -5457,7 +5469,7 @@ const ChardevAddArgsBackendSpiceportFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendSpiceport: Schema.Schema<ChardevAddArgsBackendSpiceport> = Schema.Struct(ChardevAddArgsBackendSpiceportFields)
+export const ChardevAddArgsBackendSpiceport: Schema.Schema<ChardevAddArgsBackendSpiceport> = Schema.Struct(ChardevAddArgsBackendSpiceport_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendQemuVdagent}.
@@ -5497,7 +5509,7 @@ export interface ChardevAddArgsBackendQemuVdagent {
   readonly data: ChardevAddArgsBackendQemuVdagentData
 }
 
-const ChardevAddArgsBackendQemuVdagentFields = {
+const ChardevAddArgsBackendQemuVdagent_fields = {
   data: ChardevAddArgsBackendQemuVdagentData,
 }
 
@@ -5507,7 +5519,7 @@ const ChardevAddArgsBackendQemuVdagentFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendQemuVdagent: Schema.Schema<ChardevAddArgsBackendQemuVdagent> = Schema.Struct(ChardevAddArgsBackendQemuVdagentFields)
+export const ChardevAddArgsBackendQemuVdagent: Schema.Schema<ChardevAddArgsBackendQemuVdagent> = Schema.Struct(ChardevAddArgsBackendQemuVdagent_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendDbus}.
@@ -5545,7 +5557,7 @@ export interface ChardevAddArgsBackendDbus {
   readonly data: ChardevAddArgsBackendDbusData
 }
 
-const ChardevAddArgsBackendDbusFields = {
+const ChardevAddArgsBackendDbus_fields = {
   data: ChardevAddArgsBackendDbusData,
 }
 
@@ -5555,7 +5567,7 @@ const ChardevAddArgsBackendDbusFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendDbus: Schema.Schema<ChardevAddArgsBackendDbus> = Schema.Struct(ChardevAddArgsBackendDbusFields)
+export const ChardevAddArgsBackendDbus: Schema.Schema<ChardevAddArgsBackendDbus> = Schema.Struct(ChardevAddArgsBackendDbus_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendVc}.
@@ -5567,10 +5579,10 @@ export const ChardevAddArgsBackendDbus: Schema.Schema<ChardevAddArgsBackendDbus>
 export interface ChardevAddArgsBackendVcData {
   readonly logfile?: string | undefined
   readonly logappend?: boolean | undefined
-  readonly width?: number | undefined
-  readonly height?: number | undefined
-  readonly cols?: number | undefined
-  readonly rows?: number | undefined
+  readonly width?: number | bigint | undefined
+  readonly height?: number | bigint | undefined
+  readonly cols?: number | bigint | undefined
+  readonly rows?: number | bigint | undefined
 }
 
 /**
@@ -5582,10 +5594,10 @@ export interface ChardevAddArgsBackendVcData {
 export const ChardevAddArgsBackendVcData: Schema.Schema<ChardevAddArgsBackendVcData> = Schema.Struct({
   logfile: Schema.optional(Schema.String),
   logappend: Schema.optional(Schema.Boolean),
-  width: Schema.optional(Schema.Number),
-  height: Schema.optional(Schema.Number),
-  cols: Schema.optional(Schema.Number),
-  rows: Schema.optional(Schema.Number),
+  width: Schema.optional(QmpInteger),
+  height: Schema.optional(QmpInteger),
+  cols: Schema.optional(QmpInteger),
+  rows: Schema.optional(QmpInteger),
 })
 
 /**
@@ -5599,7 +5611,7 @@ export interface ChardevAddArgsBackendVc {
   readonly data: ChardevAddArgsBackendVcData
 }
 
-const ChardevAddArgsBackendVcFields = {
+const ChardevAddArgsBackendVc_fields = {
   data: ChardevAddArgsBackendVcData,
 }
 
@@ -5609,7 +5621,7 @@ const ChardevAddArgsBackendVcFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendVc: Schema.Schema<ChardevAddArgsBackendVc> = Schema.Struct(ChardevAddArgsBackendVcFields)
+export const ChardevAddArgsBackendVc: Schema.Schema<ChardevAddArgsBackendVc> = Schema.Struct(ChardevAddArgsBackendVc_fields)
 
 /**
  * Member `data` of {@link ChardevAddArgsBackendRingbuf}.
@@ -5621,7 +5633,7 @@ export const ChardevAddArgsBackendVc: Schema.Schema<ChardevAddArgsBackendVc> = S
 export interface ChardevAddArgsBackendRingbufData {
   readonly logfile?: string | undefined
   readonly logappend?: boolean | undefined
-  readonly size?: number | undefined
+  readonly size?: number | bigint | undefined
 }
 
 /**
@@ -5633,7 +5645,7 @@ export interface ChardevAddArgsBackendRingbufData {
 export const ChardevAddArgsBackendRingbufData: Schema.Schema<ChardevAddArgsBackendRingbufData> = Schema.Struct({
   logfile: Schema.optional(Schema.String),
   logappend: Schema.optional(Schema.Boolean),
-  size: Schema.optional(Schema.Number),
+  size: Schema.optional(QmpInteger),
 })
 
 /**
@@ -5647,7 +5659,7 @@ export interface ChardevAddArgsBackendRingbuf {
   readonly data: ChardevAddArgsBackendRingbufData
 }
 
-const ChardevAddArgsBackendRingbufFields = {
+const ChardevAddArgsBackendRingbuf_fields = {
   data: ChardevAddArgsBackendRingbufData,
 }
 
@@ -5657,7 +5669,7 @@ const ChardevAddArgsBackendRingbufFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ChardevAddArgsBackendRingbuf: Schema.Schema<ChardevAddArgsBackendRingbuf> = Schema.Struct(ChardevAddArgsBackendRingbufFields)
+export const ChardevAddArgsBackendRingbuf: Schema.Schema<ChardevAddArgsBackendRingbuf> = Schema.Struct(ChardevAddArgsBackendRingbuf_fields)
 
 /**
  * Member `type` of {@link ChardevAddArgsBackend}.
@@ -5686,7 +5698,7 @@ export interface ChardevAddArgsBackendBase {
   readonly type: ChardevAddArgsBackendType
 }
 
-const ChardevAddArgsBackendBaseFields = {
+const ChardevAddArgsBackendBase_fields = {
   type: ChardevAddArgsBackendType,
 }
 
@@ -5721,69 +5733,69 @@ export type ChardevAddArgsBackend =
  */
 export const ChardevAddArgsBackend: Schema.Schema<ChardevAddArgsBackend> = Schema.Union(
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("file"),
-    ...ChardevAddArgsBackendFileFields,
+    ...ChardevAddArgsBackendFile_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("serial", "parallel", "pipe"),
-    ...ChardevAddArgsBackendSerialFields,
+    ...ChardevAddArgsBackendSerial_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("socket"),
-    ...ChardevAddArgsBackendSocketFields,
+    ...ChardevAddArgsBackendSocket_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("udp"),
-    ...ChardevAddArgsBackendUdpFields,
+    ...ChardevAddArgsBackendUdp_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("pty", "null", "msmouse", "wctablet", "braille", "testdev", "console"),
-    ...ChardevAddArgsBackendPtyFields,
+    ...ChardevAddArgsBackendPty_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("mux"),
-    ...ChardevAddArgsBackendMuxFields,
+    ...ChardevAddArgsBackendMux_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("stdio"),
-    ...ChardevAddArgsBackendStdioFields,
+    ...ChardevAddArgsBackendStdio_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("spicevmc"),
-    ...ChardevAddArgsBackendSpicevmcFields,
+    ...ChardevAddArgsBackendSpicevmc_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("spiceport"),
-    ...ChardevAddArgsBackendSpiceportFields,
+    ...ChardevAddArgsBackendSpiceport_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("qemu-vdagent"),
-    ...ChardevAddArgsBackendQemuVdagentFields,
+    ...ChardevAddArgsBackendQemuVdagent_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("dbus"),
-    ...ChardevAddArgsBackendDbusFields,
+    ...ChardevAddArgsBackendDbus_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("vc"),
-    ...ChardevAddArgsBackendVcFields,
+    ...ChardevAddArgsBackendVc_fields,
   }),
   Schema.Struct({
-    ...ChardevAddArgsBackendBaseFields,
+    ...ChardevAddArgsBackendBase_fields,
     type: Schema.Literal("ringbuf", "memory"),
-    ...ChardevAddArgsBackendRingbufFields,
+    ...ChardevAddArgsBackendRingbuf_fields,
   })
 )
 
@@ -5841,8 +5853,8 @@ export const ChardevAddReturn: Schema.Schema<ChardevAddReturn> = Schema.Struct({
 export interface ClientMigrateInfoArgs {
   readonly protocol: string
   readonly hostname: string
-  readonly port?: number | undefined
-  readonly "tls-port"?: number | undefined
+  readonly port?: number | bigint | undefined
+  readonly "tls-port"?: number | bigint | undefined
   readonly "cert-subject"?: string | undefined
 }
 
@@ -5855,8 +5867,8 @@ export interface ClientMigrateInfoArgs {
 export const ClientMigrateInfoArgs: Schema.Schema<ClientMigrateInfoArgs> = Schema.Struct({
   protocol: Schema.String,
   hostname: Schema.String,
-  port: Schema.optional(Schema.Number),
-  "tls-port": Schema.optional(Schema.Number),
+  port: Schema.optional(QmpInteger),
+  "tls-port": Schema.optional(QmpInteger),
   "cert-subject": Schema.optional(Schema.String),
 })
 
@@ -6070,7 +6082,7 @@ export interface DisplayReloadArgsVnc {
   readonly "tls-certs"?: boolean | undefined
 }
 
-const DisplayReloadArgsVncFields = {
+const DisplayReloadArgsVnc_fields = {
   "tls-certs": Schema.optional(Schema.Boolean),
 }
 
@@ -6080,7 +6092,7 @@ const DisplayReloadArgsVncFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const DisplayReloadArgsVnc: Schema.Schema<DisplayReloadArgsVnc> = Schema.Struct(DisplayReloadArgsVncFields)
+export const DisplayReloadArgsVnc: Schema.Schema<DisplayReloadArgsVnc> = Schema.Struct(DisplayReloadArgsVnc_fields)
 
 /**
  * Member `type` of {@link DisplayReloadArgs}. Also member `type` of {@link DisplayUpdateArgs}.
@@ -6109,7 +6121,7 @@ export interface DisplayReloadArgsBase {
   readonly type: DisplayReloadArgsType
 }
 
-const DisplayReloadArgsBaseFields = {
+const DisplayReloadArgsBase_fields = {
   type: DisplayReloadArgsType,
 }
 
@@ -6132,9 +6144,9 @@ export type DisplayReloadArgs =
  */
 export const DisplayReloadArgs: Schema.Schema<DisplayReloadArgs> = Schema.Union(
   Schema.Struct({
-    ...DisplayReloadArgsBaseFields,
+    ...DisplayReloadArgsBase_fields,
     type: Schema.Literal("vnc"),
-    ...DisplayReloadArgsVncFields,
+    ...DisplayReloadArgsVnc_fields,
   })
 )
 
@@ -6149,7 +6161,7 @@ export interface DisplayUpdateArgsVnc {
   readonly addresses?: ReadonlyArray<QueryMigrateReturnSocketAddressItem> | undefined
 }
 
-const DisplayUpdateArgsVncFields = {
+const DisplayUpdateArgsVnc_fields = {
   addresses: Schema.optional(Schema.Array(QueryMigrateReturnSocketAddressItem)),
 }
 
@@ -6159,7 +6171,7 @@ const DisplayUpdateArgsVncFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const DisplayUpdateArgsVnc: Schema.Schema<DisplayUpdateArgsVnc> = Schema.Struct(DisplayUpdateArgsVncFields)
+export const DisplayUpdateArgsVnc: Schema.Schema<DisplayUpdateArgsVnc> = Schema.Struct(DisplayUpdateArgsVnc_fields)
 
 /**
  * The members common to every variant of {@link DisplayUpdateArgs}.
@@ -6171,7 +6183,7 @@ export interface DisplayUpdateArgsBase {
   readonly type: DisplayReloadArgsType
 }
 
-const DisplayUpdateArgsBaseFields = {
+const DisplayUpdateArgsBase_fields = {
   type: DisplayReloadArgsType,
 }
 
@@ -6194,9 +6206,9 @@ export type DisplayUpdateArgs =
  */
 export const DisplayUpdateArgs: Schema.Schema<DisplayUpdateArgs> = Schema.Union(
   Schema.Struct({
-    ...DisplayUpdateArgsBaseFields,
+    ...DisplayUpdateArgsBase_fields,
     type: Schema.Literal("vnc"),
-    ...DisplayUpdateArgsVncFields,
+    ...DisplayUpdateArgsVnc_fields,
   })
 )
 
@@ -6211,7 +6223,7 @@ export interface DriveBackupArgs {
   readonly "job-id"?: string | undefined
   readonly device: string
   readonly sync: BlockdevBackupArgsSync
-  readonly speed?: number | undefined
+  readonly speed?: number | bigint | undefined
   readonly bitmap?: string | undefined
   readonly "bitmap-mode"?: BlockdevBackupArgsBitmapMode | undefined
   readonly compress?: boolean | undefined
@@ -6220,7 +6232,9 @@ export interface DriveBackupArgs {
   readonly "auto-finalize"?: boolean | undefined
   readonly "auto-dismiss"?: boolean | undefined
   readonly "filter-node-name"?: string | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
   readonly "x-perf"?: BlockdevBackupArgsXPerf | undefined
   readonly target: string
   readonly format?: string | undefined
@@ -6237,7 +6251,7 @@ export const DriveBackupArgs: Schema.Schema<DriveBackupArgs> = Schema.Struct({
   "job-id": Schema.optional(Schema.String),
   device: Schema.String,
   sync: BlockdevBackupArgsSync,
-  speed: Schema.optional(Schema.Number),
+  speed: Schema.optional(QmpInteger),
   bitmap: Schema.optional(Schema.String),
   "bitmap-mode": Schema.optional(BlockdevBackupArgsBitmapMode),
   compress: Schema.optional(Schema.Boolean),
@@ -6268,9 +6282,9 @@ export interface DriveMirrorArgs {
   readonly replaces?: string | undefined
   readonly sync: BlockdevBackupArgsSync
   readonly mode?: BlockdevSnapshotSyncArgsMode | undefined
-  readonly speed?: number | undefined
-  readonly granularity?: number | undefined
-  readonly "buf-size"?: number | undefined
+  readonly speed?: number | bigint | undefined
+  readonly granularity?: number | bigint | undefined
+  readonly "buf-size"?: number | bigint | undefined
   readonly "on-source-error"?: BlockCommitArgsOnError | undefined
   readonly "on-target-error"?: BlockCommitArgsOnError | undefined
   readonly unmap?: boolean | undefined
@@ -6294,9 +6308,9 @@ export const DriveMirrorArgs: Schema.Schema<DriveMirrorArgs> = Schema.Struct({
   replaces: Schema.optional(Schema.String),
   sync: BlockdevBackupArgsSync,
   mode: Schema.optional(BlockdevSnapshotSyncArgsMode),
-  speed: Schema.optional(Schema.Number),
-  granularity: Schema.optional(Schema.Number),
-  "buf-size": Schema.optional(Schema.Number),
+  speed: Schema.optional(QmpInteger),
+  granularity: Schema.optional(QmpInteger),
+  "buf-size": Schema.optional(QmpInteger),
   "on-source-error": Schema.optional(BlockCommitArgsOnError),
   "on-target-error": Schema.optional(BlockCommitArgsOnError),
   unmap: Schema.optional(Schema.Boolean),
@@ -6331,8 +6345,8 @@ export const QueryDumpReturnStatus: Schema.Schema<QueryDumpReturnStatus> = Schem
  */
 export interface QueryDumpReturn {
   readonly status: QueryDumpReturnStatus
-  readonly completed: number
-  readonly total: number
+  readonly completed: number | bigint
+  readonly total: number | bigint
 }
 
 /**
@@ -6343,8 +6357,8 @@ export interface QueryDumpReturn {
  */
 export const QueryDumpReturn: Schema.Schema<QueryDumpReturn> = Schema.Struct({
   status: QueryDumpReturnStatus,
-  completed: Schema.Number,
-  total: Schema.Number,
+  completed: QmpInteger,
+  total: QmpInteger,
 })
 
 /**
@@ -6398,8 +6412,8 @@ export interface DumpGuestMemoryArgs {
   readonly paging: boolean
   readonly protocol: string
   readonly detach?: boolean | undefined
-  readonly begin?: number | undefined
-  readonly length?: number | undefined
+  readonly begin?: number | bigint | undefined
+  readonly length?: number | bigint | undefined
   readonly format?: DumpGuestMemoryArgsFormat | undefined
 }
 
@@ -6413,8 +6427,8 @@ export const DumpGuestMemoryArgs: Schema.Schema<DumpGuestMemoryArgs> = Schema.St
   paging: Schema.Boolean,
   protocol: Schema.String,
   detach: Schema.optional(Schema.Boolean),
-  begin: Schema.optional(Schema.Number),
-  length: Schema.optional(Schema.Number),
+  begin: Schema.optional(QmpInteger),
+  length: Schema.optional(QmpInteger),
   format: Schema.optional(DumpGuestMemoryArgsFormat),
 })
 
@@ -6450,7 +6464,7 @@ export interface ExpirePasswordArgsVnc {
   readonly display?: string | undefined
 }
 
-const ExpirePasswordArgsVncFields = {
+const ExpirePasswordArgsVnc_fields = {
   display: Schema.optional(Schema.String),
 }
 
@@ -6460,7 +6474,7 @@ const ExpirePasswordArgsVncFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ExpirePasswordArgsVnc: Schema.Schema<ExpirePasswordArgsVnc> = Schema.Struct(ExpirePasswordArgsVncFields)
+export const ExpirePasswordArgsVnc: Schema.Schema<ExpirePasswordArgsVnc> = Schema.Struct(ExpirePasswordArgsVnc_fields)
 
 /**
  * Member `protocol` of {@link ExpirePasswordArgs}. Also member `protocol` of {@link SetPasswordArgs}.
@@ -6490,7 +6504,7 @@ export interface ExpirePasswordArgsBase {
   readonly time: string
 }
 
-const ExpirePasswordArgsBaseFields = {
+const ExpirePasswordArgsBase_fields = {
   protocol: ExpirePasswordArgsProtocol,
   time: Schema.String,
 }
@@ -6515,12 +6529,12 @@ export type ExpirePasswordArgs =
  */
 export const ExpirePasswordArgs: Schema.Schema<ExpirePasswordArgs> = Schema.Union(
   Schema.Struct({
-    ...ExpirePasswordArgsBaseFields,
+    ...ExpirePasswordArgsBase_fields,
     protocol: Schema.Literal("vnc"),
-    ...ExpirePasswordArgsVncFields,
+    ...ExpirePasswordArgsVnc_fields,
   }),
   Schema.Struct({
-    ...ExpirePasswordArgsBaseFields,
+    ...ExpirePasswordArgsBase_fields,
     protocol: Schema.Literal("spice"),
   })
 )
@@ -6571,19 +6585,19 @@ export const GuestCrashloadedDataAction: Schema.Schema<GuestCrashloadedDataActio
  * @category models
  */
 export interface GuestCrashloadedDataInfoHyperV {
-  readonly arg1: number
-  readonly arg2: number
-  readonly arg3: number
-  readonly arg4: number
-  readonly arg5: number
+  readonly arg1: number | bigint
+  readonly arg2: number | bigint
+  readonly arg3: number | bigint
+  readonly arg4: number | bigint
+  readonly arg5: number | bigint
 }
 
-const GuestCrashloadedDataInfoHyperVFields = {
-  arg1: Schema.Number,
-  arg2: Schema.Number,
-  arg3: Schema.Number,
-  arg4: Schema.Number,
-  arg5: Schema.Number,
+const GuestCrashloadedDataInfoHyperV_fields = {
+  arg1: QmpInteger,
+  arg2: QmpInteger,
+  arg3: QmpInteger,
+  arg4: QmpInteger,
+  arg5: QmpInteger,
 }
 
 /**
@@ -6592,7 +6606,7 @@ const GuestCrashloadedDataInfoHyperVFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const GuestCrashloadedDataInfoHyperV: Schema.Schema<GuestCrashloadedDataInfoHyperV> = Schema.Struct(GuestCrashloadedDataInfoHyperVFields)
+export const GuestCrashloadedDataInfoHyperV: Schema.Schema<GuestCrashloadedDataInfoHyperV> = Schema.Struct(GuestCrashloadedDataInfoHyperV_fields)
 
 /**
  * Member `reason` of {@link GuestCrashloadedDataInfoS390}.
@@ -6619,16 +6633,16 @@ export const GuestCrashloadedDataInfoS390Reason: Schema.Schema<GuestCrashloadedD
  * @category models
  */
 export interface GuestCrashloadedDataInfoS390 {
-  readonly core: number
-  readonly "psw-mask": number
-  readonly "psw-addr": number
+  readonly core: number | bigint
+  readonly "psw-mask": number | bigint
+  readonly "psw-addr": number | bigint
   readonly reason: GuestCrashloadedDataInfoS390Reason
 }
 
-const GuestCrashloadedDataInfoS390Fields = {
-  core: Schema.Number,
-  "psw-mask": Schema.Number,
-  "psw-addr": Schema.Number,
+const GuestCrashloadedDataInfoS390_fields = {
+  core: QmpInteger,
+  "psw-mask": QmpInteger,
+  "psw-addr": QmpInteger,
   reason: GuestCrashloadedDataInfoS390Reason,
 }
 
@@ -6638,7 +6652,7 @@ const GuestCrashloadedDataInfoS390Fields = {
  * @since 0.1.0
  * @category schemas
  */
-export const GuestCrashloadedDataInfoS390: Schema.Schema<GuestCrashloadedDataInfoS390> = Schema.Struct(GuestCrashloadedDataInfoS390Fields)
+export const GuestCrashloadedDataInfoS390: Schema.Schema<GuestCrashloadedDataInfoS390> = Schema.Struct(GuestCrashloadedDataInfoS390_fields)
 
 /**
  * Member `type` of {@link GuestCrashloadedDataInfo}.
@@ -6667,7 +6681,7 @@ export interface GuestCrashloadedDataInfoBase {
   readonly type: GuestCrashloadedDataInfoType
 }
 
-const GuestCrashloadedDataInfoBaseFields = {
+const GuestCrashloadedDataInfoBase_fields = {
   type: GuestCrashloadedDataInfoType,
 }
 
@@ -6691,14 +6705,14 @@ export type GuestCrashloadedDataInfo =
  */
 export const GuestCrashloadedDataInfo: Schema.Schema<GuestCrashloadedDataInfo> = Schema.Union(
   Schema.Struct({
-    ...GuestCrashloadedDataInfoBaseFields,
+    ...GuestCrashloadedDataInfoBase_fields,
     type: Schema.Literal("hyper-v"),
-    ...GuestCrashloadedDataInfoHyperVFields,
+    ...GuestCrashloadedDataInfoHyperV_fields,
   }),
   Schema.Struct({
-    ...GuestCrashloadedDataInfoBaseFields,
+    ...GuestCrashloadedDataInfoBase_fields,
     type: Schema.Literal("s390"),
-    ...GuestCrashloadedDataInfoS390Fields,
+    ...GuestCrashloadedDataInfoS390_fields,
   })
 )
 
@@ -6734,7 +6748,7 @@ export const GuestCrashloadedData: Schema.Schema<GuestCrashloadedData> = Schema.
  */
 export interface HumanMonitorCommandArgs {
   readonly "command-line": string
-  readonly "cpu-index"?: number | undefined
+  readonly "cpu-index"?: number | bigint | undefined
 }
 
 /**
@@ -6745,7 +6759,7 @@ export interface HumanMonitorCommandArgs {
  */
 export const HumanMonitorCommandArgs: Schema.Schema<HumanMonitorCommandArgs> = Schema.Struct({
   "command-line": Schema.String,
-  "cpu-index": Schema.optional(Schema.Number),
+  "cpu-index": Schema.optional(QmpInteger),
 })
 
 /**
@@ -6756,11 +6770,11 @@ export const HumanMonitorCommandArgs: Schema.Schema<HumanMonitorCommandArgs> = S
  * @category models
  */
 export interface SendKeyArgsKeysItemNumber {
-  readonly data: number
+  readonly data: number | bigint
 }
 
-const SendKeyArgsKeysItemNumberFields = {
-  data: Schema.Number,
+const SendKeyArgsKeysItemNumber_fields = {
+  data: QmpInteger,
 }
 
 /**
@@ -6769,7 +6783,7 @@ const SendKeyArgsKeysItemNumberFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const SendKeyArgsKeysItemNumber: Schema.Schema<SendKeyArgsKeysItemNumber> = Schema.Struct(SendKeyArgsKeysItemNumberFields)
+export const SendKeyArgsKeysItemNumber: Schema.Schema<SendKeyArgsKeysItemNumber> = Schema.Struct(SendKeyArgsKeysItemNumber_fields)
 
 /**
  * Member `data` of {@link SendKeyArgsKeysItemQcode}.
@@ -6799,7 +6813,7 @@ export interface SendKeyArgsKeysItemQcode {
   readonly data: SendKeyArgsKeysItemQcodeData
 }
 
-const SendKeyArgsKeysItemQcodeFields = {
+const SendKeyArgsKeysItemQcode_fields = {
   data: SendKeyArgsKeysItemQcodeData,
 }
 
@@ -6809,7 +6823,7 @@ const SendKeyArgsKeysItemQcodeFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const SendKeyArgsKeysItemQcode: Schema.Schema<SendKeyArgsKeysItemQcode> = Schema.Struct(SendKeyArgsKeysItemQcodeFields)
+export const SendKeyArgsKeysItemQcode: Schema.Schema<SendKeyArgsKeysItemQcode> = Schema.Struct(SendKeyArgsKeysItemQcode_fields)
 
 /**
  * Member `type` of {@link SendKeyArgsKeysItem}.
@@ -6838,7 +6852,7 @@ export interface SendKeyArgsKeysItemBase {
   readonly type: SendKeyArgsKeysItemType
 }
 
-const SendKeyArgsKeysItemBaseFields = {
+const SendKeyArgsKeysItemBase_fields = {
   type: SendKeyArgsKeysItemType,
 }
 
@@ -6862,14 +6876,14 @@ export type SendKeyArgsKeysItem =
  */
 export const SendKeyArgsKeysItem: Schema.Schema<SendKeyArgsKeysItem> = Schema.Union(
   Schema.Struct({
-    ...SendKeyArgsKeysItemBaseFields,
+    ...SendKeyArgsKeysItemBase_fields,
     type: Schema.Literal("number"),
-    ...SendKeyArgsKeysItemNumberFields,
+    ...SendKeyArgsKeysItemNumber_fields,
   }),
   Schema.Struct({
-    ...SendKeyArgsKeysItemBaseFields,
+    ...SendKeyArgsKeysItemBase_fields,
     type: Schema.Literal("qcode"),
-    ...SendKeyArgsKeysItemQcodeFields,
+    ...SendKeyArgsKeysItemQcode_fields,
   })
 )
 
@@ -6907,7 +6921,7 @@ export interface InputSendEventArgsEventsItemKey {
   readonly data: InputSendEventArgsEventsItemKeyData
 }
 
-const InputSendEventArgsEventsItemKeyFields = {
+const InputSendEventArgsEventsItemKey_fields = {
   data: InputSendEventArgsEventsItemKeyData,
 }
 
@@ -6917,7 +6931,7 @@ const InputSendEventArgsEventsItemKeyFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const InputSendEventArgsEventsItemKey: Schema.Schema<InputSendEventArgsEventsItemKey> = Schema.Struct(InputSendEventArgsEventsItemKeyFields)
+export const InputSendEventArgsEventsItemKey: Schema.Schema<InputSendEventArgsEventsItemKey> = Schema.Struct(InputSendEventArgsEventsItemKey_fields)
 
 /**
  * Member `button` of {@link InputSendEventArgsEventsItemBtnData}.
@@ -6970,7 +6984,7 @@ export interface InputSendEventArgsEventsItemBtn {
   readonly data: InputSendEventArgsEventsItemBtnData
 }
 
-const InputSendEventArgsEventsItemBtnFields = {
+const InputSendEventArgsEventsItemBtn_fields = {
   data: InputSendEventArgsEventsItemBtnData,
 }
 
@@ -6980,7 +6994,7 @@ const InputSendEventArgsEventsItemBtnFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const InputSendEventArgsEventsItemBtn: Schema.Schema<InputSendEventArgsEventsItemBtn> = Schema.Struct(InputSendEventArgsEventsItemBtnFields)
+export const InputSendEventArgsEventsItemBtn: Schema.Schema<InputSendEventArgsEventsItemBtn> = Schema.Struct(InputSendEventArgsEventsItemBtn_fields)
 
 /**
  * Member `axis` of {@link InputSendEventArgsEventsItemRelData}.
@@ -7008,7 +7022,7 @@ export const InputSendEventArgsEventsItemRelDataAxis: Schema.Schema<InputSendEve
  */
 export interface InputSendEventArgsEventsItemRelData {
   readonly axis: InputSendEventArgsEventsItemRelDataAxis
-  readonly value: number
+  readonly value: number | bigint
 }
 
 /**
@@ -7019,7 +7033,7 @@ export interface InputSendEventArgsEventsItemRelData {
  */
 export const InputSendEventArgsEventsItemRelData: Schema.Schema<InputSendEventArgsEventsItemRelData> = Schema.Struct({
   axis: InputSendEventArgsEventsItemRelDataAxis,
-  value: Schema.Number,
+  value: QmpInteger,
 })
 
 /**
@@ -7033,7 +7047,7 @@ export interface InputSendEventArgsEventsItemRel {
   readonly data: InputSendEventArgsEventsItemRelData
 }
 
-const InputSendEventArgsEventsItemRelFields = {
+const InputSendEventArgsEventsItemRel_fields = {
   data: InputSendEventArgsEventsItemRelData,
 }
 
@@ -7043,7 +7057,7 @@ const InputSendEventArgsEventsItemRelFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const InputSendEventArgsEventsItemRel: Schema.Schema<InputSendEventArgsEventsItemRel> = Schema.Struct(InputSendEventArgsEventsItemRelFields)
+export const InputSendEventArgsEventsItemRel: Schema.Schema<InputSendEventArgsEventsItemRel> = Schema.Struct(InputSendEventArgsEventsItemRel_fields)
 
 /**
  * Member `type` of {@link InputSendEventArgsEventsItem}.
@@ -7072,7 +7086,7 @@ export interface InputSendEventArgsEventsItemBase {
   readonly type: InputSendEventArgsEventsItemType
 }
 
-const InputSendEventArgsEventsItemBaseFields = {
+const InputSendEventArgsEventsItemBase_fields = {
   type: InputSendEventArgsEventsItemType,
 }
 
@@ -7097,19 +7111,19 @@ export type InputSendEventArgsEventsItem =
  */
 export const InputSendEventArgsEventsItem: Schema.Schema<InputSendEventArgsEventsItem> = Schema.Union(
   Schema.Struct({
-    ...InputSendEventArgsEventsItemBaseFields,
+    ...InputSendEventArgsEventsItemBase_fields,
     type: Schema.Literal("key"),
-    ...InputSendEventArgsEventsItemKeyFields,
+    ...InputSendEventArgsEventsItemKey_fields,
   }),
   Schema.Struct({
-    ...InputSendEventArgsEventsItemBaseFields,
+    ...InputSendEventArgsEventsItemBase_fields,
     type: Schema.Literal("btn"),
-    ...InputSendEventArgsEventsItemBtnFields,
+    ...InputSendEventArgsEventsItemBtn_fields,
   }),
   Schema.Struct({
-    ...InputSendEventArgsEventsItemBaseFields,
+    ...InputSendEventArgsEventsItemBase_fields,
     type: Schema.Literal("rel", "abs"),
-    ...InputSendEventArgsEventsItemRelFields,
+    ...InputSendEventArgsEventsItemRel_fields,
   })
 )
 
@@ -7122,7 +7136,7 @@ export const InputSendEventArgsEventsItem: Schema.Schema<InputSendEventArgsEvent
  */
 export interface InputSendEventArgs {
   readonly device?: string | undefined
-  readonly head?: number | undefined
+  readonly head?: number | bigint | undefined
   readonly events: ReadonlyArray<InputSendEventArgsEventsItem>
 }
 
@@ -7134,7 +7148,7 @@ export interface InputSendEventArgs {
  */
 export const InputSendEventArgs: Schema.Schema<InputSendEventArgs> = Schema.Struct({
   device: Schema.optional(Schema.String),
-  head: Schema.optional(Schema.Number),
+  head: Schema.optional(QmpInteger),
   events: Schema.Array(InputSendEventArgsEventsItem),
 })
 
@@ -7210,7 +7224,7 @@ export const MemUnplugErrorData: Schema.Schema<MemUnplugErrorData> = Schema.Stru
  */
 export interface MemoryDeviceSizeChangeData {
   readonly id?: string | undefined
-  readonly size: number
+  readonly size: number | bigint
   readonly "qom-path": string
 }
 
@@ -7222,7 +7236,7 @@ export interface MemoryDeviceSizeChangeData {
  */
 export const MemoryDeviceSizeChangeData: Schema.Schema<MemoryDeviceSizeChangeData> = Schema.Struct({
   id: Schema.optional(Schema.String),
-  size: Schema.Number,
+  size: QmpInteger,
   "qom-path": Schema.String,
 })
 
@@ -7316,10 +7330,10 @@ export const MemoryFailureData: Schema.Schema<MemoryFailureData> = Schema.Struct
  * @category models
  */
 export interface MemsaveArgs {
-  readonly val: number
-  readonly size: number
+  readonly val: number | bigint
+  readonly size: number | bigint
   readonly filename: string
-  readonly "cpu-index"?: number | undefined
+  readonly "cpu-index"?: number | bigint | undefined
 }
 
 /**
@@ -7329,10 +7343,10 @@ export interface MemsaveArgs {
  * @category schemas
  */
 export const MemsaveArgs: Schema.Schema<MemsaveArgs> = Schema.Struct({
-  val: Schema.Number,
-  size: Schema.Number,
+  val: QmpInteger,
+  size: QmpInteger,
   filename: Schema.String,
-  "cpu-index": Schema.optional(Schema.Number),
+  "cpu-index": Schema.optional(QmpInteger),
 })
 
 /**
@@ -7599,33 +7613,35 @@ export const MigrateSetParametersArgsBlockBitmapMappingItem: Schema.Schema<Migra
  * @category models
  */
 export interface MigrateSetParametersArgs {
-  readonly "announce-initial"?: number | undefined
-  readonly "announce-max"?: number | undefined
-  readonly "announce-rounds"?: number | undefined
-  readonly "announce-step"?: number | undefined
-  readonly "compress-level"?: number | undefined
-  readonly "compress-threads"?: number | undefined
+  readonly "announce-initial"?: number | bigint | undefined
+  readonly "announce-max"?: number | bigint | undefined
+  readonly "announce-rounds"?: number | bigint | undefined
+  readonly "announce-step"?: number | bigint | undefined
+  readonly "compress-level"?: number | bigint | undefined
+  readonly "compress-threads"?: number | bigint | undefined
   readonly "compress-wait-thread"?: boolean | undefined
-  readonly "decompress-threads"?: number | undefined
-  readonly "throttle-trigger-threshold"?: number | undefined
-  readonly "cpu-throttle-initial"?: number | undefined
-  readonly "cpu-throttle-increment"?: number | undefined
+  readonly "decompress-threads"?: number | bigint | undefined
+  readonly "throttle-trigger-threshold"?: number | bigint | undefined
+  readonly "cpu-throttle-initial"?: number | bigint | undefined
+  readonly "cpu-throttle-increment"?: number | bigint | undefined
   readonly "cpu-throttle-tailslow"?: boolean | undefined
   readonly "tls-creds"?: MigrateSetParametersArgsTlsCreds | undefined
   readonly "tls-hostname"?: MigrateSetParametersArgsTlsCreds | undefined
   readonly "tls-authz"?: MigrateSetParametersArgsTlsCreds | undefined
-  readonly "max-bandwidth"?: number | undefined
-  readonly "downtime-limit"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-checkpoint-delay"?: number | undefined
+  readonly "max-bandwidth"?: number | bigint | undefined
+  readonly "downtime-limit"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-checkpoint-delay"?: number | bigint | undefined
   readonly "block-incremental"?: boolean | undefined
-  readonly "multifd-channels"?: number | undefined
-  readonly "xbzrle-cache-size"?: number | undefined
-  readonly "max-postcopy-bandwidth"?: number | undefined
-  readonly "max-cpu-throttle"?: number | undefined
+  readonly "multifd-channels"?: number | bigint | undefined
+  readonly "xbzrle-cache-size"?: number | bigint | undefined
+  readonly "max-postcopy-bandwidth"?: number | bigint | undefined
+  readonly "max-cpu-throttle"?: number | bigint | undefined
   readonly "multifd-compression"?: MigrateSetParametersArgsMultifdCompression | undefined
-  readonly "multifd-zlib-level"?: number | undefined
-  readonly "multifd-zstd-level"?: number | undefined
+  readonly "multifd-zlib-level"?: number | bigint | undefined
+  readonly "multifd-zstd-level"?: number | bigint | undefined
   readonly "block-bitmap-mapping"?: ReadonlyArray<MigrateSetParametersArgsBlockBitmapMappingItem> | undefined
 }
 
@@ -7636,32 +7652,32 @@ export interface MigrateSetParametersArgs {
  * @category schemas
  */
 export const MigrateSetParametersArgs: Schema.Schema<MigrateSetParametersArgs> = Schema.Struct({
-  "announce-initial": Schema.optional(Schema.Number),
-  "announce-max": Schema.optional(Schema.Number),
-  "announce-rounds": Schema.optional(Schema.Number),
-  "announce-step": Schema.optional(Schema.Number),
-  "compress-level": Schema.optional(Schema.Number),
-  "compress-threads": Schema.optional(Schema.Number),
+  "announce-initial": Schema.optional(QmpInteger),
+  "announce-max": Schema.optional(QmpInteger),
+  "announce-rounds": Schema.optional(QmpInteger),
+  "announce-step": Schema.optional(QmpInteger),
+  "compress-level": Schema.optional(QmpInteger),
+  "compress-threads": Schema.optional(QmpInteger),
   "compress-wait-thread": Schema.optional(Schema.Boolean),
-  "decompress-threads": Schema.optional(Schema.Number),
-  "throttle-trigger-threshold": Schema.optional(Schema.Number),
-  "cpu-throttle-initial": Schema.optional(Schema.Number),
-  "cpu-throttle-increment": Schema.optional(Schema.Number),
+  "decompress-threads": Schema.optional(QmpInteger),
+  "throttle-trigger-threshold": Schema.optional(QmpInteger),
+  "cpu-throttle-initial": Schema.optional(QmpInteger),
+  "cpu-throttle-increment": Schema.optional(QmpInteger),
   "cpu-throttle-tailslow": Schema.optional(Schema.Boolean),
   "tls-creds": Schema.optional(MigrateSetParametersArgsTlsCreds),
   "tls-hostname": Schema.optional(MigrateSetParametersArgsTlsCreds),
   "tls-authz": Schema.optional(MigrateSetParametersArgsTlsCreds),
-  "max-bandwidth": Schema.optional(Schema.Number),
-  "downtime-limit": Schema.optional(Schema.Number),
-  "x-checkpoint-delay": Schema.optional(Schema.Number),
+  "max-bandwidth": Schema.optional(QmpInteger),
+  "downtime-limit": Schema.optional(QmpInteger),
+  "x-checkpoint-delay": Schema.optional(QmpInteger),
   "block-incremental": Schema.optional(Schema.Boolean),
-  "multifd-channels": Schema.optional(Schema.Number),
-  "xbzrle-cache-size": Schema.optional(Schema.Number),
-  "max-postcopy-bandwidth": Schema.optional(Schema.Number),
-  "max-cpu-throttle": Schema.optional(Schema.Number),
+  "multifd-channels": Schema.optional(QmpInteger),
+  "xbzrle-cache-size": Schema.optional(QmpInteger),
+  "max-postcopy-bandwidth": Schema.optional(QmpInteger),
+  "max-cpu-throttle": Schema.optional(QmpInteger),
   "multifd-compression": Schema.optional(MigrateSetParametersArgsMultifdCompression),
-  "multifd-zlib-level": Schema.optional(Schema.Number),
-  "multifd-zstd-level": Schema.optional(Schema.Number),
+  "multifd-zlib-level": Schema.optional(QmpInteger),
+  "multifd-zstd-level": Schema.optional(QmpInteger),
   "block-bitmap-mapping": Schema.optional(Schema.Array(MigrateSetParametersArgsBlockBitmapMappingItem)),
 })
 
@@ -7694,7 +7710,7 @@ export const MigrationData: Schema.Schema<MigrationData> = Schema.Struct({
  * @category models
  */
 export interface MigrationPassData {
-  readonly pass: number
+  readonly pass: number | bigint
 }
 
 /**
@@ -7704,7 +7720,7 @@ export interface MigrationPassData {
  * @category schemas
  */
 export const MigrationPassData: Schema.Schema<MigrationPassData> = Schema.Struct({
-  pass: Schema.Number,
+  pass: QmpInteger,
 })
 
 /**
@@ -7770,7 +7786,7 @@ export interface NbdServerStartArgs {
   readonly addr: NbdServerStartArgsAddr
   readonly "tls-creds"?: string | undefined
   readonly "tls-authz"?: string | undefined
-  readonly "max-connections"?: number | undefined
+  readonly "max-connections"?: number | bigint | undefined
 }
 
 /**
@@ -7783,7 +7799,7 @@ export const NbdServerStartArgs: Schema.Schema<NbdServerStartArgs> = Schema.Stru
   addr: NbdServerStartArgsAddr,
   "tls-creds": Schema.optional(Schema.String),
   "tls-authz": Schema.optional(Schema.String),
-  "max-connections": Schema.optional(Schema.Number),
+  "max-connections": Schema.optional(QmpInteger),
 })
 
 /**
@@ -7798,15 +7814,15 @@ export interface NetdevAddArgsNic {
   readonly macaddr?: string | undefined
   readonly model?: string | undefined
   readonly addr?: string | undefined
-  readonly vectors?: number | undefined
+  readonly vectors?: number | bigint | undefined
 }
 
-const NetdevAddArgsNicFields = {
+const NetdevAddArgsNic_fields = {
   netdev: Schema.optional(Schema.String),
   macaddr: Schema.optional(Schema.String),
   model: Schema.optional(Schema.String),
   addr: Schema.optional(Schema.String),
-  vectors: Schema.optional(Schema.Number),
+  vectors: Schema.optional(QmpInteger),
 }
 
 /**
@@ -7815,7 +7831,7 @@ const NetdevAddArgsNicFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsNic: Schema.Schema<NetdevAddArgsNic> = Schema.Struct(NetdevAddArgsNicFields)
+export const NetdevAddArgsNic: Schema.Schema<NetdevAddArgsNic> = Schema.Struct(NetdevAddArgsNic_fields)
 
 /**
  * The variant `user` of {@link NetdevAddArgs}.
@@ -7839,7 +7855,7 @@ export interface NetdevAddArgsUser {
   readonly dnssearch?: ReadonlyArray<NetdevAddArgsUserDnssearchItem> | undefined
   readonly domainname?: string | undefined
   readonly "ipv6-prefix"?: string | undefined
-  readonly "ipv6-prefixlen"?: number | undefined
+  readonly "ipv6-prefixlen"?: number | bigint | undefined
   readonly "ipv6-host"?: string | undefined
   readonly "ipv6-dns"?: string | undefined
   readonly smb?: string | undefined
@@ -7849,7 +7865,7 @@ export interface NetdevAddArgsUser {
   readonly "tftp-server-name"?: string | undefined
 }
 
-const NetdevAddArgsUserFields = {
+const NetdevAddArgsUser_fields = {
   hostname: Schema.optional(Schema.String),
   restrict: Schema.optional(Schema.Boolean),
   ipv4: Schema.optional(Schema.Boolean),
@@ -7864,7 +7880,7 @@ const NetdevAddArgsUserFields = {
   dnssearch: Schema.optional(Schema.Array(NetdevAddArgsUserDnssearchItem)),
   domainname: Schema.optional(Schema.String),
   "ipv6-prefix": Schema.optional(Schema.String),
-  "ipv6-prefixlen": Schema.optional(Schema.Number),
+  "ipv6-prefixlen": Schema.optional(QmpInteger),
   "ipv6-host": Schema.optional(Schema.String),
   "ipv6-dns": Schema.optional(Schema.String),
   smb: Schema.optional(Schema.String),
@@ -7880,7 +7896,7 @@ const NetdevAddArgsUserFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsUser: Schema.Schema<NetdevAddArgsUser> = Schema.Struct(NetdevAddArgsUserFields)
+export const NetdevAddArgsUser: Schema.Schema<NetdevAddArgsUser> = Schema.Struct(NetdevAddArgsUser_fields)
 
 /**
  * The variant `tap` of {@link NetdevAddArgs}.
@@ -7897,17 +7913,17 @@ export interface NetdevAddArgsTap {
   readonly downscript?: string | undefined
   readonly br?: string | undefined
   readonly helper?: string | undefined
-  readonly sndbuf?: number | undefined
+  readonly sndbuf?: number | bigint | undefined
   readonly vnet_hdr?: boolean | undefined
   readonly vhost?: boolean | undefined
   readonly vhostfd?: string | undefined
   readonly vhostfds?: string | undefined
   readonly vhostforce?: boolean | undefined
-  readonly queues?: number | undefined
-  readonly "poll-us"?: number | undefined
+  readonly queues?: number | bigint | undefined
+  readonly "poll-us"?: number | bigint | undefined
 }
 
-const NetdevAddArgsTapFields = {
+const NetdevAddArgsTap_fields = {
   ifname: Schema.optional(Schema.String),
   fd: Schema.optional(Schema.String),
   fds: Schema.optional(Schema.String),
@@ -7915,14 +7931,14 @@ const NetdevAddArgsTapFields = {
   downscript: Schema.optional(Schema.String),
   br: Schema.optional(Schema.String),
   helper: Schema.optional(Schema.String),
-  sndbuf: Schema.optional(Schema.Number),
+  sndbuf: Schema.optional(QmpInteger),
   vnet_hdr: Schema.optional(Schema.Boolean),
   vhost: Schema.optional(Schema.Boolean),
   vhostfd: Schema.optional(Schema.String),
   vhostfds: Schema.optional(Schema.String),
   vhostforce: Schema.optional(Schema.Boolean),
-  queues: Schema.optional(Schema.Number),
-  "poll-us": Schema.optional(Schema.Number),
+  queues: Schema.optional(QmpInteger),
+  "poll-us": Schema.optional(QmpInteger),
 }
 
 /**
@@ -7931,7 +7947,7 @@ const NetdevAddArgsTapFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsTap: Schema.Schema<NetdevAddArgsTap> = Schema.Struct(NetdevAddArgsTapFields)
+export const NetdevAddArgsTap: Schema.Schema<NetdevAddArgsTap> = Schema.Struct(NetdevAddArgsTap_fields)
 
 /**
  * The variant `l2tpv3` of {@link NetdevAddArgs}.
@@ -7950,14 +7966,14 @@ export interface NetdevAddArgsL2tpv3 {
   readonly cookie64?: boolean | undefined
   readonly counter?: boolean | undefined
   readonly pincounter?: boolean | undefined
-  readonly txcookie?: number | undefined
-  readonly rxcookie?: number | undefined
-  readonly txsession: number
-  readonly rxsession?: number | undefined
-  readonly offset?: number | undefined
+  readonly txcookie?: number | bigint | undefined
+  readonly rxcookie?: number | bigint | undefined
+  readonly txsession: number | bigint
+  readonly rxsession?: number | bigint | undefined
+  readonly offset?: number | bigint | undefined
 }
 
-const NetdevAddArgsL2tpv3Fields = {
+const NetdevAddArgsL2tpv3_fields = {
   src: Schema.String,
   dst: Schema.String,
   srcport: Schema.optional(Schema.String),
@@ -7967,11 +7983,11 @@ const NetdevAddArgsL2tpv3Fields = {
   cookie64: Schema.optional(Schema.Boolean),
   counter: Schema.optional(Schema.Boolean),
   pincounter: Schema.optional(Schema.Boolean),
-  txcookie: Schema.optional(Schema.Number),
-  rxcookie: Schema.optional(Schema.Number),
-  txsession: Schema.Number,
-  rxsession: Schema.optional(Schema.Number),
-  offset: Schema.optional(Schema.Number),
+  txcookie: Schema.optional(QmpInteger),
+  rxcookie: Schema.optional(QmpInteger),
+  txsession: QmpInteger,
+  rxsession: Schema.optional(QmpInteger),
+  offset: Schema.optional(QmpInteger),
 }
 
 /**
@@ -7980,7 +7996,7 @@ const NetdevAddArgsL2tpv3Fields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsL2tpv3: Schema.Schema<NetdevAddArgsL2tpv3> = Schema.Struct(NetdevAddArgsL2tpv3Fields)
+export const NetdevAddArgsL2tpv3: Schema.Schema<NetdevAddArgsL2tpv3> = Schema.Struct(NetdevAddArgsL2tpv3_fields)
 
 /**
  * The variant `socket` of {@link NetdevAddArgs}.
@@ -7998,7 +8014,7 @@ export interface NetdevAddArgsSocket {
   readonly udp?: string | undefined
 }
 
-const NetdevAddArgsSocketFields = {
+const NetdevAddArgsSocket_fields = {
   fd: Schema.optional(Schema.String),
   listen: Schema.optional(Schema.String),
   connect: Schema.optional(Schema.String),
@@ -8013,7 +8029,7 @@ const NetdevAddArgsSocketFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsSocket: Schema.Schema<NetdevAddArgsSocket> = Schema.Struct(NetdevAddArgsSocketFields)
+export const NetdevAddArgsSocket: Schema.Schema<NetdevAddArgsSocket> = Schema.Struct(NetdevAddArgsSocket_fields)
 
 /**
  * The variant `stream` of {@link NetdevAddArgs}.
@@ -8027,7 +8043,7 @@ export interface NetdevAddArgsStream {
   readonly server?: boolean | undefined
 }
 
-const NetdevAddArgsStreamFields = {
+const NetdevAddArgsStream_fields = {
   addr: QueryMigrateReturnSocketAddressItem,
   server: Schema.optional(Schema.Boolean),
 }
@@ -8038,7 +8054,7 @@ const NetdevAddArgsStreamFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsStream: Schema.Schema<NetdevAddArgsStream> = Schema.Struct(NetdevAddArgsStreamFields)
+export const NetdevAddArgsStream: Schema.Schema<NetdevAddArgsStream> = Schema.Struct(NetdevAddArgsStream_fields)
 
 /**
  * The variant `dgram` of {@link NetdevAddArgs}.
@@ -8052,7 +8068,7 @@ export interface NetdevAddArgsDgram {
   readonly remote?: QueryMigrateReturnSocketAddressItem | undefined
 }
 
-const NetdevAddArgsDgramFields = {
+const NetdevAddArgsDgram_fields = {
   local: Schema.optional(QueryMigrateReturnSocketAddressItem),
   remote: Schema.optional(QueryMigrateReturnSocketAddressItem),
 }
@@ -8063,7 +8079,7 @@ const NetdevAddArgsDgramFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsDgram: Schema.Schema<NetdevAddArgsDgram> = Schema.Struct(NetdevAddArgsDgramFields)
+export const NetdevAddArgsDgram: Schema.Schema<NetdevAddArgsDgram> = Schema.Struct(NetdevAddArgsDgram_fields)
 
 /**
  * The variant `vde` of {@link NetdevAddArgs}.
@@ -8074,16 +8090,16 @@ export const NetdevAddArgsDgram: Schema.Schema<NetdevAddArgsDgram> = Schema.Stru
  */
 export interface NetdevAddArgsVde {
   readonly sock?: string | undefined
-  readonly port?: number | undefined
+  readonly port?: number | bigint | undefined
   readonly group?: string | undefined
-  readonly mode?: number | undefined
+  readonly mode?: number | bigint | undefined
 }
 
-const NetdevAddArgsVdeFields = {
+const NetdevAddArgsVde_fields = {
   sock: Schema.optional(Schema.String),
-  port: Schema.optional(Schema.Number),
+  port: Schema.optional(QmpInteger),
   group: Schema.optional(Schema.String),
-  mode: Schema.optional(Schema.Number),
+  mode: Schema.optional(QmpInteger),
 }
 
 /**
@@ -8092,7 +8108,7 @@ const NetdevAddArgsVdeFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsVde: Schema.Schema<NetdevAddArgsVde> = Schema.Struct(NetdevAddArgsVdeFields)
+export const NetdevAddArgsVde: Schema.Schema<NetdevAddArgsVde> = Schema.Struct(NetdevAddArgsVde_fields)
 
 /**
  * The variant `bridge` of {@link NetdevAddArgs}.
@@ -8106,7 +8122,7 @@ export interface NetdevAddArgsBridge {
   readonly helper?: string | undefined
 }
 
-const NetdevAddArgsBridgeFields = {
+const NetdevAddArgsBridge_fields = {
   br: Schema.optional(Schema.String),
   helper: Schema.optional(Schema.String),
 }
@@ -8117,7 +8133,7 @@ const NetdevAddArgsBridgeFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsBridge: Schema.Schema<NetdevAddArgsBridge> = Schema.Struct(NetdevAddArgsBridgeFields)
+export const NetdevAddArgsBridge: Schema.Schema<NetdevAddArgsBridge> = Schema.Struct(NetdevAddArgsBridge_fields)
 
 /**
  * The variant `hubport` of {@link NetdevAddArgs}.
@@ -8127,12 +8143,12 @@ export const NetdevAddArgsBridge: Schema.Schema<NetdevAddArgsBridge> = Schema.St
  * @category models
  */
 export interface NetdevAddArgsHubport {
-  readonly hubid: number
+  readonly hubid: number | bigint
   readonly netdev?: string | undefined
 }
 
-const NetdevAddArgsHubportFields = {
-  hubid: Schema.Number,
+const NetdevAddArgsHubport_fields = {
+  hubid: QmpInteger,
   netdev: Schema.optional(Schema.String),
 }
 
@@ -8142,7 +8158,7 @@ const NetdevAddArgsHubportFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsHubport: Schema.Schema<NetdevAddArgsHubport> = Schema.Struct(NetdevAddArgsHubportFields)
+export const NetdevAddArgsHubport: Schema.Schema<NetdevAddArgsHubport> = Schema.Struct(NetdevAddArgsHubport_fields)
 
 /**
  * The variant `netmap` of {@link NetdevAddArgs}.
@@ -8156,7 +8172,7 @@ export interface NetdevAddArgsNetmap {
   readonly devname?: string | undefined
 }
 
-const NetdevAddArgsNetmapFields = {
+const NetdevAddArgsNetmap_fields = {
   ifname: Schema.String,
   devname: Schema.optional(Schema.String),
 }
@@ -8167,7 +8183,7 @@ const NetdevAddArgsNetmapFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsNetmap: Schema.Schema<NetdevAddArgsNetmap> = Schema.Struct(NetdevAddArgsNetmapFields)
+export const NetdevAddArgsNetmap: Schema.Schema<NetdevAddArgsNetmap> = Schema.Struct(NetdevAddArgsNetmap_fields)
 
 /**
  * The variant `vhost-user` of {@link NetdevAddArgs}.
@@ -8179,13 +8195,13 @@ export const NetdevAddArgsNetmap: Schema.Schema<NetdevAddArgsNetmap> = Schema.St
 export interface NetdevAddArgsVhostUser {
   readonly chardev: string
   readonly vhostforce?: boolean | undefined
-  readonly queues?: number | undefined
+  readonly queues?: number | bigint | undefined
 }
 
-const NetdevAddArgsVhostUserFields = {
+const NetdevAddArgsVhostUser_fields = {
   chardev: Schema.String,
   vhostforce: Schema.optional(Schema.Boolean),
-  queues: Schema.optional(Schema.Number),
+  queues: Schema.optional(QmpInteger),
 }
 
 /**
@@ -8194,7 +8210,7 @@ const NetdevAddArgsVhostUserFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsVhostUser: Schema.Schema<NetdevAddArgsVhostUser> = Schema.Struct(NetdevAddArgsVhostUserFields)
+export const NetdevAddArgsVhostUser: Schema.Schema<NetdevAddArgsVhostUser> = Schema.Struct(NetdevAddArgsVhostUser_fields)
 
 /**
  * The variant `vhost-vdpa` of {@link NetdevAddArgs}.
@@ -8206,15 +8222,17 @@ export const NetdevAddArgsVhostUser: Schema.Schema<NetdevAddArgsVhostUser> = Sch
 export interface NetdevAddArgsVhostVdpa {
   readonly vhostdev?: string | undefined
   readonly vhostfd?: string | undefined
-  readonly queues?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
+  readonly queues?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
   readonly "x-svq"?: boolean | undefined
 }
 
-const NetdevAddArgsVhostVdpaFields = {
+const NetdevAddArgsVhostVdpa_fields = {
   vhostdev: Schema.optional(Schema.String),
   vhostfd: Schema.optional(Schema.String),
-  queues: Schema.optional(Schema.Number),
+  queues: Schema.optional(QmpInteger),
   "x-svq": Schema.optional(Schema.Boolean),
 }
 
@@ -8224,7 +8242,7 @@ const NetdevAddArgsVhostVdpaFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const NetdevAddArgsVhostVdpa: Schema.Schema<NetdevAddArgsVhostVdpa> = Schema.Struct(NetdevAddArgsVhostVdpaFields)
+export const NetdevAddArgsVhostVdpa: Schema.Schema<NetdevAddArgsVhostVdpa> = Schema.Struct(NetdevAddArgsVhostVdpa_fields)
 
 /**
  * Member `type` of {@link NetdevAddArgs}.
@@ -8254,7 +8272,7 @@ export interface NetdevAddArgsBase {
   readonly type: NetdevAddArgsType
 }
 
-const NetdevAddArgsBaseFields = {
+const NetdevAddArgsBase_fields = {
   id: Schema.String,
   type: NetdevAddArgsType,
 }
@@ -8291,72 +8309,72 @@ export type NetdevAddArgs =
  */
 export const NetdevAddArgs: Schema.Schema<NetdevAddArgs> = Schema.Union(
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("nic"),
-    ...NetdevAddArgsNicFields,
+    ...NetdevAddArgsNic_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("user"),
-    ...NetdevAddArgsUserFields,
+    ...NetdevAddArgsUser_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("tap"),
-    ...NetdevAddArgsTapFields,
+    ...NetdevAddArgsTap_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("l2tpv3"),
-    ...NetdevAddArgsL2tpv3Fields,
+    ...NetdevAddArgsL2tpv3_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("socket"),
-    ...NetdevAddArgsSocketFields,
+    ...NetdevAddArgsSocket_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("stream"),
-    ...NetdevAddArgsStreamFields,
+    ...NetdevAddArgsStream_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("dgram"),
-    ...NetdevAddArgsDgramFields,
+    ...NetdevAddArgsDgram_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("vde"),
-    ...NetdevAddArgsVdeFields,
+    ...NetdevAddArgsVde_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("bridge"),
-    ...NetdevAddArgsBridgeFields,
+    ...NetdevAddArgsBridge_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("hubport"),
-    ...NetdevAddArgsHubportFields,
+    ...NetdevAddArgsHubport_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("netmap"),
-    ...NetdevAddArgsNetmapFields,
+    ...NetdevAddArgsNetmap_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("vhost-user"),
-    ...NetdevAddArgsVhostUserFields,
+    ...NetdevAddArgsVhostUser_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("vhost-vdpa"),
-    ...NetdevAddArgsVhostVdpaFields,
+    ...NetdevAddArgsVhostVdpa_fields,
   }),
   Schema.Struct({
-    ...NetdevAddArgsBaseFields,
+    ...NetdevAddArgsBase_fields,
     type: Schema.Literal("none"),
   })
 )
@@ -8499,7 +8517,7 @@ export interface ObjectAddArgsAuthzList {
   readonly rules?: ReadonlyArray<ObjectAddArgsAuthzListRulesItem> | undefined
 }
 
-const ObjectAddArgsAuthzListFields = {
+const ObjectAddArgsAuthzList_fields = {
   policy: Schema.optional(ObjectAddArgsAuthzListPolicy),
   rules: Schema.optional(Schema.Array(ObjectAddArgsAuthzListRulesItem)),
 }
@@ -8510,7 +8528,7 @@ const ObjectAddArgsAuthzListFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsAuthzList: Schema.Schema<ObjectAddArgsAuthzList> = Schema.Struct(ObjectAddArgsAuthzListFields)
+export const ObjectAddArgsAuthzList: Schema.Schema<ObjectAddArgsAuthzList> = Schema.Struct(ObjectAddArgsAuthzList_fields)
 
 /**
  * The variant `authz-listfile` of {@link ObjectAddArgs}.
@@ -8524,7 +8542,7 @@ export interface ObjectAddArgsAuthzListfile {
   readonly refresh?: boolean | undefined
 }
 
-const ObjectAddArgsAuthzListfileFields = {
+const ObjectAddArgsAuthzListfile_fields = {
   filename: Schema.String,
   refresh: Schema.optional(Schema.Boolean),
 }
@@ -8535,7 +8553,7 @@ const ObjectAddArgsAuthzListfileFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsAuthzListfile: Schema.Schema<ObjectAddArgsAuthzListfile> = Schema.Struct(ObjectAddArgsAuthzListfileFields)
+export const ObjectAddArgsAuthzListfile: Schema.Schema<ObjectAddArgsAuthzListfile> = Schema.Struct(ObjectAddArgsAuthzListfile_fields)
 
 /**
  * The variant `authz-pam` of {@link ObjectAddArgs}.
@@ -8548,7 +8566,7 @@ export interface ObjectAddArgsAuthzPam {
   readonly service: string
 }
 
-const ObjectAddArgsAuthzPamFields = {
+const ObjectAddArgsAuthzPam_fields = {
   service: Schema.String,
 }
 
@@ -8558,7 +8576,7 @@ const ObjectAddArgsAuthzPamFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsAuthzPam: Schema.Schema<ObjectAddArgsAuthzPam> = Schema.Struct(ObjectAddArgsAuthzPamFields)
+export const ObjectAddArgsAuthzPam: Schema.Schema<ObjectAddArgsAuthzPam> = Schema.Struct(ObjectAddArgsAuthzPam_fields)
 
 /**
  * The variant `authz-simple` of {@link ObjectAddArgs}.
@@ -8571,7 +8589,7 @@ export interface ObjectAddArgsAuthzSimple {
   readonly identity: string
 }
 
-const ObjectAddArgsAuthzSimpleFields = {
+const ObjectAddArgsAuthzSimple_fields = {
   identity: Schema.String,
 }
 
@@ -8581,7 +8599,7 @@ const ObjectAddArgsAuthzSimpleFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsAuthzSimple: Schema.Schema<ObjectAddArgsAuthzSimple> = Schema.Struct(ObjectAddArgsAuthzSimpleFields)
+export const ObjectAddArgsAuthzSimple: Schema.Schema<ObjectAddArgsAuthzSimple> = Schema.Struct(ObjectAddArgsAuthzSimple_fields)
 
 /**
  * The variant `can-host-socketcan` of {@link ObjectAddArgs}.
@@ -8595,7 +8613,7 @@ export interface ObjectAddArgsCanHostSocketcan {
   readonly canbus: string
 }
 
-const ObjectAddArgsCanHostSocketcanFields = {
+const ObjectAddArgsCanHostSocketcan_fields = {
   if: Schema.String,
   canbus: Schema.String,
 }
@@ -8606,7 +8624,7 @@ const ObjectAddArgsCanHostSocketcanFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsCanHostSocketcan: Schema.Schema<ObjectAddArgsCanHostSocketcan> = Schema.Struct(ObjectAddArgsCanHostSocketcanFields)
+export const ObjectAddArgsCanHostSocketcan: Schema.Schema<ObjectAddArgsCanHostSocketcan> = Schema.Struct(ObjectAddArgsCanHostSocketcan_fields)
 
 /**
  * The variant `colo-compare` of {@link ObjectAddArgs}.
@@ -8621,21 +8639,21 @@ export interface ObjectAddArgsColoCompare {
   readonly outdev: string
   readonly iothread: string
   readonly notify_dev?: string | undefined
-  readonly compare_timeout?: number | undefined
-  readonly expired_scan_cycle?: number | undefined
-  readonly max_queue_size?: number | undefined
+  readonly compare_timeout?: number | bigint | undefined
+  readonly expired_scan_cycle?: number | bigint | undefined
+  readonly max_queue_size?: number | bigint | undefined
   readonly vnet_hdr_support?: boolean | undefined
 }
 
-const ObjectAddArgsColoCompareFields = {
+const ObjectAddArgsColoCompare_fields = {
   primary_in: Schema.String,
   secondary_in: Schema.String,
   outdev: Schema.String,
   iothread: Schema.String,
   notify_dev: Schema.optional(Schema.String),
-  compare_timeout: Schema.optional(Schema.Number),
-  expired_scan_cycle: Schema.optional(Schema.Number),
-  max_queue_size: Schema.optional(Schema.Number),
+  compare_timeout: Schema.optional(QmpInteger),
+  expired_scan_cycle: Schema.optional(QmpInteger),
+  max_queue_size: Schema.optional(QmpInteger),
   vnet_hdr_support: Schema.optional(Schema.Boolean),
 }
 
@@ -8645,7 +8663,7 @@ const ObjectAddArgsColoCompareFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsColoCompare: Schema.Schema<ObjectAddArgsColoCompare> = Schema.Struct(ObjectAddArgsColoCompareFields)
+export const ObjectAddArgsColoCompare: Schema.Schema<ObjectAddArgsColoCompare> = Schema.Struct(ObjectAddArgsColoCompare_fields)
 
 /**
  * The variant `cryptodev-backend` of {@link ObjectAddArgs}. Also the variant `cryptodev-backend-builtin` of {@link ObjectAddArgs}; the variant `cryptodev-backend-lkcf` of {@link ObjectAddArgs}.
@@ -8655,11 +8673,11 @@ export const ObjectAddArgsColoCompare: Schema.Schema<ObjectAddArgsColoCompare> =
  * @category models
  */
 export interface ObjectAddArgsCryptodevBackend {
-  readonly queues?: number | undefined
+  readonly queues?: number | bigint | undefined
 }
 
-const ObjectAddArgsCryptodevBackendFields = {
-  queues: Schema.optional(Schema.Number),
+const ObjectAddArgsCryptodevBackend_fields = {
+  queues: Schema.optional(QmpInteger),
 }
 
 /**
@@ -8668,7 +8686,7 @@ const ObjectAddArgsCryptodevBackendFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsCryptodevBackend: Schema.Schema<ObjectAddArgsCryptodevBackend> = Schema.Struct(ObjectAddArgsCryptodevBackendFields)
+export const ObjectAddArgsCryptodevBackend: Schema.Schema<ObjectAddArgsCryptodevBackend> = Schema.Struct(ObjectAddArgsCryptodevBackend_fields)
 
 /**
  * The variant `cryptodev-vhost-user` of {@link ObjectAddArgs}.
@@ -8678,12 +8696,12 @@ export const ObjectAddArgsCryptodevBackend: Schema.Schema<ObjectAddArgsCryptodev
  * @category models
  */
 export interface ObjectAddArgsCryptodevVhostUser {
-  readonly queues?: number | undefined
+  readonly queues?: number | bigint | undefined
   readonly chardev: string
 }
 
-const ObjectAddArgsCryptodevVhostUserFields = {
-  queues: Schema.optional(Schema.Number),
+const ObjectAddArgsCryptodevVhostUser_fields = {
+  queues: Schema.optional(QmpInteger),
   chardev: Schema.String,
 }
 
@@ -8693,7 +8711,7 @@ const ObjectAddArgsCryptodevVhostUserFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsCryptodevVhostUser: Schema.Schema<ObjectAddArgsCryptodevVhostUser> = Schema.Struct(ObjectAddArgsCryptodevVhostUserFields)
+export const ObjectAddArgsCryptodevVhostUser: Schema.Schema<ObjectAddArgsCryptodevVhostUser> = Schema.Struct(ObjectAddArgsCryptodevVhostUser_fields)
 
 /**
  * The variant `dbus-vmstate` of {@link ObjectAddArgs}.
@@ -8707,7 +8725,7 @@ export interface ObjectAddArgsDbusVmstate {
   readonly "id-list"?: string | undefined
 }
 
-const ObjectAddArgsDbusVmstateFields = {
+const ObjectAddArgsDbusVmstate_fields = {
   addr: Schema.String,
   "id-list": Schema.optional(Schema.String),
 }
@@ -8718,7 +8736,7 @@ const ObjectAddArgsDbusVmstateFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsDbusVmstate: Schema.Schema<ObjectAddArgsDbusVmstate> = Schema.Struct(ObjectAddArgsDbusVmstateFields)
+export const ObjectAddArgsDbusVmstate: Schema.Schema<ObjectAddArgsDbusVmstate> = Schema.Struct(ObjectAddArgsDbusVmstate_fields)
 
 /**
  * Member `queue` of {@link ObjectAddArgsFilterBuffer}. Also member `queue` of {@link ObjectAddArgsFilterDump}; member `queue` of {@link ObjectAddArgsFilterMirror}; member `queue` of {@link ObjectAddArgsFilterRedirector}; member `queue` of {@link ObjectAddArgsFilterReplay}; and 1 more place.
@@ -8767,16 +8785,16 @@ export interface ObjectAddArgsFilterBuffer {
   readonly status?: string | undefined
   readonly position?: string | undefined
   readonly insert?: ObjectAddArgsFilterBufferInsert | undefined
-  readonly interval: number
+  readonly interval: number | bigint
 }
 
-const ObjectAddArgsFilterBufferFields = {
+const ObjectAddArgsFilterBuffer_fields = {
   netdev: Schema.String,
   queue: Schema.optional(ObjectAddArgsFilterBufferQueue),
   status: Schema.optional(Schema.String),
   position: Schema.optional(Schema.String),
   insert: Schema.optional(ObjectAddArgsFilterBufferInsert),
-  interval: Schema.Number,
+  interval: QmpInteger,
 }
 
 /**
@@ -8785,7 +8803,7 @@ const ObjectAddArgsFilterBufferFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsFilterBuffer: Schema.Schema<ObjectAddArgsFilterBuffer> = Schema.Struct(ObjectAddArgsFilterBufferFields)
+export const ObjectAddArgsFilterBuffer: Schema.Schema<ObjectAddArgsFilterBuffer> = Schema.Struct(ObjectAddArgsFilterBuffer_fields)
 
 /**
  * The variant `filter-dump` of {@link ObjectAddArgs}.
@@ -8801,17 +8819,17 @@ export interface ObjectAddArgsFilterDump {
   readonly position?: string | undefined
   readonly insert?: ObjectAddArgsFilterBufferInsert | undefined
   readonly file: string
-  readonly maxlen?: number | undefined
+  readonly maxlen?: number | bigint | undefined
 }
 
-const ObjectAddArgsFilterDumpFields = {
+const ObjectAddArgsFilterDump_fields = {
   netdev: Schema.String,
   queue: Schema.optional(ObjectAddArgsFilterBufferQueue),
   status: Schema.optional(Schema.String),
   position: Schema.optional(Schema.String),
   insert: Schema.optional(ObjectAddArgsFilterBufferInsert),
   file: Schema.String,
-  maxlen: Schema.optional(Schema.Number),
+  maxlen: Schema.optional(QmpInteger),
 }
 
 /**
@@ -8820,7 +8838,7 @@ const ObjectAddArgsFilterDumpFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsFilterDump: Schema.Schema<ObjectAddArgsFilterDump> = Schema.Struct(ObjectAddArgsFilterDumpFields)
+export const ObjectAddArgsFilterDump: Schema.Schema<ObjectAddArgsFilterDump> = Schema.Struct(ObjectAddArgsFilterDump_fields)
 
 /**
  * The variant `filter-mirror` of {@link ObjectAddArgs}.
@@ -8839,7 +8857,7 @@ export interface ObjectAddArgsFilterMirror {
   readonly vnet_hdr_support?: boolean | undefined
 }
 
-const ObjectAddArgsFilterMirrorFields = {
+const ObjectAddArgsFilterMirror_fields = {
   netdev: Schema.String,
   queue: Schema.optional(ObjectAddArgsFilterBufferQueue),
   status: Schema.optional(Schema.String),
@@ -8855,7 +8873,7 @@ const ObjectAddArgsFilterMirrorFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsFilterMirror: Schema.Schema<ObjectAddArgsFilterMirror> = Schema.Struct(ObjectAddArgsFilterMirrorFields)
+export const ObjectAddArgsFilterMirror: Schema.Schema<ObjectAddArgsFilterMirror> = Schema.Struct(ObjectAddArgsFilterMirror_fields)
 
 /**
  * The variant `filter-redirector` of {@link ObjectAddArgs}.
@@ -8875,7 +8893,7 @@ export interface ObjectAddArgsFilterRedirector {
   readonly vnet_hdr_support?: boolean | undefined
 }
 
-const ObjectAddArgsFilterRedirectorFields = {
+const ObjectAddArgsFilterRedirector_fields = {
   netdev: Schema.String,
   queue: Schema.optional(ObjectAddArgsFilterBufferQueue),
   status: Schema.optional(Schema.String),
@@ -8892,7 +8910,7 @@ const ObjectAddArgsFilterRedirectorFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsFilterRedirector: Schema.Schema<ObjectAddArgsFilterRedirector> = Schema.Struct(ObjectAddArgsFilterRedirectorFields)
+export const ObjectAddArgsFilterRedirector: Schema.Schema<ObjectAddArgsFilterRedirector> = Schema.Struct(ObjectAddArgsFilterRedirector_fields)
 
 /**
  * The variant `filter-replay` of {@link ObjectAddArgs}.
@@ -8909,7 +8927,7 @@ export interface ObjectAddArgsFilterReplay {
   readonly insert?: ObjectAddArgsFilterBufferInsert | undefined
 }
 
-const ObjectAddArgsFilterReplayFields = {
+const ObjectAddArgsFilterReplay_fields = {
   netdev: Schema.String,
   queue: Schema.optional(ObjectAddArgsFilterBufferQueue),
   status: Schema.optional(Schema.String),
@@ -8923,7 +8941,7 @@ const ObjectAddArgsFilterReplayFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsFilterReplay: Schema.Schema<ObjectAddArgsFilterReplay> = Schema.Struct(ObjectAddArgsFilterReplayFields)
+export const ObjectAddArgsFilterReplay: Schema.Schema<ObjectAddArgsFilterReplay> = Schema.Struct(ObjectAddArgsFilterReplay_fields)
 
 /**
  * The variant `filter-rewriter` of {@link ObjectAddArgs}.
@@ -8941,7 +8959,7 @@ export interface ObjectAddArgsFilterRewriter {
   readonly vnet_hdr_support?: boolean | undefined
 }
 
-const ObjectAddArgsFilterRewriterFields = {
+const ObjectAddArgsFilterRewriter_fields = {
   netdev: Schema.String,
   queue: Schema.optional(ObjectAddArgsFilterBufferQueue),
   status: Schema.optional(Schema.String),
@@ -8956,7 +8974,7 @@ const ObjectAddArgsFilterRewriterFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsFilterRewriter: Schema.Schema<ObjectAddArgsFilterRewriter> = Schema.Struct(ObjectAddArgsFilterRewriterFields)
+export const ObjectAddArgsFilterRewriter: Schema.Schema<ObjectAddArgsFilterRewriter> = Schema.Struct(ObjectAddArgsFilterRewriter_fields)
 
 /**
  * The variant `input-barrier` of {@link ObjectAddArgs}.
@@ -8975,7 +8993,7 @@ export interface ObjectAddArgsInputBarrier {
   readonly height?: string | undefined
 }
 
-const ObjectAddArgsInputBarrierFields = {
+const ObjectAddArgsInputBarrier_fields = {
   name: Schema.String,
   server: Schema.optional(Schema.String),
   port: Schema.optional(Schema.String),
@@ -8991,7 +9009,7 @@ const ObjectAddArgsInputBarrierFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsInputBarrier: Schema.Schema<ObjectAddArgsInputBarrier> = Schema.Struct(ObjectAddArgsInputBarrierFields)
+export const ObjectAddArgsInputBarrier: Schema.Schema<ObjectAddArgsInputBarrier> = Schema.Struct(ObjectAddArgsInputBarrier_fields)
 
 /**
  * Member `grab-toggle` of {@link ObjectAddArgsInputLinux}.
@@ -9024,7 +9042,7 @@ export interface ObjectAddArgsInputLinux {
   readonly "grab-toggle"?: ObjectAddArgsInputLinuxGrabToggle | undefined
 }
 
-const ObjectAddArgsInputLinuxFields = {
+const ObjectAddArgsInputLinux_fields = {
   evdev: Schema.String,
   grab_all: Schema.optional(Schema.Boolean),
   repeat: Schema.optional(Schema.Boolean),
@@ -9037,7 +9055,7 @@ const ObjectAddArgsInputLinuxFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsInputLinux: Schema.Schema<ObjectAddArgsInputLinux> = Schema.Struct(ObjectAddArgsInputLinuxFields)
+export const ObjectAddArgsInputLinux: Schema.Schema<ObjectAddArgsInputLinux> = Schema.Struct(ObjectAddArgsInputLinux_fields)
 
 /**
  * The variant `iothread` of {@link ObjectAddArgs}.
@@ -9047,21 +9065,21 @@ export const ObjectAddArgsInputLinux: Schema.Schema<ObjectAddArgsInputLinux> = S
  * @category models
  */
 export interface ObjectAddArgsIothread {
-  readonly "aio-max-batch"?: number | undefined
-  readonly "thread-pool-min"?: number | undefined
-  readonly "thread-pool-max"?: number | undefined
-  readonly "poll-max-ns"?: number | undefined
-  readonly "poll-grow"?: number | undefined
-  readonly "poll-shrink"?: number | undefined
+  readonly "aio-max-batch"?: number | bigint | undefined
+  readonly "thread-pool-min"?: number | bigint | undefined
+  readonly "thread-pool-max"?: number | bigint | undefined
+  readonly "poll-max-ns"?: number | bigint | undefined
+  readonly "poll-grow"?: number | bigint | undefined
+  readonly "poll-shrink"?: number | bigint | undefined
 }
 
-const ObjectAddArgsIothreadFields = {
-  "aio-max-batch": Schema.optional(Schema.Number),
-  "thread-pool-min": Schema.optional(Schema.Number),
-  "thread-pool-max": Schema.optional(Schema.Number),
-  "poll-max-ns": Schema.optional(Schema.Number),
-  "poll-grow": Schema.optional(Schema.Number),
-  "poll-shrink": Schema.optional(Schema.Number),
+const ObjectAddArgsIothread_fields = {
+  "aio-max-batch": Schema.optional(QmpInteger),
+  "thread-pool-min": Schema.optional(QmpInteger),
+  "thread-pool-max": Schema.optional(QmpInteger),
+  "poll-max-ns": Schema.optional(QmpInteger),
+  "poll-grow": Schema.optional(QmpInteger),
+  "poll-shrink": Schema.optional(QmpInteger),
 }
 
 /**
@@ -9070,7 +9088,7 @@ const ObjectAddArgsIothreadFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsIothread: Schema.Schema<ObjectAddArgsIothread> = Schema.Struct(ObjectAddArgsIothreadFields)
+export const ObjectAddArgsIothread: Schema.Schema<ObjectAddArgsIothread> = Schema.Struct(ObjectAddArgsIothread_fields)
 
 /**
  * The variant `main-loop` of {@link ObjectAddArgs}.
@@ -9080,15 +9098,15 @@ export const ObjectAddArgsIothread: Schema.Schema<ObjectAddArgsIothread> = Schem
  * @category models
  */
 export interface ObjectAddArgsMainLoop {
-  readonly "aio-max-batch"?: number | undefined
-  readonly "thread-pool-min"?: number | undefined
-  readonly "thread-pool-max"?: number | undefined
+  readonly "aio-max-batch"?: number | bigint | undefined
+  readonly "thread-pool-min"?: number | bigint | undefined
+  readonly "thread-pool-max"?: number | bigint | undefined
 }
 
-const ObjectAddArgsMainLoopFields = {
-  "aio-max-batch": Schema.optional(Schema.Number),
-  "thread-pool-min": Schema.optional(Schema.Number),
-  "thread-pool-max": Schema.optional(Schema.Number),
+const ObjectAddArgsMainLoop_fields = {
+  "aio-max-batch": Schema.optional(QmpInteger),
+  "thread-pool-min": Schema.optional(QmpInteger),
+  "thread-pool-max": Schema.optional(QmpInteger),
 }
 
 /**
@@ -9097,7 +9115,7 @@ const ObjectAddArgsMainLoopFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsMainLoop: Schema.Schema<ObjectAddArgsMainLoop> = Schema.Struct(ObjectAddArgsMainLoopFields)
+export const ObjectAddArgsMainLoop: Schema.Schema<ObjectAddArgsMainLoop> = Schema.Struct(ObjectAddArgsMainLoop_fields)
 
 /**
  * Member `policy` of {@link QueryMemdevReturnItem}. Also member `policy` of {@link ObjectAddArgsMemoryBackendEpc}; member `policy` of {@link ObjectAddArgsMemoryBackendFile}; member `policy` of {@link ObjectAddArgsMemoryBackendMemfd}.
@@ -9125,29 +9143,29 @@ export const QueryMemdevReturnItemPolicy: Schema.Schema<QueryMemdevReturnItemPol
  */
 export interface ObjectAddArgsMemoryBackendEpc {
   readonly dump?: boolean | undefined
-  readonly "host-nodes"?: ReadonlyArray<number> | undefined
+  readonly "host-nodes"?: ReadonlyArray<number | bigint> | undefined
   readonly merge?: boolean | undefined
   readonly policy?: QueryMemdevReturnItemPolicy | undefined
   readonly prealloc?: boolean | undefined
-  readonly "prealloc-threads"?: number | undefined
+  readonly "prealloc-threads"?: number | bigint | undefined
   readonly "prealloc-context"?: string | undefined
   readonly share?: boolean | undefined
   readonly reserve?: boolean | undefined
-  readonly size: number
+  readonly size: number | bigint
   readonly "x-use-canonical-path-for-ramblock-id"?: boolean | undefined
 }
 
-const ObjectAddArgsMemoryBackendEpcFields = {
+const ObjectAddArgsMemoryBackendEpc_fields = {
   dump: Schema.optional(Schema.Boolean),
-  "host-nodes": Schema.optional(Schema.Array(Schema.Number)),
+  "host-nodes": Schema.optional(Schema.Array(QmpInteger)),
   merge: Schema.optional(Schema.Boolean),
   policy: Schema.optional(QueryMemdevReturnItemPolicy),
   prealloc: Schema.optional(Schema.Boolean),
-  "prealloc-threads": Schema.optional(Schema.Number),
+  "prealloc-threads": Schema.optional(QmpInteger),
   "prealloc-context": Schema.optional(Schema.String),
   share: Schema.optional(Schema.Boolean),
   reserve: Schema.optional(Schema.Boolean),
-  size: Schema.Number,
+  size: QmpInteger,
   "x-use-canonical-path-for-ramblock-id": Schema.optional(Schema.Boolean),
 }
 
@@ -9157,7 +9175,7 @@ const ObjectAddArgsMemoryBackendEpcFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsMemoryBackendEpc: Schema.Schema<ObjectAddArgsMemoryBackendEpc> = Schema.Struct(ObjectAddArgsMemoryBackendEpcFields)
+export const ObjectAddArgsMemoryBackendEpc: Schema.Schema<ObjectAddArgsMemoryBackendEpc> = Schema.Struct(ObjectAddArgsMemoryBackendEpc_fields)
 
 /**
  * The variant `memory-backend-file` of {@link ObjectAddArgs}.
@@ -9168,36 +9186,36 @@ export const ObjectAddArgsMemoryBackendEpc: Schema.Schema<ObjectAddArgsMemoryBac
  */
 export interface ObjectAddArgsMemoryBackendFile {
   readonly dump?: boolean | undefined
-  readonly "host-nodes"?: ReadonlyArray<number> | undefined
+  readonly "host-nodes"?: ReadonlyArray<number | bigint> | undefined
   readonly merge?: boolean | undefined
   readonly policy?: QueryMemdevReturnItemPolicy | undefined
   readonly prealloc?: boolean | undefined
-  readonly "prealloc-threads"?: number | undefined
+  readonly "prealloc-threads"?: number | bigint | undefined
   readonly "prealloc-context"?: string | undefined
   readonly share?: boolean | undefined
   readonly reserve?: boolean | undefined
-  readonly size: number
+  readonly size: number | bigint
   readonly "x-use-canonical-path-for-ramblock-id"?: boolean | undefined
-  readonly align?: number | undefined
+  readonly align?: number | bigint | undefined
   readonly "discard-data"?: boolean | undefined
   readonly "mem-path": string
   readonly pmem?: boolean | undefined
   readonly readonly?: boolean | undefined
 }
 
-const ObjectAddArgsMemoryBackendFileFields = {
+const ObjectAddArgsMemoryBackendFile_fields = {
   dump: Schema.optional(Schema.Boolean),
-  "host-nodes": Schema.optional(Schema.Array(Schema.Number)),
+  "host-nodes": Schema.optional(Schema.Array(QmpInteger)),
   merge: Schema.optional(Schema.Boolean),
   policy: Schema.optional(QueryMemdevReturnItemPolicy),
   prealloc: Schema.optional(Schema.Boolean),
-  "prealloc-threads": Schema.optional(Schema.Number),
+  "prealloc-threads": Schema.optional(QmpInteger),
   "prealloc-context": Schema.optional(Schema.String),
   share: Schema.optional(Schema.Boolean),
   reserve: Schema.optional(Schema.Boolean),
-  size: Schema.Number,
+  size: QmpInteger,
   "x-use-canonical-path-for-ramblock-id": Schema.optional(Schema.Boolean),
-  align: Schema.optional(Schema.Number),
+  align: Schema.optional(QmpInteger),
   "discard-data": Schema.optional(Schema.Boolean),
   "mem-path": Schema.String,
   pmem: Schema.optional(Schema.Boolean),
@@ -9210,7 +9228,7 @@ const ObjectAddArgsMemoryBackendFileFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsMemoryBackendFile: Schema.Schema<ObjectAddArgsMemoryBackendFile> = Schema.Struct(ObjectAddArgsMemoryBackendFileFields)
+export const ObjectAddArgsMemoryBackendFile: Schema.Schema<ObjectAddArgsMemoryBackendFile> = Schema.Struct(ObjectAddArgsMemoryBackendFile_fields)
 
 /**
  * The variant `memory-backend-memfd` of {@link ObjectAddArgs}.
@@ -9221,35 +9239,35 @@ export const ObjectAddArgsMemoryBackendFile: Schema.Schema<ObjectAddArgsMemoryBa
  */
 export interface ObjectAddArgsMemoryBackendMemfd {
   readonly dump?: boolean | undefined
-  readonly "host-nodes"?: ReadonlyArray<number> | undefined
+  readonly "host-nodes"?: ReadonlyArray<number | bigint> | undefined
   readonly merge?: boolean | undefined
   readonly policy?: QueryMemdevReturnItemPolicy | undefined
   readonly prealloc?: boolean | undefined
-  readonly "prealloc-threads"?: number | undefined
+  readonly "prealloc-threads"?: number | bigint | undefined
   readonly "prealloc-context"?: string | undefined
   readonly share?: boolean | undefined
   readonly reserve?: boolean | undefined
-  readonly size: number
+  readonly size: number | bigint
   readonly "x-use-canonical-path-for-ramblock-id"?: boolean | undefined
   readonly hugetlb?: boolean | undefined
-  readonly hugetlbsize?: number | undefined
+  readonly hugetlbsize?: number | bigint | undefined
   readonly seal?: boolean | undefined
 }
 
-const ObjectAddArgsMemoryBackendMemfdFields = {
+const ObjectAddArgsMemoryBackendMemfd_fields = {
   dump: Schema.optional(Schema.Boolean),
-  "host-nodes": Schema.optional(Schema.Array(Schema.Number)),
+  "host-nodes": Schema.optional(Schema.Array(QmpInteger)),
   merge: Schema.optional(Schema.Boolean),
   policy: Schema.optional(QueryMemdevReturnItemPolicy),
   prealloc: Schema.optional(Schema.Boolean),
-  "prealloc-threads": Schema.optional(Schema.Number),
+  "prealloc-threads": Schema.optional(QmpInteger),
   "prealloc-context": Schema.optional(Schema.String),
   share: Schema.optional(Schema.Boolean),
   reserve: Schema.optional(Schema.Boolean),
-  size: Schema.Number,
+  size: QmpInteger,
   "x-use-canonical-path-for-ramblock-id": Schema.optional(Schema.Boolean),
   hugetlb: Schema.optional(Schema.Boolean),
-  hugetlbsize: Schema.optional(Schema.Number),
+  hugetlbsize: Schema.optional(QmpInteger),
   seal: Schema.optional(Schema.Boolean),
 }
 
@@ -9259,7 +9277,7 @@ const ObjectAddArgsMemoryBackendMemfdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsMemoryBackendMemfd: Schema.Schema<ObjectAddArgsMemoryBackendMemfd> = Schema.Struct(ObjectAddArgsMemoryBackendMemfdFields)
+export const ObjectAddArgsMemoryBackendMemfd: Schema.Schema<ObjectAddArgsMemoryBackendMemfd> = Schema.Struct(ObjectAddArgsMemoryBackendMemfd_fields)
 
 /**
  * The arguments of command `qom-list`. Also the arguments of command `x-query-virtio-status`; the variant `pr-manager-helper` of {@link ObjectAddArgs}.
@@ -9272,7 +9290,7 @@ export interface QomListArgs {
   readonly path: string
 }
 
-const QomListArgsFields = {
+const QomListArgs_fields = {
   path: Schema.String,
 }
 
@@ -9282,7 +9300,7 @@ const QomListArgsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QomListArgs: Schema.Schema<QomListArgs> = Schema.Struct(QomListArgsFields)
+export const QomListArgs: Schema.Schema<QomListArgs> = Schema.Struct(QomListArgs_fields)
 
 /**
  * The variant `qtest` of {@link ObjectAddArgs}.
@@ -9296,7 +9314,7 @@ export interface ObjectAddArgsQtest {
   readonly log?: string | undefined
 }
 
-const ObjectAddArgsQtestFields = {
+const ObjectAddArgsQtest_fields = {
   chardev: Schema.String,
   log: Schema.optional(Schema.String),
 }
@@ -9307,7 +9325,7 @@ const ObjectAddArgsQtestFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsQtest: Schema.Schema<ObjectAddArgsQtest> = Schema.Struct(ObjectAddArgsQtestFields)
+export const ObjectAddArgsQtest: Schema.Schema<ObjectAddArgsQtest> = Schema.Struct(ObjectAddArgsQtest_fields)
 
 /**
  * The variant `rng-builtin` of {@link ObjectAddArgs}.
@@ -9323,7 +9341,7 @@ export interface ObjectAddArgsRngBuiltin {
   readonly opened?: boolean | undefined
 }
 
-const ObjectAddArgsRngBuiltinFields = {
+const ObjectAddArgsRngBuiltin_fields = {
   opened: Schema.optional(Schema.Boolean),
 }
 
@@ -9333,7 +9351,7 @@ const ObjectAddArgsRngBuiltinFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsRngBuiltin: Schema.Schema<ObjectAddArgsRngBuiltin> = Schema.Struct(ObjectAddArgsRngBuiltinFields)
+export const ObjectAddArgsRngBuiltin: Schema.Schema<ObjectAddArgsRngBuiltin> = Schema.Struct(ObjectAddArgsRngBuiltin_fields)
 
 /**
  * The variant `rng-egd` of {@link ObjectAddArgs}.
@@ -9350,7 +9368,7 @@ export interface ObjectAddArgsRngEgd {
   readonly chardev: string
 }
 
-const ObjectAddArgsRngEgdFields = {
+const ObjectAddArgsRngEgd_fields = {
   opened: Schema.optional(Schema.Boolean),
   chardev: Schema.String,
 }
@@ -9361,7 +9379,7 @@ const ObjectAddArgsRngEgdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsRngEgd: Schema.Schema<ObjectAddArgsRngEgd> = Schema.Struct(ObjectAddArgsRngEgdFields)
+export const ObjectAddArgsRngEgd: Schema.Schema<ObjectAddArgsRngEgd> = Schema.Struct(ObjectAddArgsRngEgd_fields)
 
 /**
  * The variant `rng-random` of {@link ObjectAddArgs}.
@@ -9378,7 +9396,7 @@ export interface ObjectAddArgsRngRandom {
   readonly filename?: string | undefined
 }
 
-const ObjectAddArgsRngRandomFields = {
+const ObjectAddArgsRngRandom_fields = {
   opened: Schema.optional(Schema.Boolean),
   filename: Schema.optional(Schema.String),
 }
@@ -9389,7 +9407,7 @@ const ObjectAddArgsRngRandomFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsRngRandom: Schema.Schema<ObjectAddArgsRngRandom> = Schema.Struct(ObjectAddArgsRngRandomFields)
+export const ObjectAddArgsRngRandom: Schema.Schema<ObjectAddArgsRngRandom> = Schema.Struct(ObjectAddArgsRngRandom_fields)
 
 /**
  * Member `format` of {@link ObjectAddArgsSecret}. Also member `format` of {@link ObjectAddArgsSecretKeyring}.
@@ -9427,7 +9445,7 @@ export interface ObjectAddArgsSecret {
   readonly file?: string | undefined
 }
 
-const ObjectAddArgsSecretFields = {
+const ObjectAddArgsSecret_fields = {
   loaded: Schema.optional(Schema.Boolean),
   format: Schema.optional(ObjectAddArgsSecretFormat),
   keyid: Schema.optional(Schema.String),
@@ -9442,7 +9460,7 @@ const ObjectAddArgsSecretFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsSecret: Schema.Schema<ObjectAddArgsSecret> = Schema.Struct(ObjectAddArgsSecretFields)
+export const ObjectAddArgsSecret: Schema.Schema<ObjectAddArgsSecret> = Schema.Struct(ObjectAddArgsSecret_fields)
 
 /**
  * The variant `secret_keyring` of {@link ObjectAddArgs}.
@@ -9459,15 +9477,15 @@ export interface ObjectAddArgsSecretKeyring {
   readonly format?: ObjectAddArgsSecretFormat | undefined
   readonly keyid?: string | undefined
   readonly iv?: string | undefined
-  readonly serial: number
+  readonly serial: number | bigint
 }
 
-const ObjectAddArgsSecretKeyringFields = {
+const ObjectAddArgsSecretKeyring_fields = {
   loaded: Schema.optional(Schema.Boolean),
   format: Schema.optional(ObjectAddArgsSecretFormat),
   keyid: Schema.optional(Schema.String),
   iv: Schema.optional(Schema.String),
-  serial: Schema.Number,
+  serial: QmpInteger,
 }
 
 /**
@@ -9476,7 +9494,7 @@ const ObjectAddArgsSecretKeyringFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsSecretKeyring: Schema.Schema<ObjectAddArgsSecretKeyring> = Schema.Struct(ObjectAddArgsSecretKeyringFields)
+export const ObjectAddArgsSecretKeyring: Schema.Schema<ObjectAddArgsSecretKeyring> = Schema.Struct(ObjectAddArgsSecretKeyring_fields)
 
 /**
  * The variant `sev-guest` of {@link ObjectAddArgs}.
@@ -9489,21 +9507,21 @@ export interface ObjectAddArgsSevGuest {
   readonly "sev-device"?: string | undefined
   readonly "dh-cert-file"?: string | undefined
   readonly "session-file"?: string | undefined
-  readonly policy?: number | undefined
-  readonly handle?: number | undefined
-  readonly cbitpos?: number | undefined
-  readonly "reduced-phys-bits": number
+  readonly policy?: number | bigint | undefined
+  readonly handle?: number | bigint | undefined
+  readonly cbitpos?: number | bigint | undefined
+  readonly "reduced-phys-bits": number | bigint
   readonly "kernel-hashes"?: boolean | undefined
 }
 
-const ObjectAddArgsSevGuestFields = {
+const ObjectAddArgsSevGuest_fields = {
   "sev-device": Schema.optional(Schema.String),
   "dh-cert-file": Schema.optional(Schema.String),
   "session-file": Schema.optional(Schema.String),
-  policy: Schema.optional(Schema.Number),
-  handle: Schema.optional(Schema.Number),
-  cbitpos: Schema.optional(Schema.Number),
-  "reduced-phys-bits": Schema.Number,
+  policy: Schema.optional(QmpInteger),
+  handle: Schema.optional(QmpInteger),
+  cbitpos: Schema.optional(QmpInteger),
+  "reduced-phys-bits": QmpInteger,
   "kernel-hashes": Schema.optional(Schema.Boolean),
 }
 
@@ -9513,7 +9531,7 @@ const ObjectAddArgsSevGuestFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsSevGuest: Schema.Schema<ObjectAddArgsSevGuest> = Schema.Struct(ObjectAddArgsSevGuestFields)
+export const ObjectAddArgsSevGuest: Schema.Schema<ObjectAddArgsSevGuest> = Schema.Struct(ObjectAddArgsSevGuest_fields)
 
 /**
  * The variant `thread-context` of {@link ObjectAddArgs}.
@@ -9523,13 +9541,13 @@ export const ObjectAddArgsSevGuest: Schema.Schema<ObjectAddArgsSevGuest> = Schem
  * @category models
  */
 export interface ObjectAddArgsThreadContext {
-  readonly "cpu-affinity"?: ReadonlyArray<number> | undefined
-  readonly "node-affinity"?: ReadonlyArray<number> | undefined
+  readonly "cpu-affinity"?: ReadonlyArray<number | bigint> | undefined
+  readonly "node-affinity"?: ReadonlyArray<number | bigint> | undefined
 }
 
-const ObjectAddArgsThreadContextFields = {
-  "cpu-affinity": Schema.optional(Schema.Array(Schema.Number)),
-  "node-affinity": Schema.optional(Schema.Array(Schema.Number)),
+const ObjectAddArgsThreadContext_fields = {
+  "cpu-affinity": Schema.optional(Schema.Array(QmpInteger)),
+  "node-affinity": Schema.optional(Schema.Array(QmpInteger)),
 }
 
 /**
@@ -9538,7 +9556,7 @@ const ObjectAddArgsThreadContextFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsThreadContext: Schema.Schema<ObjectAddArgsThreadContext> = Schema.Struct(ObjectAddArgsThreadContextFields)
+export const ObjectAddArgsThreadContext: Schema.Schema<ObjectAddArgsThreadContext> = Schema.Struct(ObjectAddArgsThreadContext_fields)
 
 /**
  * Member `limits` of {@link ObjectAddArgsThrottleGroup}.
@@ -9548,25 +9566,25 @@ export const ObjectAddArgsThreadContext: Schema.Schema<ObjectAddArgsThreadContex
  * @category models
  */
 export interface ObjectAddArgsThrottleGroupLimits {
-  readonly "iops-total"?: number | undefined
-  readonly "iops-total-max"?: number | undefined
-  readonly "iops-total-max-length"?: number | undefined
-  readonly "iops-read"?: number | undefined
-  readonly "iops-read-max"?: number | undefined
-  readonly "iops-read-max-length"?: number | undefined
-  readonly "iops-write"?: number | undefined
-  readonly "iops-write-max"?: number | undefined
-  readonly "iops-write-max-length"?: number | undefined
-  readonly "bps-total"?: number | undefined
-  readonly "bps-total-max"?: number | undefined
-  readonly "bps-total-max-length"?: number | undefined
-  readonly "bps-read"?: number | undefined
-  readonly "bps-read-max"?: number | undefined
-  readonly "bps-read-max-length"?: number | undefined
-  readonly "bps-write"?: number | undefined
-  readonly "bps-write-max"?: number | undefined
-  readonly "bps-write-max-length"?: number | undefined
-  readonly "iops-size"?: number | undefined
+  readonly "iops-total"?: number | bigint | undefined
+  readonly "iops-total-max"?: number | bigint | undefined
+  readonly "iops-total-max-length"?: number | bigint | undefined
+  readonly "iops-read"?: number | bigint | undefined
+  readonly "iops-read-max"?: number | bigint | undefined
+  readonly "iops-read-max-length"?: number | bigint | undefined
+  readonly "iops-write"?: number | bigint | undefined
+  readonly "iops-write-max"?: number | bigint | undefined
+  readonly "iops-write-max-length"?: number | bigint | undefined
+  readonly "bps-total"?: number | bigint | undefined
+  readonly "bps-total-max"?: number | bigint | undefined
+  readonly "bps-total-max-length"?: number | bigint | undefined
+  readonly "bps-read"?: number | bigint | undefined
+  readonly "bps-read-max"?: number | bigint | undefined
+  readonly "bps-read-max-length"?: number | bigint | undefined
+  readonly "bps-write"?: number | bigint | undefined
+  readonly "bps-write-max"?: number | bigint | undefined
+  readonly "bps-write-max-length"?: number | bigint | undefined
+  readonly "iops-size"?: number | bigint | undefined
 }
 
 /**
@@ -9576,25 +9594,25 @@ export interface ObjectAddArgsThrottleGroupLimits {
  * @category schemas
  */
 export const ObjectAddArgsThrottleGroupLimits: Schema.Schema<ObjectAddArgsThrottleGroupLimits> = Schema.Struct({
-  "iops-total": Schema.optional(Schema.Number),
-  "iops-total-max": Schema.optional(Schema.Number),
-  "iops-total-max-length": Schema.optional(Schema.Number),
-  "iops-read": Schema.optional(Schema.Number),
-  "iops-read-max": Schema.optional(Schema.Number),
-  "iops-read-max-length": Schema.optional(Schema.Number),
-  "iops-write": Schema.optional(Schema.Number),
-  "iops-write-max": Schema.optional(Schema.Number),
-  "iops-write-max-length": Schema.optional(Schema.Number),
-  "bps-total": Schema.optional(Schema.Number),
-  "bps-total-max": Schema.optional(Schema.Number),
-  "bps-total-max-length": Schema.optional(Schema.Number),
-  "bps-read": Schema.optional(Schema.Number),
-  "bps-read-max": Schema.optional(Schema.Number),
-  "bps-read-max-length": Schema.optional(Schema.Number),
-  "bps-write": Schema.optional(Schema.Number),
-  "bps-write-max": Schema.optional(Schema.Number),
-  "bps-write-max-length": Schema.optional(Schema.Number),
-  "iops-size": Schema.optional(Schema.Number),
+  "iops-total": Schema.optional(QmpInteger),
+  "iops-total-max": Schema.optional(QmpInteger),
+  "iops-total-max-length": Schema.optional(QmpInteger),
+  "iops-read": Schema.optional(QmpInteger),
+  "iops-read-max": Schema.optional(QmpInteger),
+  "iops-read-max-length": Schema.optional(QmpInteger),
+  "iops-write": Schema.optional(QmpInteger),
+  "iops-write-max": Schema.optional(QmpInteger),
+  "iops-write-max-length": Schema.optional(QmpInteger),
+  "bps-total": Schema.optional(QmpInteger),
+  "bps-total-max": Schema.optional(QmpInteger),
+  "bps-total-max-length": Schema.optional(QmpInteger),
+  "bps-read": Schema.optional(QmpInteger),
+  "bps-read-max": Schema.optional(QmpInteger),
+  "bps-read-max-length": Schema.optional(QmpInteger),
+  "bps-write": Schema.optional(QmpInteger),
+  "bps-write-max": Schema.optional(QmpInteger),
+  "bps-write-max-length": Schema.optional(QmpInteger),
+  "iops-size": Schema.optional(QmpInteger),
 })
 
 /**
@@ -9606,67 +9624,105 @@ export const ObjectAddArgsThrottleGroupLimits: Schema.Schema<ObjectAddArgsThrott
  */
 export interface ObjectAddArgsThrottleGroup {
   readonly limits?: ObjectAddArgsThrottleGroupLimits | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-total"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-total-max"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-total-max-length"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-read"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-read-max"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-read-max-length"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-write"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-write-max"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-write-max-length"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-total"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-total-max"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-total-max-length"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-read"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-read-max"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-read-max-length"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-write"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-write-max"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-bps-write-max-length"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-iops-size"?: number | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-total"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-total-max"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-total-max-length"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-read"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-read-max"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-read-max-length"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-write"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-write-max"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-write-max-length"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-total"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-total-max"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-total-max-length"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-read"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-read-max"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-read-max-length"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-write"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-write-max"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-bps-write-max-length"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-iops-size"?: number | bigint | undefined
 }
 
-const ObjectAddArgsThrottleGroupFields = {
+const ObjectAddArgsThrottleGroup_fields = {
   limits: Schema.optional(ObjectAddArgsThrottleGroupLimits),
-  "x-iops-total": Schema.optional(Schema.Number),
-  "x-iops-total-max": Schema.optional(Schema.Number),
-  "x-iops-total-max-length": Schema.optional(Schema.Number),
-  "x-iops-read": Schema.optional(Schema.Number),
-  "x-iops-read-max": Schema.optional(Schema.Number),
-  "x-iops-read-max-length": Schema.optional(Schema.Number),
-  "x-iops-write": Schema.optional(Schema.Number),
-  "x-iops-write-max": Schema.optional(Schema.Number),
-  "x-iops-write-max-length": Schema.optional(Schema.Number),
-  "x-bps-total": Schema.optional(Schema.Number),
-  "x-bps-total-max": Schema.optional(Schema.Number),
-  "x-bps-total-max-length": Schema.optional(Schema.Number),
-  "x-bps-read": Schema.optional(Schema.Number),
-  "x-bps-read-max": Schema.optional(Schema.Number),
-  "x-bps-read-max-length": Schema.optional(Schema.Number),
-  "x-bps-write": Schema.optional(Schema.Number),
-  "x-bps-write-max": Schema.optional(Schema.Number),
-  "x-bps-write-max-length": Schema.optional(Schema.Number),
-  "x-iops-size": Schema.optional(Schema.Number),
+  "x-iops-total": Schema.optional(QmpInteger),
+  "x-iops-total-max": Schema.optional(QmpInteger),
+  "x-iops-total-max-length": Schema.optional(QmpInteger),
+  "x-iops-read": Schema.optional(QmpInteger),
+  "x-iops-read-max": Schema.optional(QmpInteger),
+  "x-iops-read-max-length": Schema.optional(QmpInteger),
+  "x-iops-write": Schema.optional(QmpInteger),
+  "x-iops-write-max": Schema.optional(QmpInteger),
+  "x-iops-write-max-length": Schema.optional(QmpInteger),
+  "x-bps-total": Schema.optional(QmpInteger),
+  "x-bps-total-max": Schema.optional(QmpInteger),
+  "x-bps-total-max-length": Schema.optional(QmpInteger),
+  "x-bps-read": Schema.optional(QmpInteger),
+  "x-bps-read-max": Schema.optional(QmpInteger),
+  "x-bps-read-max-length": Schema.optional(QmpInteger),
+  "x-bps-write": Schema.optional(QmpInteger),
+  "x-bps-write-max": Schema.optional(QmpInteger),
+  "x-bps-write-max-length": Schema.optional(QmpInteger),
+  "x-iops-size": Schema.optional(QmpInteger),
 }
 
 /**
@@ -9675,7 +9731,7 @@ const ObjectAddArgsThrottleGroupFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsThrottleGroup: Schema.Schema<ObjectAddArgsThrottleGroup> = Schema.Struct(ObjectAddArgsThrottleGroupFields)
+export const ObjectAddArgsThrottleGroup: Schema.Schema<ObjectAddArgsThrottleGroup> = Schema.Struct(ObjectAddArgsThrottleGroup_fields)
 
 /**
  * Member `endpoint` of {@link ObjectAddArgsTlsCredsAnon}. Also member `endpoint` of {@link ObjectAddArgsTlsCredsPsk}; member `endpoint` of {@link ObjectAddArgsTlsCredsX509}; member `endpoint` of {@link ObjectAddArgsTlsCipherSuites}.
@@ -9712,7 +9768,7 @@ export interface ObjectAddArgsTlsCredsAnon {
   readonly loaded?: boolean | undefined
 }
 
-const ObjectAddArgsTlsCredsAnonFields = {
+const ObjectAddArgsTlsCredsAnon_fields = {
   "verify-peer": Schema.optional(Schema.Boolean),
   dir: Schema.optional(Schema.String),
   endpoint: Schema.optional(ObjectAddArgsTlsCredsAnonEndpoint),
@@ -9726,7 +9782,7 @@ const ObjectAddArgsTlsCredsAnonFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsTlsCredsAnon: Schema.Schema<ObjectAddArgsTlsCredsAnon> = Schema.Struct(ObjectAddArgsTlsCredsAnonFields)
+export const ObjectAddArgsTlsCredsAnon: Schema.Schema<ObjectAddArgsTlsCredsAnon> = Schema.Struct(ObjectAddArgsTlsCredsAnon_fields)
 
 /**
  * The variant `tls-creds-psk` of {@link ObjectAddArgs}.
@@ -9747,7 +9803,7 @@ export interface ObjectAddArgsTlsCredsPsk {
   readonly username?: string | undefined
 }
 
-const ObjectAddArgsTlsCredsPskFields = {
+const ObjectAddArgsTlsCredsPsk_fields = {
   "verify-peer": Schema.optional(Schema.Boolean),
   dir: Schema.optional(Schema.String),
   endpoint: Schema.optional(ObjectAddArgsTlsCredsAnonEndpoint),
@@ -9762,7 +9818,7 @@ const ObjectAddArgsTlsCredsPskFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsTlsCredsPsk: Schema.Schema<ObjectAddArgsTlsCredsPsk> = Schema.Struct(ObjectAddArgsTlsCredsPskFields)
+export const ObjectAddArgsTlsCredsPsk: Schema.Schema<ObjectAddArgsTlsCredsPsk> = Schema.Struct(ObjectAddArgsTlsCredsPsk_fields)
 
 /**
  * The variant `tls-creds-x509` of {@link ObjectAddArgs}.
@@ -9784,7 +9840,7 @@ export interface ObjectAddArgsTlsCredsX509 {
   readonly passwordid?: string | undefined
 }
 
-const ObjectAddArgsTlsCredsX509Fields = {
+const ObjectAddArgsTlsCredsX509_fields = {
   "verify-peer": Schema.optional(Schema.Boolean),
   dir: Schema.optional(Schema.String),
   endpoint: Schema.optional(ObjectAddArgsTlsCredsAnonEndpoint),
@@ -9800,7 +9856,7 @@ const ObjectAddArgsTlsCredsX509Fields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsTlsCredsX509: Schema.Schema<ObjectAddArgsTlsCredsX509> = Schema.Struct(ObjectAddArgsTlsCredsX509Fields)
+export const ObjectAddArgsTlsCredsX509: Schema.Schema<ObjectAddArgsTlsCredsX509> = Schema.Struct(ObjectAddArgsTlsCredsX509_fields)
 
 /**
  * The variant `tls-cipher-suites` of {@link ObjectAddArgs}.
@@ -9816,7 +9872,7 @@ export interface ObjectAddArgsTlsCipherSuites {
   readonly priority?: string | undefined
 }
 
-const ObjectAddArgsTlsCipherSuitesFields = {
+const ObjectAddArgsTlsCipherSuites_fields = {
   "verify-peer": Schema.optional(Schema.Boolean),
   dir: Schema.optional(Schema.String),
   endpoint: Schema.optional(ObjectAddArgsTlsCredsAnonEndpoint),
@@ -9829,7 +9885,7 @@ const ObjectAddArgsTlsCipherSuitesFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsTlsCipherSuites: Schema.Schema<ObjectAddArgsTlsCipherSuites> = Schema.Struct(ObjectAddArgsTlsCipherSuitesFields)
+export const ObjectAddArgsTlsCipherSuites: Schema.Schema<ObjectAddArgsTlsCipherSuites> = Schema.Struct(ObjectAddArgsTlsCipherSuites_fields)
 
 /**
  * The variant `x-remote-object` of {@link ObjectAddArgs}.
@@ -9843,7 +9899,7 @@ export interface ObjectAddArgsXRemoteObject {
   readonly devid: string
 }
 
-const ObjectAddArgsXRemoteObjectFields = {
+const ObjectAddArgsXRemoteObject_fields = {
   fd: Schema.String,
   devid: Schema.String,
 }
@@ -9854,7 +9910,7 @@ const ObjectAddArgsXRemoteObjectFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsXRemoteObject: Schema.Schema<ObjectAddArgsXRemoteObject> = Schema.Struct(ObjectAddArgsXRemoteObjectFields)
+export const ObjectAddArgsXRemoteObject: Schema.Schema<ObjectAddArgsXRemoteObject> = Schema.Struct(ObjectAddArgsXRemoteObject_fields)
 
 /**
  * The variant `x-vfio-user-server` of {@link ObjectAddArgs}.
@@ -9868,7 +9924,7 @@ export interface ObjectAddArgsXVfioUserServer {
   readonly device: string
 }
 
-const ObjectAddArgsXVfioUserServerFields = {
+const ObjectAddArgsXVfioUserServer_fields = {
   socket: QueryMigrateReturnSocketAddressItem,
   device: Schema.String,
 }
@@ -9879,7 +9935,7 @@ const ObjectAddArgsXVfioUserServerFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const ObjectAddArgsXVfioUserServer: Schema.Schema<ObjectAddArgsXVfioUserServer> = Schema.Struct(ObjectAddArgsXVfioUserServerFields)
+export const ObjectAddArgsXVfioUserServer: Schema.Schema<ObjectAddArgsXVfioUserServer> = Schema.Struct(ObjectAddArgsXVfioUserServer_fields)
 
 /**
  * Member `qom-type` of {@link ObjectAddArgs}.
@@ -9911,7 +9967,7 @@ export interface ObjectAddArgsBase {
   readonly id: string
 }
 
-const ObjectAddArgsBaseFields = {
+const ObjectAddArgsBase_fields = {
   "qom-type": ObjectAddArgsQomType,
   id: Schema.String,
 }
@@ -9973,197 +10029,197 @@ export type ObjectAddArgs =
  */
 export const ObjectAddArgs: Schema.Schema<ObjectAddArgs> = Schema.Union(
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("authz-list"),
-    ...ObjectAddArgsAuthzListFields,
+    ...ObjectAddArgsAuthzList_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("authz-listfile"),
-    ...ObjectAddArgsAuthzListfileFields,
+    ...ObjectAddArgsAuthzListfile_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("authz-pam"),
-    ...ObjectAddArgsAuthzPamFields,
+    ...ObjectAddArgsAuthzPam_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("authz-simple"),
-    ...ObjectAddArgsAuthzSimpleFields,
+    ...ObjectAddArgsAuthzSimple_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("can-host-socketcan"),
-    ...ObjectAddArgsCanHostSocketcanFields,
+    ...ObjectAddArgsCanHostSocketcan_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("colo-compare"),
-    ...ObjectAddArgsColoCompareFields,
+    ...ObjectAddArgsColoCompare_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("cryptodev-backend", "cryptodev-backend-builtin", "cryptodev-backend-lkcf"),
-    ...ObjectAddArgsCryptodevBackendFields,
+    ...ObjectAddArgsCryptodevBackend_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("cryptodev-vhost-user"),
-    ...ObjectAddArgsCryptodevVhostUserFields,
+    ...ObjectAddArgsCryptodevVhostUser_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("dbus-vmstate"),
-    ...ObjectAddArgsDbusVmstateFields,
+    ...ObjectAddArgsDbusVmstate_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("filter-buffer"),
-    ...ObjectAddArgsFilterBufferFields,
+    ...ObjectAddArgsFilterBuffer_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("filter-dump"),
-    ...ObjectAddArgsFilterDumpFields,
+    ...ObjectAddArgsFilterDump_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("filter-mirror"),
-    ...ObjectAddArgsFilterMirrorFields,
+    ...ObjectAddArgsFilterMirror_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("filter-redirector"),
-    ...ObjectAddArgsFilterRedirectorFields,
+    ...ObjectAddArgsFilterRedirector_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("filter-replay"),
-    ...ObjectAddArgsFilterReplayFields,
+    ...ObjectAddArgsFilterReplay_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("filter-rewriter"),
-    ...ObjectAddArgsFilterRewriterFields,
+    ...ObjectAddArgsFilterRewriter_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("input-barrier"),
-    ...ObjectAddArgsInputBarrierFields,
+    ...ObjectAddArgsInputBarrier_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("input-linux"),
-    ...ObjectAddArgsInputLinuxFields,
+    ...ObjectAddArgsInputLinux_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("iothread"),
-    ...ObjectAddArgsIothreadFields,
+    ...ObjectAddArgsIothread_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("main-loop"),
-    ...ObjectAddArgsMainLoopFields,
+    ...ObjectAddArgsMainLoop_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("memory-backend-epc", "memory-backend-ram"),
-    ...ObjectAddArgsMemoryBackendEpcFields,
+    ...ObjectAddArgsMemoryBackendEpc_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("memory-backend-file"),
-    ...ObjectAddArgsMemoryBackendFileFields,
+    ...ObjectAddArgsMemoryBackendFile_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("memory-backend-memfd"),
-    ...ObjectAddArgsMemoryBackendMemfdFields,
+    ...ObjectAddArgsMemoryBackendMemfd_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("pr-manager-helper"),
-    ...QomListArgsFields,
+    ...QomListArgs_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("qtest"),
-    ...ObjectAddArgsQtestFields,
+    ...ObjectAddArgsQtest_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("rng-builtin"),
-    ...ObjectAddArgsRngBuiltinFields,
+    ...ObjectAddArgsRngBuiltin_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("rng-egd"),
-    ...ObjectAddArgsRngEgdFields,
+    ...ObjectAddArgsRngEgd_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("rng-random"),
-    ...ObjectAddArgsRngRandomFields,
+    ...ObjectAddArgsRngRandom_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("secret"),
-    ...ObjectAddArgsSecretFields,
+    ...ObjectAddArgsSecret_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("secret_keyring"),
-    ...ObjectAddArgsSecretKeyringFields,
+    ...ObjectAddArgsSecretKeyring_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("sev-guest"),
-    ...ObjectAddArgsSevGuestFields,
+    ...ObjectAddArgsSevGuest_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("thread-context"),
-    ...ObjectAddArgsThreadContextFields,
+    ...ObjectAddArgsThreadContext_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("throttle-group"),
-    ...ObjectAddArgsThrottleGroupFields,
+    ...ObjectAddArgsThrottleGroup_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("tls-creds-anon"),
-    ...ObjectAddArgsTlsCredsAnonFields,
+    ...ObjectAddArgsTlsCredsAnon_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("tls-creds-psk"),
-    ...ObjectAddArgsTlsCredsPskFields,
+    ...ObjectAddArgsTlsCredsPsk_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("tls-creds-x509"),
-    ...ObjectAddArgsTlsCredsX509Fields,
+    ...ObjectAddArgsTlsCredsX509_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("tls-cipher-suites"),
-    ...ObjectAddArgsTlsCipherSuitesFields,
+    ...ObjectAddArgsTlsCipherSuites_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("x-remote-object"),
-    ...ObjectAddArgsXRemoteObjectFields,
+    ...ObjectAddArgsXRemoteObject_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("x-vfio-user-server"),
-    ...ObjectAddArgsXVfioUserServerFields,
+    ...ObjectAddArgsXVfioUserServer_fields,
   }),
   Schema.Struct({
-    ...ObjectAddArgsBaseFields,
+    ...ObjectAddArgsBase_fields,
     "qom-type": Schema.Literal("can-bus", "pef-guest", "s390-pv-guest"),
   })
 )
@@ -10176,8 +10232,8 @@ export const ObjectAddArgs: Schema.Schema<ObjectAddArgs> = Schema.Union(
  * @category models
  */
 export interface PmemsaveArgs {
-  readonly val: number
-  readonly size: number
+  readonly val: number | bigint
+  readonly size: number | bigint
   readonly filename: string
 }
 
@@ -10188,8 +10244,8 @@ export interface PmemsaveArgs {
  * @category schemas
  */
 export const PmemsaveArgs: Schema.Schema<PmemsaveArgs> = Schema.Struct({
-  val: Schema.Number,
-  size: Schema.Number,
+  val: QmpInteger,
+  size: QmpInteger,
   filename: Schema.String,
 })
 
@@ -10335,7 +10391,7 @@ export const QomSetArgs: Schema.Schema<QomSetArgs> = Schema.Struct({
  * @category models
  */
 export interface QueryBalloonReturn {
-  readonly actual: number
+  readonly actual: number | bigint
 }
 
 /**
@@ -10345,7 +10401,7 @@ export interface QueryBalloonReturn {
  * @category schemas
  */
 export const QueryBalloonReturn: Schema.Schema<QueryBalloonReturn> = Schema.Struct({
-  actual: Schema.Number,
+  actual: QmpInteger,
 })
 
 /**
@@ -10402,11 +10458,11 @@ export const QueryBlockReturnItemIoStatus: Schema.Schema<QueryBlockReturnItemIoS
 export interface QueryBlockJobsReturnItem {
   readonly type: string
   readonly device: string
-  readonly len: number
-  readonly offset: number
+  readonly len: number | bigint
+  readonly offset: number | bigint
   readonly busy: boolean
   readonly paused: boolean
-  readonly speed: number
+  readonly speed: number | bigint
   readonly "io-status": QueryBlockReturnItemIoStatus
   readonly ready: boolean
   readonly status: QueryBlockJobsReturnItemStatus
@@ -10424,11 +10480,11 @@ export interface QueryBlockJobsReturnItem {
 export const QueryBlockJobsReturnItem: Schema.Schema<QueryBlockJobsReturnItem> = Schema.Struct({
   type: Schema.String,
   device: Schema.String,
-  len: Schema.Number,
-  offset: Schema.Number,
+  len: QmpInteger,
+  offset: QmpInteger,
   busy: Schema.Boolean,
   paused: Schema.Boolean,
-  speed: Schema.Number,
+  speed: QmpInteger,
   "io-status": QueryBlockReturnItemIoStatus,
   ready: Schema.Boolean,
   status: QueryBlockJobsReturnItemStatus,
@@ -10446,9 +10502,9 @@ export const QueryBlockJobsReturnItem: Schema.Schema<QueryBlockJobsReturnItem> =
  */
 export interface QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataSlotsItem {
   readonly active: boolean
-  readonly iters?: number | undefined
-  readonly stripes?: number | undefined
-  readonly "key-offset": number
+  readonly iters?: number | bigint | undefined
+  readonly stripes?: number | bigint | undefined
+  readonly "key-offset": number | bigint
 }
 
 /**
@@ -10459,9 +10515,9 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataSlotsI
  */
 export const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataSlotsItem: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataSlotsItem> = Schema.Struct({
   active: Schema.Boolean,
-  iters: Schema.optional(Schema.Number),
-  stripes: Schema.optional(Schema.Number),
-  "key-offset": Schema.Number,
+  iters: Schema.optional(QmpInteger),
+  stripes: Schema.optional(QmpInteger),
+  "key-offset": QmpInteger,
 })
 
 /**
@@ -10477,20 +10533,20 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData {
   readonly "ivgen-alg": BlockdevCreateArgsOptionsLuksIvgenAlg
   readonly "ivgen-hash-alg"?: BlockdevCreateArgsOptionsLuksIvgenHashAlg | undefined
   readonly "hash-alg": BlockdevCreateArgsOptionsLuksIvgenHashAlg
-  readonly "payload-offset": number
-  readonly "master-key-iters": number
+  readonly "payload-offset": number | bigint
+  readonly "master-key-iters": number | bigint
   readonly uuid: string
   readonly slots: ReadonlyArray<QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataSlotsItem>
 }
 
-const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataFields = {
+const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData_fields = {
   "cipher-alg": BlockdevCreateArgsOptionsLuksCipherAlg,
   "cipher-mode": BlockdevCreateArgsOptionsLuksCipherMode,
   "ivgen-alg": BlockdevCreateArgsOptionsLuksIvgenAlg,
   "ivgen-hash-alg": Schema.optional(BlockdevCreateArgsOptionsLuksIvgenHashAlg),
   "hash-alg": BlockdevCreateArgsOptionsLuksIvgenHashAlg,
-  "payload-offset": Schema.Number,
-  "master-key-iters": Schema.Number,
+  "payload-offset": QmpInteger,
+  "master-key-iters": QmpInteger,
   uuid: Schema.String,
   slots: Schema.Array(QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataSlotsItem),
 }
@@ -10501,7 +10557,7 @@ const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataFields)
+export const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData_fields)
 
 /**
  * The members common to every variant of {@link QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncrypt}.
@@ -10513,7 +10569,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncry
   readonly format: BlockdevAddArgsQcow2EncryptFormat
 }
 
-const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncryptBaseFields = {
+const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncryptBase_fields = {
   format: BlockdevAddArgsQcow2EncryptFormat,
 }
 
@@ -10537,12 +10593,12 @@ export type QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncrypt =
  */
 export const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncrypt: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncrypt> = Schema.Union(
   Schema.Struct({
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncryptBaseFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncryptBase_fields,
     format: Schema.Literal("luks"),
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificLuksDataFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData_fields,
   }),
   Schema.Struct({
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncryptBaseFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncryptBase_fields,
     format: Schema.Literal("aes"),
   })
 )
@@ -10573,7 +10629,7 @@ export const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsIt
  */
 export interface QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsItem {
   readonly name: string
-  readonly granularity: number
+  readonly granularity: number | bigint
   readonly flags: ReadonlyArray<QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem>
 }
 
@@ -10585,7 +10641,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitma
  */
 export const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsItem: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsItem> = Schema.Struct({
   name: Schema.String,
-  granularity: Schema.Number,
+  granularity: QmpInteger,
   flags: Schema.Array(QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsItemFlagsItem),
 })
 
@@ -10603,7 +10659,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Data {
   readonly "extended-l2"?: boolean | undefined
   readonly "lazy-refcounts"?: boolean | undefined
   readonly corrupt?: boolean | undefined
-  readonly "refcount-bits": number
+  readonly "refcount-bits": number | bigint
   readonly encrypt?: QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncrypt | undefined
   readonly bitmaps?: ReadonlyArray<QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsItem> | undefined
   readonly "compression-type": BlockdevCreateArgsOptionsQcow2CompressionType
@@ -10622,7 +10678,7 @@ export const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Data: Schema.
   "extended-l2": Schema.optional(Schema.Boolean),
   "lazy-refcounts": Schema.optional(Schema.Boolean),
   corrupt: Schema.optional(Schema.Boolean),
-  "refcount-bits": Schema.Number,
+  "refcount-bits": QmpInteger,
   encrypt: Schema.optional(QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataEncrypt),
   bitmaps: Schema.optional(Schema.Array(QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2DataBitmapsItem)),
   "compression-type": BlockdevCreateArgsOptionsQcow2CompressionType,
@@ -10639,7 +10695,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2 {
   readonly data: QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Data
 }
 
-const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Fields = {
+const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2_fields = {
   data: QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Data,
 }
 
@@ -10649,7 +10705,7 @@ const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Fields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Fields)
+export const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2_fields)
 
 /**
  * Member `data` of {@link QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk}.
@@ -10660,8 +10716,8 @@ export const QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2: Schema.Sche
  */
 export interface QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkData {
   readonly "create-type": string
-  readonly cid: number
-  readonly "parent-cid": number
+  readonly cid: number | bigint
+  readonly "parent-cid": number | bigint
   readonly extents: ReadonlyArray<QueryNamedBlockNodesReturnItemImage>
 }
 
@@ -10673,8 +10729,8 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkData {
  */
 export const QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkData: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkData> = Schema.Struct({
   "create-type": Schema.String,
-  cid: Schema.Number,
-  "parent-cid": Schema.Number,
+  cid: QmpInteger,
+  "parent-cid": QmpInteger,
   extents: Schema.Array(Schema.suspend((): Schema.Schema<QueryNamedBlockNodesReturnItemImage> => QueryNamedBlockNodesReturnItemImage)),
 })
 
@@ -10689,7 +10745,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk {
   readonly data: QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkData
 }
 
-const QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkFields = {
+const QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk_fields = {
   data: QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkData,
 }
 
@@ -10699,7 +10755,7 @@ const QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkFields)
+export const QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk_fields)
 
 /**
  * The variant `luks` of {@link QueryNamedBlockNodesReturnItemImageFormatSpecific}.
@@ -10712,7 +10768,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificLuks {
   readonly data: QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData
 }
 
-const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksFields = {
+const QueryNamedBlockNodesReturnItemImageFormatSpecificLuks_fields = {
   data: QueryNamedBlockNodesReturnItemImageFormatSpecificLuksData,
 }
 
@@ -10722,7 +10778,7 @@ const QueryNamedBlockNodesReturnItemImageFormatSpecificLuksFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryNamedBlockNodesReturnItemImageFormatSpecificLuks: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificLuks> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificLuksFields)
+export const QueryNamedBlockNodesReturnItemImageFormatSpecificLuks: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificLuks> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificLuks_fields)
 
 /**
  * Member `data` of {@link QueryNamedBlockNodesReturnItemImageFormatSpecificRbd}.
@@ -10756,7 +10812,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificRbd {
   readonly data: QueryNamedBlockNodesReturnItemImageFormatSpecificRbdData
 }
 
-const QueryNamedBlockNodesReturnItemImageFormatSpecificRbdFields = {
+const QueryNamedBlockNodesReturnItemImageFormatSpecificRbd_fields = {
   data: QueryNamedBlockNodesReturnItemImageFormatSpecificRbdData,
 }
 
@@ -10766,7 +10822,7 @@ const QueryNamedBlockNodesReturnItemImageFormatSpecificRbdFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryNamedBlockNodesReturnItemImageFormatSpecificRbd: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificRbd> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificRbdFields)
+export const QueryNamedBlockNodesReturnItemImageFormatSpecificRbd: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecificRbd> = Schema.Struct(QueryNamedBlockNodesReturnItemImageFormatSpecificRbd_fields)
 
 /**
  * Member `type` of {@link QueryNamedBlockNodesReturnItemImageFormatSpecific}.
@@ -10795,7 +10851,7 @@ export interface QueryNamedBlockNodesReturnItemImageFormatSpecificBase {
   readonly type: QueryNamedBlockNodesReturnItemImageFormatSpecificType
 }
 
-const QueryNamedBlockNodesReturnItemImageFormatSpecificBaseFields = {
+const QueryNamedBlockNodesReturnItemImageFormatSpecificBase_fields = {
   type: QueryNamedBlockNodesReturnItemImageFormatSpecificType,
 }
 
@@ -10821,24 +10877,24 @@ export type QueryNamedBlockNodesReturnItemImageFormatSpecific =
  */
 export const QueryNamedBlockNodesReturnItemImageFormatSpecific: Schema.Schema<QueryNamedBlockNodesReturnItemImageFormatSpecific> = Schema.Union(
   Schema.Struct({
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBaseFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBase_fields,
     type: Schema.Literal("qcow2"),
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2Fields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificQcow2_fields,
   }),
   Schema.Struct({
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBaseFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBase_fields,
     type: Schema.Literal("vmdk"),
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificVmdkFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificVmdk_fields,
   }),
   Schema.Struct({
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBaseFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBase_fields,
     type: Schema.Literal("luks"),
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificLuksFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificLuks_fields,
   }),
   Schema.Struct({
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBaseFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificBase_fields,
     type: Schema.Literal("rbd"),
-    ...QueryNamedBlockNodesReturnItemImageFormatSpecificRbdFields,
+    ...QueryNamedBlockNodesReturnItemImageFormatSpecificRbd_fields,
   })
 )
 
@@ -10853,9 +10909,9 @@ export interface QueryNamedBlockNodesReturnItemImage {
   readonly filename: string
   readonly format: string
   readonly "dirty-flag"?: boolean | undefined
-  readonly "actual-size"?: number | undefined
-  readonly "virtual-size": number
-  readonly "cluster-size"?: number | undefined
+  readonly "actual-size"?: number | bigint | undefined
+  readonly "virtual-size": number | bigint
+  readonly "cluster-size"?: number | bigint | undefined
   readonly encrypted?: boolean | undefined
   readonly compressed?: boolean | undefined
   readonly "backing-filename"?: string | undefined
@@ -10876,9 +10932,9 @@ export const QueryNamedBlockNodesReturnItemImage: Schema.Schema<QueryNamedBlockN
   filename: Schema.String,
   format: Schema.String,
   "dirty-flag": Schema.optional(Schema.Boolean),
-  "actual-size": Schema.optional(Schema.Number),
-  "virtual-size": Schema.Number,
-  "cluster-size": Schema.optional(Schema.Number),
+  "actual-size": Schema.optional(QmpInteger),
+  "virtual-size": QmpInteger,
+  "cluster-size": Schema.optional(QmpInteger),
   encrypted: Schema.optional(Schema.Boolean),
   compressed: Schema.optional(Schema.Boolean),
   "backing-filename": Schema.optional(Schema.String),
@@ -10923,8 +10979,8 @@ export const QueryNamedBlockNodesReturnItemCache: Schema.Schema<QueryNamedBlockN
  */
 export interface QueryNamedBlockNodesReturnItemDirtyBitmapsItem {
   readonly name?: string | undefined
-  readonly count: number
-  readonly granularity: number
+  readonly count: number | bigint
+  readonly granularity: number | bigint
   readonly recording: boolean
   readonly busy: boolean
   readonly persistent: boolean
@@ -10939,8 +10995,8 @@ export interface QueryNamedBlockNodesReturnItemDirtyBitmapsItem {
  */
 export const QueryNamedBlockNodesReturnItemDirtyBitmapsItem: Schema.Schema<QueryNamedBlockNodesReturnItemDirtyBitmapsItem> = Schema.Struct({
   name: Schema.optional(Schema.String),
-  count: Schema.Number,
-  granularity: Schema.Number,
+  count: QmpInteger,
+  granularity: QmpInteger,
   recording: Schema.Boolean,
   busy: Schema.Boolean,
   persistent: Schema.Boolean,
@@ -10960,32 +11016,32 @@ export interface QueryNamedBlockNodesReturnItem {
   readonly ro: boolean
   readonly drv: string
   readonly backing_file?: string | undefined
-  readonly backing_file_depth: number
+  readonly backing_file_depth: number | bigint
   readonly encrypted: boolean
   readonly detect_zeroes: BlockdevAddArgsDetectZeroes
-  readonly bps: number
-  readonly bps_rd: number
-  readonly bps_wr: number
-  readonly iops: number
-  readonly iops_rd: number
-  readonly iops_wr: number
+  readonly bps: number | bigint
+  readonly bps_rd: number | bigint
+  readonly bps_wr: number | bigint
+  readonly iops: number | bigint
+  readonly iops_rd: number | bigint
+  readonly iops_wr: number | bigint
   readonly image: QueryNamedBlockNodesReturnItemImage
-  readonly bps_max?: number | undefined
-  readonly bps_rd_max?: number | undefined
-  readonly bps_wr_max?: number | undefined
-  readonly iops_max?: number | undefined
-  readonly iops_rd_max?: number | undefined
-  readonly iops_wr_max?: number | undefined
-  readonly bps_max_length?: number | undefined
-  readonly bps_rd_max_length?: number | undefined
-  readonly bps_wr_max_length?: number | undefined
-  readonly iops_max_length?: number | undefined
-  readonly iops_rd_max_length?: number | undefined
-  readonly iops_wr_max_length?: number | undefined
-  readonly iops_size?: number | undefined
+  readonly bps_max?: number | bigint | undefined
+  readonly bps_rd_max?: number | bigint | undefined
+  readonly bps_wr_max?: number | bigint | undefined
+  readonly iops_max?: number | bigint | undefined
+  readonly iops_rd_max?: number | bigint | undefined
+  readonly iops_wr_max?: number | bigint | undefined
+  readonly bps_max_length?: number | bigint | undefined
+  readonly bps_rd_max_length?: number | bigint | undefined
+  readonly bps_wr_max_length?: number | bigint | undefined
+  readonly iops_max_length?: number | bigint | undefined
+  readonly iops_rd_max_length?: number | bigint | undefined
+  readonly iops_wr_max_length?: number | bigint | undefined
+  readonly iops_size?: number | bigint | undefined
   readonly group?: string | undefined
   readonly cache: QueryNamedBlockNodesReturnItemCache
-  readonly write_threshold: number
+  readonly write_threshold: number | bigint
   readonly "dirty-bitmaps"?: ReadonlyArray<QueryNamedBlockNodesReturnItemDirtyBitmapsItem> | undefined
 }
 
@@ -11001,32 +11057,32 @@ export const QueryNamedBlockNodesReturnItem: Schema.Schema<QueryNamedBlockNodesR
   ro: Schema.Boolean,
   drv: Schema.String,
   backing_file: Schema.optional(Schema.String),
-  backing_file_depth: Schema.Number,
+  backing_file_depth: QmpInteger,
   encrypted: Schema.Boolean,
   detect_zeroes: BlockdevAddArgsDetectZeroes,
-  bps: Schema.Number,
-  bps_rd: Schema.Number,
-  bps_wr: Schema.Number,
-  iops: Schema.Number,
-  iops_rd: Schema.Number,
-  iops_wr: Schema.Number,
+  bps: QmpInteger,
+  bps_rd: QmpInteger,
+  bps_wr: QmpInteger,
+  iops: QmpInteger,
+  iops_rd: QmpInteger,
+  iops_wr: QmpInteger,
   image: QueryNamedBlockNodesReturnItemImage,
-  bps_max: Schema.optional(Schema.Number),
-  bps_rd_max: Schema.optional(Schema.Number),
-  bps_wr_max: Schema.optional(Schema.Number),
-  iops_max: Schema.optional(Schema.Number),
-  iops_rd_max: Schema.optional(Schema.Number),
-  iops_wr_max: Schema.optional(Schema.Number),
-  bps_max_length: Schema.optional(Schema.Number),
-  bps_rd_max_length: Schema.optional(Schema.Number),
-  bps_wr_max_length: Schema.optional(Schema.Number),
-  iops_max_length: Schema.optional(Schema.Number),
-  iops_rd_max_length: Schema.optional(Schema.Number),
-  iops_wr_max_length: Schema.optional(Schema.Number),
-  iops_size: Schema.optional(Schema.Number),
+  bps_max: Schema.optional(QmpInteger),
+  bps_rd_max: Schema.optional(QmpInteger),
+  bps_wr_max: Schema.optional(QmpInteger),
+  iops_max: Schema.optional(QmpInteger),
+  iops_rd_max: Schema.optional(QmpInteger),
+  iops_wr_max: Schema.optional(QmpInteger),
+  bps_max_length: Schema.optional(QmpInteger),
+  bps_rd_max_length: Schema.optional(QmpInteger),
+  bps_wr_max_length: Schema.optional(QmpInteger),
+  iops_max_length: Schema.optional(QmpInteger),
+  iops_rd_max_length: Schema.optional(QmpInteger),
+  iops_wr_max_length: Schema.optional(QmpInteger),
+  iops_size: Schema.optional(QmpInteger),
   group: Schema.optional(Schema.String),
   cache: QueryNamedBlockNodesReturnItemCache,
-  write_threshold: Schema.Number,
+  write_threshold: QmpInteger,
   "dirty-bitmaps": Schema.optional(Schema.Array(QueryNamedBlockNodesReturnItemDirtyBitmapsItem)),
 })
 
@@ -11094,18 +11150,18 @@ export const QueryBlockstatsArgs: Schema.Schema<QueryBlockstatsArgs> = Schema.St
  * @category models
  */
 export interface QueryBlockstatsReturnItemStatsTimedStatsItem {
-  readonly interval_length: number
-  readonly min_rd_latency_ns: number
-  readonly max_rd_latency_ns: number
-  readonly avg_rd_latency_ns: number
-  readonly min_wr_latency_ns: number
-  readonly max_wr_latency_ns: number
-  readonly avg_wr_latency_ns: number
-  readonly min_flush_latency_ns: number
-  readonly max_flush_latency_ns: number
-  readonly avg_flush_latency_ns: number
-  readonly avg_rd_queue_depth: number
-  readonly avg_wr_queue_depth: number
+  readonly interval_length: number | bigint
+  readonly min_rd_latency_ns: number | bigint
+  readonly max_rd_latency_ns: number | bigint
+  readonly avg_rd_latency_ns: number | bigint
+  readonly min_wr_latency_ns: number | bigint
+  readonly max_wr_latency_ns: number | bigint
+  readonly avg_wr_latency_ns: number | bigint
+  readonly min_flush_latency_ns: number | bigint
+  readonly max_flush_latency_ns: number | bigint
+  readonly avg_flush_latency_ns: number | bigint
+  readonly avg_rd_queue_depth: number | bigint
+  readonly avg_wr_queue_depth: number | bigint
 }
 
 /**
@@ -11115,18 +11171,18 @@ export interface QueryBlockstatsReturnItemStatsTimedStatsItem {
  * @category schemas
  */
 export const QueryBlockstatsReturnItemStatsTimedStatsItem: Schema.Schema<QueryBlockstatsReturnItemStatsTimedStatsItem> = Schema.Struct({
-  interval_length: Schema.Number,
-  min_rd_latency_ns: Schema.Number,
-  max_rd_latency_ns: Schema.Number,
-  avg_rd_latency_ns: Schema.Number,
-  min_wr_latency_ns: Schema.Number,
-  max_wr_latency_ns: Schema.Number,
-  avg_wr_latency_ns: Schema.Number,
-  min_flush_latency_ns: Schema.Number,
-  max_flush_latency_ns: Schema.Number,
-  avg_flush_latency_ns: Schema.Number,
-  avg_rd_queue_depth: Schema.Number,
-  avg_wr_queue_depth: Schema.Number,
+  interval_length: QmpInteger,
+  min_rd_latency_ns: QmpInteger,
+  max_rd_latency_ns: QmpInteger,
+  avg_rd_latency_ns: QmpInteger,
+  min_wr_latency_ns: QmpInteger,
+  max_wr_latency_ns: QmpInteger,
+  avg_wr_latency_ns: QmpInteger,
+  min_flush_latency_ns: QmpInteger,
+  max_flush_latency_ns: QmpInteger,
+  avg_flush_latency_ns: QmpInteger,
+  avg_rd_queue_depth: QmpInteger,
+  avg_wr_queue_depth: QmpInteger,
 })
 
 /**
@@ -11137,8 +11193,8 @@ export const QueryBlockstatsReturnItemStatsTimedStatsItem: Schema.Schema<QueryBl
  * @category models
  */
 export interface QueryBlockstatsReturnItemStatsRdLatencyHistogram {
-  readonly boundaries: ReadonlyArray<number>
-  readonly bins: ReadonlyArray<number>
+  readonly boundaries: ReadonlyArray<number | bigint>
+  readonly bins: ReadonlyArray<number | bigint>
 }
 
 /**
@@ -11148,8 +11204,8 @@ export interface QueryBlockstatsReturnItemStatsRdLatencyHistogram {
  * @category schemas
  */
 export const QueryBlockstatsReturnItemStatsRdLatencyHistogram: Schema.Schema<QueryBlockstatsReturnItemStatsRdLatencyHistogram> = Schema.Struct({
-  boundaries: Schema.Array(Schema.Number),
-  bins: Schema.Array(Schema.Number),
+  boundaries: Schema.Array(QmpInteger),
+  bins: Schema.Array(QmpInteger),
 })
 
 /**
@@ -11160,30 +11216,30 @@ export const QueryBlockstatsReturnItemStatsRdLatencyHistogram: Schema.Schema<Que
  * @category models
  */
 export interface QueryBlockstatsReturnItemStats {
-  readonly rd_bytes: number
-  readonly wr_bytes: number
-  readonly unmap_bytes: number
-  readonly rd_operations: number
-  readonly wr_operations: number
-  readonly flush_operations: number
-  readonly unmap_operations: number
-  readonly rd_total_time_ns: number
-  readonly wr_total_time_ns: number
-  readonly flush_total_time_ns: number
-  readonly unmap_total_time_ns: number
-  readonly wr_highest_offset: number
-  readonly rd_merged: number
-  readonly wr_merged: number
-  readonly unmap_merged: number
-  readonly idle_time_ns?: number | undefined
-  readonly failed_rd_operations: number
-  readonly failed_wr_operations: number
-  readonly failed_flush_operations: number
-  readonly failed_unmap_operations: number
-  readonly invalid_rd_operations: number
-  readonly invalid_wr_operations: number
-  readonly invalid_flush_operations: number
-  readonly invalid_unmap_operations: number
+  readonly rd_bytes: number | bigint
+  readonly wr_bytes: number | bigint
+  readonly unmap_bytes: number | bigint
+  readonly rd_operations: number | bigint
+  readonly wr_operations: number | bigint
+  readonly flush_operations: number | bigint
+  readonly unmap_operations: number | bigint
+  readonly rd_total_time_ns: number | bigint
+  readonly wr_total_time_ns: number | bigint
+  readonly flush_total_time_ns: number | bigint
+  readonly unmap_total_time_ns: number | bigint
+  readonly wr_highest_offset: number | bigint
+  readonly rd_merged: number | bigint
+  readonly wr_merged: number | bigint
+  readonly unmap_merged: number | bigint
+  readonly idle_time_ns?: number | bigint | undefined
+  readonly failed_rd_operations: number | bigint
+  readonly failed_wr_operations: number | bigint
+  readonly failed_flush_operations: number | bigint
+  readonly failed_unmap_operations: number | bigint
+  readonly invalid_rd_operations: number | bigint
+  readonly invalid_wr_operations: number | bigint
+  readonly invalid_flush_operations: number | bigint
+  readonly invalid_unmap_operations: number | bigint
   readonly account_invalid: boolean
   readonly account_failed: boolean
   readonly timed_stats: ReadonlyArray<QueryBlockstatsReturnItemStatsTimedStatsItem>
@@ -11199,30 +11255,30 @@ export interface QueryBlockstatsReturnItemStats {
  * @category schemas
  */
 export const QueryBlockstatsReturnItemStats: Schema.Schema<QueryBlockstatsReturnItemStats> = Schema.Struct({
-  rd_bytes: Schema.Number,
-  wr_bytes: Schema.Number,
-  unmap_bytes: Schema.Number,
-  rd_operations: Schema.Number,
-  wr_operations: Schema.Number,
-  flush_operations: Schema.Number,
-  unmap_operations: Schema.Number,
-  rd_total_time_ns: Schema.Number,
-  wr_total_time_ns: Schema.Number,
-  flush_total_time_ns: Schema.Number,
-  unmap_total_time_ns: Schema.Number,
-  wr_highest_offset: Schema.Number,
-  rd_merged: Schema.Number,
-  wr_merged: Schema.Number,
-  unmap_merged: Schema.Number,
-  idle_time_ns: Schema.optional(Schema.Number),
-  failed_rd_operations: Schema.Number,
-  failed_wr_operations: Schema.Number,
-  failed_flush_operations: Schema.Number,
-  failed_unmap_operations: Schema.Number,
-  invalid_rd_operations: Schema.Number,
-  invalid_wr_operations: Schema.Number,
-  invalid_flush_operations: Schema.Number,
-  invalid_unmap_operations: Schema.Number,
+  rd_bytes: QmpInteger,
+  wr_bytes: QmpInteger,
+  unmap_bytes: QmpInteger,
+  rd_operations: QmpInteger,
+  wr_operations: QmpInteger,
+  flush_operations: QmpInteger,
+  unmap_operations: QmpInteger,
+  rd_total_time_ns: QmpInteger,
+  wr_total_time_ns: QmpInteger,
+  flush_total_time_ns: QmpInteger,
+  unmap_total_time_ns: QmpInteger,
+  wr_highest_offset: QmpInteger,
+  rd_merged: QmpInteger,
+  wr_merged: QmpInteger,
+  unmap_merged: QmpInteger,
+  idle_time_ns: Schema.optional(QmpInteger),
+  failed_rd_operations: QmpInteger,
+  failed_wr_operations: QmpInteger,
+  failed_flush_operations: QmpInteger,
+  failed_unmap_operations: QmpInteger,
+  invalid_rd_operations: QmpInteger,
+  invalid_wr_operations: QmpInteger,
+  invalid_flush_operations: QmpInteger,
+  invalid_unmap_operations: QmpInteger,
   account_invalid: Schema.Boolean,
   account_failed: Schema.Boolean,
   timed_stats: Schema.Array(QueryBlockstatsReturnItemStatsTimedStatsItem),
@@ -11239,15 +11295,15 @@ export const QueryBlockstatsReturnItemStats: Schema.Schema<QueryBlockstatsReturn
  * @category models
  */
 export interface QueryBlockstatsReturnItemDriverSpecificFile {
-  readonly "discard-nb-ok": number
-  readonly "discard-nb-failed": number
-  readonly "discard-bytes-ok": number
+  readonly "discard-nb-ok": number | bigint
+  readonly "discard-nb-failed": number | bigint
+  readonly "discard-bytes-ok": number | bigint
 }
 
-const QueryBlockstatsReturnItemDriverSpecificFileFields = {
-  "discard-nb-ok": Schema.Number,
-  "discard-nb-failed": Schema.Number,
-  "discard-bytes-ok": Schema.Number,
+const QueryBlockstatsReturnItemDriverSpecificFile_fields = {
+  "discard-nb-ok": QmpInteger,
+  "discard-nb-failed": QmpInteger,
+  "discard-bytes-ok": QmpInteger,
 }
 
 /**
@@ -11256,7 +11312,7 @@ const QueryBlockstatsReturnItemDriverSpecificFileFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryBlockstatsReturnItemDriverSpecificFile: Schema.Schema<QueryBlockstatsReturnItemDriverSpecificFile> = Schema.Struct(QueryBlockstatsReturnItemDriverSpecificFileFields)
+export const QueryBlockstatsReturnItemDriverSpecificFile: Schema.Schema<QueryBlockstatsReturnItemDriverSpecificFile> = Schema.Struct(QueryBlockstatsReturnItemDriverSpecificFile_fields)
 
 /**
  * The variant `nvme` of {@link QueryBlockstatsReturnItemDriverSpecific}.
@@ -11266,15 +11322,15 @@ export const QueryBlockstatsReturnItemDriverSpecificFile: Schema.Schema<QueryBlo
  * @category models
  */
 export interface QueryBlockstatsReturnItemDriverSpecificNvme {
-  readonly "completion-errors": number
-  readonly "aligned-accesses": number
-  readonly "unaligned-accesses": number
+  readonly "completion-errors": number | bigint
+  readonly "aligned-accesses": number | bigint
+  readonly "unaligned-accesses": number | bigint
 }
 
-const QueryBlockstatsReturnItemDriverSpecificNvmeFields = {
-  "completion-errors": Schema.Number,
-  "aligned-accesses": Schema.Number,
-  "unaligned-accesses": Schema.Number,
+const QueryBlockstatsReturnItemDriverSpecificNvme_fields = {
+  "completion-errors": QmpInteger,
+  "aligned-accesses": QmpInteger,
+  "unaligned-accesses": QmpInteger,
 }
 
 /**
@@ -11283,7 +11339,7 @@ const QueryBlockstatsReturnItemDriverSpecificNvmeFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryBlockstatsReturnItemDriverSpecificNvme: Schema.Schema<QueryBlockstatsReturnItemDriverSpecificNvme> = Schema.Struct(QueryBlockstatsReturnItemDriverSpecificNvmeFields)
+export const QueryBlockstatsReturnItemDriverSpecificNvme: Schema.Schema<QueryBlockstatsReturnItemDriverSpecificNvme> = Schema.Struct(QueryBlockstatsReturnItemDriverSpecificNvme_fields)
 
 /**
  * The members common to every variant of {@link QueryBlockstatsReturnItemDriverSpecific}.
@@ -11295,7 +11351,7 @@ export interface QueryBlockstatsReturnItemDriverSpecificBase {
   readonly driver: BlockdevAddArgsDriver
 }
 
-const QueryBlockstatsReturnItemDriverSpecificBaseFields = {
+const QueryBlockstatsReturnItemDriverSpecificBase_fields = {
   driver: BlockdevAddArgsDriver,
 }
 
@@ -11320,17 +11376,17 @@ export type QueryBlockstatsReturnItemDriverSpecific =
  */
 export const QueryBlockstatsReturnItemDriverSpecific: Schema.Schema<QueryBlockstatsReturnItemDriverSpecific> = Schema.Union(
   Schema.Struct({
-    ...QueryBlockstatsReturnItemDriverSpecificBaseFields,
+    ...QueryBlockstatsReturnItemDriverSpecificBase_fields,
     driver: Schema.Literal("file", "host_device"),
-    ...QueryBlockstatsReturnItemDriverSpecificFileFields,
+    ...QueryBlockstatsReturnItemDriverSpecificFile_fields,
   }),
   Schema.Struct({
-    ...QueryBlockstatsReturnItemDriverSpecificBaseFields,
+    ...QueryBlockstatsReturnItemDriverSpecificBase_fields,
     driver: Schema.Literal("nvme"),
-    ...QueryBlockstatsReturnItemDriverSpecificNvmeFields,
+    ...QueryBlockstatsReturnItemDriverSpecificNvme_fields,
   }),
   Schema.Struct({
-    ...QueryBlockstatsReturnItemDriverSpecificBaseFields,
+    ...QueryBlockstatsReturnItemDriverSpecificBase_fields,
     driver: Schema.Literal("blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg", "snapshot-access", "ftp", "ftps", "gluster", "host_cdrom", "http", "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat"),
   })
 )
@@ -11672,7 +11728,7 @@ export interface QueryCpusFastReturnItemS390x {
   readonly "cpu-state": QueryCpusFastReturnItemS390xCpuState
 }
 
-const QueryCpusFastReturnItemS390xFields = {
+const QueryCpusFastReturnItemS390x_fields = {
   "cpu-state": QueryCpusFastReturnItemS390xCpuState,
 }
 
@@ -11682,7 +11738,7 @@ const QueryCpusFastReturnItemS390xFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryCpusFastReturnItemS390x: Schema.Schema<QueryCpusFastReturnItemS390x> = Schema.Struct(QueryCpusFastReturnItemS390xFields)
+export const QueryCpusFastReturnItemS390x: Schema.Schema<QueryCpusFastReturnItemS390x> = Schema.Struct(QueryCpusFastReturnItemS390x_fields)
 
 /**
  * Member `props` of {@link QueryCpusFastReturnItem}. Also member `props` of {@link QueryHotpluggableCpusReturnItem}; the variant `cpu` of {@link SetNumaNodeArgs}.
@@ -11692,21 +11748,21 @@ export const QueryCpusFastReturnItemS390x: Schema.Schema<QueryCpusFastReturnItem
  * @category models
  */
 export interface QueryCpusFastReturnItemProps {
-  readonly "node-id"?: number | undefined
-  readonly "socket-id"?: number | undefined
-  readonly "die-id"?: number | undefined
-  readonly "cluster-id"?: number | undefined
-  readonly "core-id"?: number | undefined
-  readonly "thread-id"?: number | undefined
+  readonly "node-id"?: number | bigint | undefined
+  readonly "socket-id"?: number | bigint | undefined
+  readonly "die-id"?: number | bigint | undefined
+  readonly "cluster-id"?: number | bigint | undefined
+  readonly "core-id"?: number | bigint | undefined
+  readonly "thread-id"?: number | bigint | undefined
 }
 
-const QueryCpusFastReturnItemPropsFields = {
-  "node-id": Schema.optional(Schema.Number),
-  "socket-id": Schema.optional(Schema.Number),
-  "die-id": Schema.optional(Schema.Number),
-  "cluster-id": Schema.optional(Schema.Number),
-  "core-id": Schema.optional(Schema.Number),
-  "thread-id": Schema.optional(Schema.Number),
+const QueryCpusFastReturnItemProps_fields = {
+  "node-id": Schema.optional(QmpInteger),
+  "socket-id": Schema.optional(QmpInteger),
+  "die-id": Schema.optional(QmpInteger),
+  "cluster-id": Schema.optional(QmpInteger),
+  "core-id": Schema.optional(QmpInteger),
+  "thread-id": Schema.optional(QmpInteger),
 }
 
 /**
@@ -11715,7 +11771,7 @@ const QueryCpusFastReturnItemPropsFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryCpusFastReturnItemProps: Schema.Schema<QueryCpusFastReturnItemProps> = Schema.Struct(QueryCpusFastReturnItemPropsFields)
+export const QueryCpusFastReturnItemProps: Schema.Schema<QueryCpusFastReturnItemProps> = Schema.Struct(QueryCpusFastReturnItemProps_fields)
 
 /**
  * Member `target` of {@link QueryCpusFastReturnItem}. Also member `arch` of {@link QueryTargetReturn}.
@@ -11741,17 +11797,17 @@ export const QueryCpusFastReturnItemTarget: Schema.Schema<QueryCpusFastReturnIte
  * @category models
  */
 export interface QueryCpusFastReturnItemBase {
-  readonly "cpu-index": number
+  readonly "cpu-index": number | bigint
   readonly "qom-path": string
-  readonly "thread-id": number
+  readonly "thread-id": number | bigint
   readonly props?: QueryCpusFastReturnItemProps | undefined
   readonly target: QueryCpusFastReturnItemTarget
 }
 
-const QueryCpusFastReturnItemBaseFields = {
-  "cpu-index": Schema.Number,
+const QueryCpusFastReturnItemBase_fields = {
+  "cpu-index": QmpInteger,
   "qom-path": Schema.String,
-  "thread-id": Schema.Number,
+  "thread-id": QmpInteger,
   props: Schema.optional(QueryCpusFastReturnItemProps),
   target: QueryCpusFastReturnItemTarget,
 }
@@ -11776,12 +11832,12 @@ export type QueryCpusFastReturnItem =
  */
 export const QueryCpusFastReturnItem: Schema.Schema<QueryCpusFastReturnItem> = Schema.Union(
   Schema.Struct({
-    ...QueryCpusFastReturnItemBaseFields,
+    ...QueryCpusFastReturnItemBase_fields,
     target: Schema.Literal("s390x"),
-    ...QueryCpusFastReturnItemS390xFields,
+    ...QueryCpusFastReturnItemS390x_fields,
   }),
   Schema.Struct({
-    ...QueryCpusFastReturnItemBaseFields,
+    ...QueryCpusFastReturnItemBase_fields,
     target: Schema.Literal("aarch64", "alpha", "arm", "avr", "cris", "hppa", "i386", "loongarch64", "m68k", "microblaze", "microblazeel", "mips", "mips64", "mips64el", "mipsel", "nios2", "or1k", "ppc", "ppc64", "riscv32", "riscv64", "rx", "sh4", "sh4eb", "sparc", "sparc64", "tricore", "x86_64", "xtensa", "xtensaeb"),
   })
 )
@@ -11832,8 +11888,8 @@ export const QueryDirtyRateReturnStatus: Schema.Schema<QueryDirtyRateReturnStatu
  * @category models
  */
 export interface QueryDirtyRateReturnVcpuDirtyRateItem {
-  readonly id: number
-  readonly "dirty-rate": number
+  readonly id: number | bigint
+  readonly "dirty-rate": number | bigint
 }
 
 /**
@@ -11843,8 +11899,8 @@ export interface QueryDirtyRateReturnVcpuDirtyRateItem {
  * @category schemas
  */
 export const QueryDirtyRateReturnVcpuDirtyRateItem: Schema.Schema<QueryDirtyRateReturnVcpuDirtyRateItem> = Schema.Struct({
-  id: Schema.Number,
-  "dirty-rate": Schema.Number,
+  id: QmpInteger,
+  "dirty-rate": QmpInteger,
 })
 
 /**
@@ -11855,11 +11911,11 @@ export const QueryDirtyRateReturnVcpuDirtyRateItem: Schema.Schema<QueryDirtyRate
  * @category models
  */
 export interface QueryDirtyRateReturn {
-  readonly "dirty-rate"?: number | undefined
+  readonly "dirty-rate"?: number | bigint | undefined
   readonly status: QueryDirtyRateReturnStatus
-  readonly "start-time": number
-  readonly "calc-time": number
-  readonly "sample-pages": number
+  readonly "start-time": number | bigint
+  readonly "calc-time": number | bigint
+  readonly "sample-pages": number | bigint
   readonly mode: CalcDirtyRateArgsMode
   readonly "vcpu-dirty-rate"?: ReadonlyArray<QueryDirtyRateReturnVcpuDirtyRateItem> | undefined
 }
@@ -11871,11 +11927,11 @@ export interface QueryDirtyRateReturn {
  * @category schemas
  */
 export const QueryDirtyRateReturn: Schema.Schema<QueryDirtyRateReturn> = Schema.Struct({
-  "dirty-rate": Schema.optional(Schema.Number),
+  "dirty-rate": Schema.optional(QmpInteger),
   status: QueryDirtyRateReturnStatus,
-  "start-time": Schema.Number,
-  "calc-time": Schema.Number,
-  "sample-pages": Schema.Number,
+  "start-time": QmpInteger,
+  "calc-time": QmpInteger,
+  "sample-pages": QmpInteger,
   mode: CalcDirtyRateArgsMode,
   "vcpu-dirty-rate": Schema.optional(Schema.Array(QueryDirtyRateReturnVcpuDirtyRateItem)),
 })
@@ -11894,7 +11950,7 @@ export interface QueryDisplayOptionsReturnGtk {
   readonly "show-menubar"?: boolean | undefined
 }
 
-const QueryDisplayOptionsReturnGtkFields = {
+const QueryDisplayOptionsReturnGtk_fields = {
   "grab-on-hover": Schema.optional(Schema.Boolean),
   "zoom-to-fit": Schema.optional(Schema.Boolean),
   "show-tabs": Schema.optional(Schema.Boolean),
@@ -11907,7 +11963,7 @@ const QueryDisplayOptionsReturnGtkFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryDisplayOptionsReturnGtk: Schema.Schema<QueryDisplayOptionsReturnGtk> = Schema.Struct(QueryDisplayOptionsReturnGtkFields)
+export const QueryDisplayOptionsReturnGtk: Schema.Schema<QueryDisplayOptionsReturnGtk> = Schema.Struct(QueryDisplayOptionsReturnGtk_fields)
 
 /**
  * The variant `curses` of {@link QueryDisplayOptionsReturn}.
@@ -11920,7 +11976,7 @@ export interface QueryDisplayOptionsReturnCurses {
   readonly charset?: string | undefined
 }
 
-const QueryDisplayOptionsReturnCursesFields = {
+const QueryDisplayOptionsReturnCurses_fields = {
   charset: Schema.optional(Schema.String),
 }
 
@@ -11930,7 +11986,7 @@ const QueryDisplayOptionsReturnCursesFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryDisplayOptionsReturnCurses: Schema.Schema<QueryDisplayOptionsReturnCurses> = Schema.Struct(QueryDisplayOptionsReturnCursesFields)
+export const QueryDisplayOptionsReturnCurses: Schema.Schema<QueryDisplayOptionsReturnCurses> = Schema.Struct(QueryDisplayOptionsReturnCurses_fields)
 
 /**
  * The variant `egl-headless` of {@link QueryDisplayOptionsReturn}.
@@ -11943,7 +11999,7 @@ export interface QueryDisplayOptionsReturnEglHeadless {
   readonly rendernode?: string | undefined
 }
 
-const QueryDisplayOptionsReturnEglHeadlessFields = {
+const QueryDisplayOptionsReturnEglHeadless_fields = {
   rendernode: Schema.optional(Schema.String),
 }
 
@@ -11953,7 +12009,7 @@ const QueryDisplayOptionsReturnEglHeadlessFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryDisplayOptionsReturnEglHeadless: Schema.Schema<QueryDisplayOptionsReturnEglHeadless> = Schema.Struct(QueryDisplayOptionsReturnEglHeadlessFields)
+export const QueryDisplayOptionsReturnEglHeadless: Schema.Schema<QueryDisplayOptionsReturnEglHeadless> = Schema.Struct(QueryDisplayOptionsReturnEglHeadless_fields)
 
 /**
  * The variant `dbus` of {@link QueryDisplayOptionsReturn}.
@@ -11969,7 +12025,7 @@ export interface QueryDisplayOptionsReturnDbus {
   readonly audiodev?: string | undefined
 }
 
-const QueryDisplayOptionsReturnDbusFields = {
+const QueryDisplayOptionsReturnDbus_fields = {
   rendernode: Schema.optional(Schema.String),
   addr: Schema.optional(Schema.String),
   p2p: Schema.optional(Schema.Boolean),
@@ -11982,7 +12038,7 @@ const QueryDisplayOptionsReturnDbusFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryDisplayOptionsReturnDbus: Schema.Schema<QueryDisplayOptionsReturnDbus> = Schema.Struct(QueryDisplayOptionsReturnDbusFields)
+export const QueryDisplayOptionsReturnDbus: Schema.Schema<QueryDisplayOptionsReturnDbus> = Schema.Struct(QueryDisplayOptionsReturnDbus_fields)
 
 /**
  * Member `grab-mod` of {@link QueryDisplayOptionsReturnSdl}.
@@ -12012,7 +12068,7 @@ export interface QueryDisplayOptionsReturnSdl {
   readonly "grab-mod"?: QueryDisplayOptionsReturnSdlGrabMod | undefined
 }
 
-const QueryDisplayOptionsReturnSdlFields = {
+const QueryDisplayOptionsReturnSdl_fields = {
   "grab-mod": Schema.optional(QueryDisplayOptionsReturnSdlGrabMod),
 }
 
@@ -12022,7 +12078,7 @@ const QueryDisplayOptionsReturnSdlFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryDisplayOptionsReturnSdl: Schema.Schema<QueryDisplayOptionsReturnSdl> = Schema.Struct(QueryDisplayOptionsReturnSdlFields)
+export const QueryDisplayOptionsReturnSdl: Schema.Schema<QueryDisplayOptionsReturnSdl> = Schema.Struct(QueryDisplayOptionsReturnSdl_fields)
 
 /**
  * Member `type` of {@link QueryDisplayOptionsReturn}.
@@ -12072,7 +12128,7 @@ export interface QueryDisplayOptionsReturnBase {
   readonly gl?: QueryDisplayOptionsReturnGl | undefined
 }
 
-const QueryDisplayOptionsReturnBaseFields = {
+const QueryDisplayOptionsReturnBase_fields = {
   type: QueryDisplayOptionsReturnType,
   "full-screen": Schema.optional(Schema.Boolean),
   "window-close": Schema.optional(Schema.Boolean),
@@ -12104,32 +12160,32 @@ export type QueryDisplayOptionsReturn =
  */
 export const QueryDisplayOptionsReturn: Schema.Schema<QueryDisplayOptionsReturn> = Schema.Union(
   Schema.Struct({
-    ...QueryDisplayOptionsReturnBaseFields,
+    ...QueryDisplayOptionsReturnBase_fields,
     type: Schema.Literal("gtk"),
-    ...QueryDisplayOptionsReturnGtkFields,
+    ...QueryDisplayOptionsReturnGtk_fields,
   }),
   Schema.Struct({
-    ...QueryDisplayOptionsReturnBaseFields,
+    ...QueryDisplayOptionsReturnBase_fields,
     type: Schema.Literal("curses"),
-    ...QueryDisplayOptionsReturnCursesFields,
+    ...QueryDisplayOptionsReturnCurses_fields,
   }),
   Schema.Struct({
-    ...QueryDisplayOptionsReturnBaseFields,
+    ...QueryDisplayOptionsReturnBase_fields,
     type: Schema.Literal("egl-headless"),
-    ...QueryDisplayOptionsReturnEglHeadlessFields,
+    ...QueryDisplayOptionsReturnEglHeadless_fields,
   }),
   Schema.Struct({
-    ...QueryDisplayOptionsReturnBaseFields,
+    ...QueryDisplayOptionsReturnBase_fields,
     type: Schema.Literal("dbus"),
-    ...QueryDisplayOptionsReturnDbusFields,
+    ...QueryDisplayOptionsReturnDbus_fields,
   }),
   Schema.Struct({
-    ...QueryDisplayOptionsReturnBaseFields,
+    ...QueryDisplayOptionsReturnBase_fields,
     type: Schema.Literal("sdl"),
-    ...QueryDisplayOptionsReturnSdlFields,
+    ...QueryDisplayOptionsReturnSdl_fields,
   }),
   Schema.Struct({
-    ...QueryDisplayOptionsReturnBaseFields,
+    ...QueryDisplayOptionsReturnBase_fields,
     type: Schema.Literal("default", "none", "spice-app"),
   })
 )
@@ -12163,7 +12219,7 @@ export const QueryDumpGuestMemoryCapabilityReturn: Schema.Schema<QueryDumpGuestM
  * @category models
  */
 export interface QueryFdsetsReturnItemFdsItem {
-  readonly fd: number
+  readonly fd: number | bigint
   readonly opaque?: string | undefined
 }
 
@@ -12174,7 +12230,7 @@ export interface QueryFdsetsReturnItemFdsItem {
  * @category schemas
  */
 export const QueryFdsetsReturnItemFdsItem: Schema.Schema<QueryFdsetsReturnItemFdsItem> = Schema.Struct({
-  fd: Schema.Number,
+  fd: QmpInteger,
   opaque: Schema.optional(Schema.String),
 })
 
@@ -12186,7 +12242,7 @@ export const QueryFdsetsReturnItemFdsItem: Schema.Schema<QueryFdsetsReturnItemFd
  * @category models
  */
 export interface QueryFdsetsReturnItem {
-  readonly "fdset-id": number
+  readonly "fdset-id": number | bigint
   readonly fds: ReadonlyArray<QueryFdsetsReturnItemFdsItem>
 }
 
@@ -12197,7 +12253,7 @@ export interface QueryFdsetsReturnItem {
  * @category schemas
  */
 export const QueryFdsetsReturnItem: Schema.Schema<QueryFdsetsReturnItem> = Schema.Struct({
-  "fdset-id": Schema.Number,
+  "fdset-id": QmpInteger,
   fds: Schema.Array(QueryFdsetsReturnItemFdsItem),
 })
 
@@ -12210,7 +12266,7 @@ export const QueryFdsetsReturnItem: Schema.Schema<QueryFdsetsReturnItem> = Schem
  */
 export interface QueryHotpluggableCpusReturnItem {
   readonly type: string
-  readonly "vcpus-count": number
+  readonly "vcpus-count": number | bigint
   readonly props: QueryCpusFastReturnItemProps
   readonly "qom-path"?: string | undefined
 }
@@ -12223,7 +12279,7 @@ export interface QueryHotpluggableCpusReturnItem {
  */
 export const QueryHotpluggableCpusReturnItem: Schema.Schema<QueryHotpluggableCpusReturnItem> = Schema.Struct({
   type: Schema.String,
-  "vcpus-count": Schema.Number,
+  "vcpus-count": QmpInteger,
   props: QueryCpusFastReturnItemProps,
   "qom-path": Schema.optional(Schema.String),
 })
@@ -12237,11 +12293,11 @@ export const QueryHotpluggableCpusReturnItem: Schema.Schema<QueryHotpluggableCpu
  */
 export interface QueryIothreadsReturnItem {
   readonly id: string
-  readonly "thread-id": number
-  readonly "poll-max-ns": number
-  readonly "poll-grow": number
-  readonly "poll-shrink": number
-  readonly "aio-max-batch": number
+  readonly "thread-id": number | bigint
+  readonly "poll-max-ns": number | bigint
+  readonly "poll-grow": number | bigint
+  readonly "poll-shrink": number | bigint
+  readonly "aio-max-batch": number | bigint
 }
 
 /**
@@ -12252,11 +12308,11 @@ export interface QueryIothreadsReturnItem {
  */
 export const QueryIothreadsReturnItem: Schema.Schema<QueryIothreadsReturnItem> = Schema.Struct({
   id: Schema.String,
-  "thread-id": Schema.Number,
-  "poll-max-ns": Schema.Number,
-  "poll-grow": Schema.Number,
-  "poll-shrink": Schema.Number,
-  "aio-max-batch": Schema.Number,
+  "thread-id": QmpInteger,
+  "poll-max-ns": QmpInteger,
+  "poll-grow": QmpInteger,
+  "poll-shrink": QmpInteger,
+  "aio-max-batch": QmpInteger,
 })
 
 /**
@@ -12270,8 +12326,8 @@ export interface QueryJobsReturnItem {
   readonly id: string
   readonly type: QueryJobsReturnItemType
   readonly status: QueryBlockJobsReturnItemStatus
-  readonly "current-progress": number
-  readonly "total-progress": number
+  readonly "current-progress": number | bigint
+  readonly "total-progress": number | bigint
   readonly error?: string | undefined
 }
 
@@ -12285,8 +12341,8 @@ export const QueryJobsReturnItem: Schema.Schema<QueryJobsReturnItem> = Schema.St
   id: Schema.String,
   type: QueryJobsReturnItemType,
   status: QueryBlockJobsReturnItemStatus,
-  "current-progress": Schema.Number,
-  "total-progress": Schema.Number,
+  "current-progress": QmpInteger,
+  "total-progress": QmpInteger,
   error: Schema.optional(Schema.String),
 })
 
@@ -12324,7 +12380,7 @@ export interface QueryMachinesReturnItem {
   readonly name: string
   readonly alias?: string | undefined
   readonly "is-default"?: boolean | undefined
-  readonly "cpu-max": number
+  readonly "cpu-max": number | bigint
   readonly "hotpluggable-cpus": boolean
   readonly "numa-mem-supported": boolean
   readonly deprecated: boolean
@@ -12342,7 +12398,7 @@ export const QueryMachinesReturnItem: Schema.Schema<QueryMachinesReturnItem> = S
   name: Schema.String,
   alias: Schema.optional(Schema.String),
   "is-default": Schema.optional(Schema.Boolean),
-  "cpu-max": Schema.Number,
+  "cpu-max": QmpInteger,
   "hotpluggable-cpus": Schema.Boolean,
   "numa-mem-supported": Schema.Boolean,
   deprecated: Schema.Boolean,
@@ -12359,13 +12415,13 @@ export const QueryMachinesReturnItem: Schema.Schema<QueryMachinesReturnItem> = S
  */
 export interface QueryMemdevReturnItem {
   readonly id?: string | undefined
-  readonly size: number
+  readonly size: number | bigint
   readonly merge: boolean
   readonly dump: boolean
   readonly prealloc: boolean
   readonly share: boolean
   readonly reserve?: boolean | undefined
-  readonly "host-nodes": ReadonlyArray<number>
+  readonly "host-nodes": ReadonlyArray<number | bigint>
   readonly policy: QueryMemdevReturnItemPolicy
 }
 
@@ -12377,13 +12433,13 @@ export interface QueryMemdevReturnItem {
  */
 export const QueryMemdevReturnItem: Schema.Schema<QueryMemdevReturnItem> = Schema.Struct({
   id: Schema.optional(Schema.String),
-  size: Schema.Number,
+  size: QmpInteger,
   merge: Schema.Boolean,
   dump: Schema.Boolean,
   prealloc: Schema.Boolean,
   share: Schema.Boolean,
   reserve: Schema.optional(Schema.Boolean),
-  "host-nodes": Schema.Array(Schema.Number),
+  "host-nodes": Schema.Array(QmpInteger),
   policy: QueryMemdevReturnItemPolicy,
 })
 
@@ -12396,10 +12452,10 @@ export const QueryMemdevReturnItem: Schema.Schema<QueryMemdevReturnItem> = Schem
  */
 export interface QueryMemoryDevicesReturnItemDimmData {
   readonly id?: string | undefined
-  readonly addr: number
-  readonly size: number
-  readonly slot: number
-  readonly node: number
+  readonly addr: number | bigint
+  readonly size: number | bigint
+  readonly slot: number | bigint
+  readonly node: number | bigint
   readonly memdev: string
   readonly hotplugged: boolean
   readonly hotpluggable: boolean
@@ -12413,10 +12469,10 @@ export interface QueryMemoryDevicesReturnItemDimmData {
  */
 export const QueryMemoryDevicesReturnItemDimmData: Schema.Schema<QueryMemoryDevicesReturnItemDimmData> = Schema.Struct({
   id: Schema.optional(Schema.String),
-  addr: Schema.Number,
-  size: Schema.Number,
-  slot: Schema.Number,
-  node: Schema.Number,
+  addr: QmpInteger,
+  size: QmpInteger,
+  slot: QmpInteger,
+  node: QmpInteger,
   memdev: Schema.String,
   hotplugged: Schema.Boolean,
   hotpluggable: Schema.Boolean,
@@ -12433,7 +12489,7 @@ export interface QueryMemoryDevicesReturnItemDimm {
   readonly data: QueryMemoryDevicesReturnItemDimmData
 }
 
-const QueryMemoryDevicesReturnItemDimmFields = {
+const QueryMemoryDevicesReturnItemDimm_fields = {
   data: QueryMemoryDevicesReturnItemDimmData,
 }
 
@@ -12443,7 +12499,7 @@ const QueryMemoryDevicesReturnItemDimmFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryMemoryDevicesReturnItemDimm: Schema.Schema<QueryMemoryDevicesReturnItemDimm> = Schema.Struct(QueryMemoryDevicesReturnItemDimmFields)
+export const QueryMemoryDevicesReturnItemDimm: Schema.Schema<QueryMemoryDevicesReturnItemDimm> = Schema.Struct(QueryMemoryDevicesReturnItemDimm_fields)
 
 /**
  * Member `data` of {@link QueryMemoryDevicesReturnItemVirtioPmem}.
@@ -12454,8 +12510,8 @@ export const QueryMemoryDevicesReturnItemDimm: Schema.Schema<QueryMemoryDevicesR
  */
 export interface QueryMemoryDevicesReturnItemVirtioPmemData {
   readonly id?: string | undefined
-  readonly memaddr: number
-  readonly size: number
+  readonly memaddr: number | bigint
+  readonly size: number | bigint
   readonly memdev: string
 }
 
@@ -12467,8 +12523,8 @@ export interface QueryMemoryDevicesReturnItemVirtioPmemData {
  */
 export const QueryMemoryDevicesReturnItemVirtioPmemData: Schema.Schema<QueryMemoryDevicesReturnItemVirtioPmemData> = Schema.Struct({
   id: Schema.optional(Schema.String),
-  memaddr: Schema.Number,
-  size: Schema.Number,
+  memaddr: QmpInteger,
+  size: QmpInteger,
   memdev: Schema.String,
 })
 
@@ -12483,7 +12539,7 @@ export interface QueryMemoryDevicesReturnItemVirtioPmem {
   readonly data: QueryMemoryDevicesReturnItemVirtioPmemData
 }
 
-const QueryMemoryDevicesReturnItemVirtioPmemFields = {
+const QueryMemoryDevicesReturnItemVirtioPmem_fields = {
   data: QueryMemoryDevicesReturnItemVirtioPmemData,
 }
 
@@ -12493,7 +12549,7 @@ const QueryMemoryDevicesReturnItemVirtioPmemFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryMemoryDevicesReturnItemVirtioPmem: Schema.Schema<QueryMemoryDevicesReturnItemVirtioPmem> = Schema.Struct(QueryMemoryDevicesReturnItemVirtioPmemFields)
+export const QueryMemoryDevicesReturnItemVirtioPmem: Schema.Schema<QueryMemoryDevicesReturnItemVirtioPmem> = Schema.Struct(QueryMemoryDevicesReturnItemVirtioPmem_fields)
 
 /**
  * Member `data` of {@link QueryMemoryDevicesReturnItemVirtioMem}.
@@ -12504,12 +12560,12 @@ export const QueryMemoryDevicesReturnItemVirtioPmem: Schema.Schema<QueryMemoryDe
  */
 export interface QueryMemoryDevicesReturnItemVirtioMemData {
   readonly id?: string | undefined
-  readonly memaddr: number
-  readonly "requested-size": number
-  readonly size: number
-  readonly "max-size": number
-  readonly "block-size": number
-  readonly node: number
+  readonly memaddr: number | bigint
+  readonly "requested-size": number | bigint
+  readonly size: number | bigint
+  readonly "max-size": number | bigint
+  readonly "block-size": number | bigint
+  readonly node: number | bigint
   readonly memdev: string
 }
 
@@ -12521,12 +12577,12 @@ export interface QueryMemoryDevicesReturnItemVirtioMemData {
  */
 export const QueryMemoryDevicesReturnItemVirtioMemData: Schema.Schema<QueryMemoryDevicesReturnItemVirtioMemData> = Schema.Struct({
   id: Schema.optional(Schema.String),
-  memaddr: Schema.Number,
-  "requested-size": Schema.Number,
-  size: Schema.Number,
-  "max-size": Schema.Number,
-  "block-size": Schema.Number,
-  node: Schema.Number,
+  memaddr: QmpInteger,
+  "requested-size": QmpInteger,
+  size: QmpInteger,
+  "max-size": QmpInteger,
+  "block-size": QmpInteger,
+  node: QmpInteger,
   memdev: Schema.String,
 })
 
@@ -12541,7 +12597,7 @@ export interface QueryMemoryDevicesReturnItemVirtioMem {
   readonly data: QueryMemoryDevicesReturnItemVirtioMemData
 }
 
-const QueryMemoryDevicesReturnItemVirtioMemFields = {
+const QueryMemoryDevicesReturnItemVirtioMem_fields = {
   data: QueryMemoryDevicesReturnItemVirtioMemData,
 }
 
@@ -12551,7 +12607,7 @@ const QueryMemoryDevicesReturnItemVirtioMemFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryMemoryDevicesReturnItemVirtioMem: Schema.Schema<QueryMemoryDevicesReturnItemVirtioMem> = Schema.Struct(QueryMemoryDevicesReturnItemVirtioMemFields)
+export const QueryMemoryDevicesReturnItemVirtioMem: Schema.Schema<QueryMemoryDevicesReturnItemVirtioMem> = Schema.Struct(QueryMemoryDevicesReturnItemVirtioMem_fields)
 
 /**
  * Member `data` of {@link QueryMemoryDevicesReturnItemSgxEpc}.
@@ -12562,9 +12618,9 @@ export const QueryMemoryDevicesReturnItemVirtioMem: Schema.Schema<QueryMemoryDev
  */
 export interface QueryMemoryDevicesReturnItemSgxEpcData {
   readonly id?: string | undefined
-  readonly memaddr: number
-  readonly size: number
-  readonly node: number
+  readonly memaddr: number | bigint
+  readonly size: number | bigint
+  readonly node: number | bigint
   readonly memdev: string
 }
 
@@ -12576,9 +12632,9 @@ export interface QueryMemoryDevicesReturnItemSgxEpcData {
  */
 export const QueryMemoryDevicesReturnItemSgxEpcData: Schema.Schema<QueryMemoryDevicesReturnItemSgxEpcData> = Schema.Struct({
   id: Schema.optional(Schema.String),
-  memaddr: Schema.Number,
-  size: Schema.Number,
-  node: Schema.Number,
+  memaddr: QmpInteger,
+  size: QmpInteger,
+  node: QmpInteger,
   memdev: Schema.String,
 })
 
@@ -12593,7 +12649,7 @@ export interface QueryMemoryDevicesReturnItemSgxEpc {
   readonly data: QueryMemoryDevicesReturnItemSgxEpcData
 }
 
-const QueryMemoryDevicesReturnItemSgxEpcFields = {
+const QueryMemoryDevicesReturnItemSgxEpc_fields = {
   data: QueryMemoryDevicesReturnItemSgxEpcData,
 }
 
@@ -12603,7 +12659,7 @@ const QueryMemoryDevicesReturnItemSgxEpcFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryMemoryDevicesReturnItemSgxEpc: Schema.Schema<QueryMemoryDevicesReturnItemSgxEpc> = Schema.Struct(QueryMemoryDevicesReturnItemSgxEpcFields)
+export const QueryMemoryDevicesReturnItemSgxEpc: Schema.Schema<QueryMemoryDevicesReturnItemSgxEpc> = Schema.Struct(QueryMemoryDevicesReturnItemSgxEpc_fields)
 
 /**
  * Member `type` of {@link QueryMemoryDevicesReturnItem}.
@@ -12632,7 +12688,7 @@ export interface QueryMemoryDevicesReturnItemBase {
   readonly type: QueryMemoryDevicesReturnItemType
 }
 
-const QueryMemoryDevicesReturnItemBaseFields = {
+const QueryMemoryDevicesReturnItemBase_fields = {
   type: QueryMemoryDevicesReturnItemType,
 }
 
@@ -12658,24 +12714,24 @@ export type QueryMemoryDevicesReturnItem =
  */
 export const QueryMemoryDevicesReturnItem: Schema.Schema<QueryMemoryDevicesReturnItem> = Schema.Union(
   Schema.Struct({
-    ...QueryMemoryDevicesReturnItemBaseFields,
+    ...QueryMemoryDevicesReturnItemBase_fields,
     type: Schema.Literal("dimm", "nvdimm"),
-    ...QueryMemoryDevicesReturnItemDimmFields,
+    ...QueryMemoryDevicesReturnItemDimm_fields,
   }),
   Schema.Struct({
-    ...QueryMemoryDevicesReturnItemBaseFields,
+    ...QueryMemoryDevicesReturnItemBase_fields,
     type: Schema.Literal("virtio-pmem"),
-    ...QueryMemoryDevicesReturnItemVirtioPmemFields,
+    ...QueryMemoryDevicesReturnItemVirtioPmem_fields,
   }),
   Schema.Struct({
-    ...QueryMemoryDevicesReturnItemBaseFields,
+    ...QueryMemoryDevicesReturnItemBase_fields,
     type: Schema.Literal("virtio-mem"),
-    ...QueryMemoryDevicesReturnItemVirtioMemFields,
+    ...QueryMemoryDevicesReturnItemVirtioMem_fields,
   }),
   Schema.Struct({
-    ...QueryMemoryDevicesReturnItemBaseFields,
+    ...QueryMemoryDevicesReturnItemBase_fields,
     type: Schema.Literal("sgx-epc"),
-    ...QueryMemoryDevicesReturnItemSgxEpcFields,
+    ...QueryMemoryDevicesReturnItemSgxEpc_fields,
   })
 )
 
@@ -12687,8 +12743,8 @@ export const QueryMemoryDevicesReturnItem: Schema.Schema<QueryMemoryDevicesRetur
  * @category models
  */
 export interface QueryMemorySizeSummaryReturn {
-  readonly "base-memory": number
-  readonly "plugged-memory"?: number | undefined
+  readonly "base-memory": number | bigint
+  readonly "plugged-memory"?: number | bigint | undefined
 }
 
 /**
@@ -12698,8 +12754,8 @@ export interface QueryMemorySizeSummaryReturn {
  * @category schemas
  */
 export const QueryMemorySizeSummaryReturn: Schema.Schema<QueryMemorySizeSummaryReturn> = Schema.Struct({
-  "base-memory": Schema.Number,
-  "plugged-memory": Schema.optional(Schema.Number),
+  "base-memory": QmpInteger,
+  "plugged-memory": Schema.optional(QmpInteger),
 })
 
 /**
@@ -12711,7 +12767,7 @@ export const QueryMemorySizeSummaryReturn: Schema.Schema<QueryMemorySizeSummaryR
  */
 export interface QueryMiceReturnItem {
   readonly name: string
-  readonly index: number
+  readonly index: number | bigint
   readonly current: boolean
   readonly absolute: boolean
 }
@@ -12724,7 +12780,7 @@ export interface QueryMiceReturnItem {
  */
 export const QueryMiceReturnItem: Schema.Schema<QueryMiceReturnItem> = Schema.Struct({
   name: Schema.String,
-  index: Schema.Number,
+  index: QmpInteger,
   current: Schema.Boolean,
   absolute: Schema.Boolean,
 })
@@ -12737,33 +12793,35 @@ export const QueryMiceReturnItem: Schema.Schema<QueryMiceReturnItem> = Schema.St
  * @category models
  */
 export interface QueryMigrateParametersReturn {
-  readonly "announce-initial"?: number | undefined
-  readonly "announce-max"?: number | undefined
-  readonly "announce-rounds"?: number | undefined
-  readonly "announce-step"?: number | undefined
-  readonly "compress-level"?: number | undefined
-  readonly "compress-threads"?: number | undefined
+  readonly "announce-initial"?: number | bigint | undefined
+  readonly "announce-max"?: number | bigint | undefined
+  readonly "announce-rounds"?: number | bigint | undefined
+  readonly "announce-step"?: number | bigint | undefined
+  readonly "compress-level"?: number | bigint | undefined
+  readonly "compress-threads"?: number | bigint | undefined
   readonly "compress-wait-thread"?: boolean | undefined
-  readonly "decompress-threads"?: number | undefined
-  readonly "throttle-trigger-threshold"?: number | undefined
-  readonly "cpu-throttle-initial"?: number | undefined
-  readonly "cpu-throttle-increment"?: number | undefined
+  readonly "decompress-threads"?: number | bigint | undefined
+  readonly "throttle-trigger-threshold"?: number | bigint | undefined
+  readonly "cpu-throttle-initial"?: number | bigint | undefined
+  readonly "cpu-throttle-increment"?: number | bigint | undefined
   readonly "cpu-throttle-tailslow"?: boolean | undefined
   readonly "tls-creds"?: string | undefined
   readonly "tls-hostname"?: string | undefined
   readonly "tls-authz"?: string | undefined
-  readonly "max-bandwidth"?: number | undefined
-  readonly "downtime-limit"?: number | undefined
-  /** Unstable: QEMU marks this `unstable` (its name usually starts with `x-`). */
-  readonly "x-checkpoint-delay"?: number | undefined
+  readonly "max-bandwidth"?: number | bigint | undefined
+  readonly "downtime-limit"?: number | bigint | undefined
+  /**
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
+   */
+  readonly "x-checkpoint-delay"?: number | bigint | undefined
   readonly "block-incremental"?: boolean | undefined
-  readonly "multifd-channels"?: number | undefined
-  readonly "xbzrle-cache-size"?: number | undefined
-  readonly "max-postcopy-bandwidth"?: number | undefined
-  readonly "max-cpu-throttle"?: number | undefined
+  readonly "multifd-channels"?: number | bigint | undefined
+  readonly "xbzrle-cache-size"?: number | bigint | undefined
+  readonly "max-postcopy-bandwidth"?: number | bigint | undefined
+  readonly "max-cpu-throttle"?: number | bigint | undefined
   readonly "multifd-compression"?: MigrateSetParametersArgsMultifdCompression | undefined
-  readonly "multifd-zlib-level"?: number | undefined
-  readonly "multifd-zstd-level"?: number | undefined
+  readonly "multifd-zlib-level"?: number | bigint | undefined
+  readonly "multifd-zstd-level"?: number | bigint | undefined
   readonly "block-bitmap-mapping"?: ReadonlyArray<MigrateSetParametersArgsBlockBitmapMappingItem> | undefined
 }
 
@@ -12774,32 +12832,32 @@ export interface QueryMigrateParametersReturn {
  * @category schemas
  */
 export const QueryMigrateParametersReturn: Schema.Schema<QueryMigrateParametersReturn> = Schema.Struct({
-  "announce-initial": Schema.optional(Schema.Number),
-  "announce-max": Schema.optional(Schema.Number),
-  "announce-rounds": Schema.optional(Schema.Number),
-  "announce-step": Schema.optional(Schema.Number),
-  "compress-level": Schema.optional(Schema.Number),
-  "compress-threads": Schema.optional(Schema.Number),
+  "announce-initial": Schema.optional(QmpInteger),
+  "announce-max": Schema.optional(QmpInteger),
+  "announce-rounds": Schema.optional(QmpInteger),
+  "announce-step": Schema.optional(QmpInteger),
+  "compress-level": Schema.optional(QmpInteger),
+  "compress-threads": Schema.optional(QmpInteger),
   "compress-wait-thread": Schema.optional(Schema.Boolean),
-  "decompress-threads": Schema.optional(Schema.Number),
-  "throttle-trigger-threshold": Schema.optional(Schema.Number),
-  "cpu-throttle-initial": Schema.optional(Schema.Number),
-  "cpu-throttle-increment": Schema.optional(Schema.Number),
+  "decompress-threads": Schema.optional(QmpInteger),
+  "throttle-trigger-threshold": Schema.optional(QmpInteger),
+  "cpu-throttle-initial": Schema.optional(QmpInteger),
+  "cpu-throttle-increment": Schema.optional(QmpInteger),
   "cpu-throttle-tailslow": Schema.optional(Schema.Boolean),
   "tls-creds": Schema.optional(Schema.String),
   "tls-hostname": Schema.optional(Schema.String),
   "tls-authz": Schema.optional(Schema.String),
-  "max-bandwidth": Schema.optional(Schema.Number),
-  "downtime-limit": Schema.optional(Schema.Number),
-  "x-checkpoint-delay": Schema.optional(Schema.Number),
+  "max-bandwidth": Schema.optional(QmpInteger),
+  "downtime-limit": Schema.optional(QmpInteger),
+  "x-checkpoint-delay": Schema.optional(QmpInteger),
   "block-incremental": Schema.optional(Schema.Boolean),
-  "multifd-channels": Schema.optional(Schema.Number),
-  "xbzrle-cache-size": Schema.optional(Schema.Number),
-  "max-postcopy-bandwidth": Schema.optional(Schema.Number),
-  "max-cpu-throttle": Schema.optional(Schema.Number),
+  "multifd-channels": Schema.optional(QmpInteger),
+  "xbzrle-cache-size": Schema.optional(QmpInteger),
+  "max-postcopy-bandwidth": Schema.optional(QmpInteger),
+  "max-cpu-throttle": Schema.optional(QmpInteger),
   "multifd-compression": Schema.optional(MigrateSetParametersArgsMultifdCompression),
-  "multifd-zlib-level": Schema.optional(Schema.Number),
-  "multifd-zstd-level": Schema.optional(Schema.Number),
+  "multifd-zlib-level": Schema.optional(QmpInteger),
+  "multifd-zstd-level": Schema.optional(QmpInteger),
   "block-bitmap-mapping": Schema.optional(Schema.Array(MigrateSetParametersArgsBlockBitmapMappingItem)),
 })
 
@@ -12811,24 +12869,24 @@ export const QueryMigrateParametersReturn: Schema.Schema<QueryMigrateParametersR
  * @category models
  */
 export interface QueryMigrateReturnRam {
-  readonly transferred: number
-  readonly remaining: number
-  readonly total: number
-  readonly duplicate: number
-  readonly skipped: number
-  readonly normal: number
-  readonly "normal-bytes": number
-  readonly "dirty-pages-rate": number
-  readonly mbps: number
-  readonly "dirty-sync-count": number
-  readonly "postcopy-requests": number
-  readonly "page-size": number
-  readonly "multifd-bytes": number
-  readonly "pages-per-second": number
-  readonly "precopy-bytes": number
-  readonly "downtime-bytes": number
-  readonly "postcopy-bytes": number
-  readonly "dirty-sync-missed-zero-copy": number
+  readonly transferred: number | bigint
+  readonly remaining: number | bigint
+  readonly total: number | bigint
+  readonly duplicate: number | bigint
+  readonly skipped: number | bigint
+  readonly normal: number | bigint
+  readonly "normal-bytes": number | bigint
+  readonly "dirty-pages-rate": number | bigint
+  readonly mbps: number | bigint
+  readonly "dirty-sync-count": number | bigint
+  readonly "postcopy-requests": number | bigint
+  readonly "page-size": number | bigint
+  readonly "multifd-bytes": number | bigint
+  readonly "pages-per-second": number | bigint
+  readonly "precopy-bytes": number | bigint
+  readonly "downtime-bytes": number | bigint
+  readonly "postcopy-bytes": number | bigint
+  readonly "dirty-sync-missed-zero-copy": number | bigint
 }
 
 /**
@@ -12838,24 +12896,24 @@ export interface QueryMigrateReturnRam {
  * @category schemas
  */
 export const QueryMigrateReturnRam: Schema.Schema<QueryMigrateReturnRam> = Schema.Struct({
-  transferred: Schema.Number,
-  remaining: Schema.Number,
-  total: Schema.Number,
-  duplicate: Schema.Number,
-  skipped: Schema.Number,
-  normal: Schema.Number,
-  "normal-bytes": Schema.Number,
-  "dirty-pages-rate": Schema.Number,
-  mbps: Schema.Number,
-  "dirty-sync-count": Schema.Number,
-  "postcopy-requests": Schema.Number,
-  "page-size": Schema.Number,
-  "multifd-bytes": Schema.Number,
-  "pages-per-second": Schema.Number,
-  "precopy-bytes": Schema.Number,
-  "downtime-bytes": Schema.Number,
-  "postcopy-bytes": Schema.Number,
-  "dirty-sync-missed-zero-copy": Schema.Number,
+  transferred: QmpInteger,
+  remaining: QmpInteger,
+  total: QmpInteger,
+  duplicate: QmpInteger,
+  skipped: QmpInteger,
+  normal: QmpInteger,
+  "normal-bytes": QmpInteger,
+  "dirty-pages-rate": QmpInteger,
+  mbps: QmpInteger,
+  "dirty-sync-count": QmpInteger,
+  "postcopy-requests": QmpInteger,
+  "page-size": QmpInteger,
+  "multifd-bytes": QmpInteger,
+  "pages-per-second": QmpInteger,
+  "precopy-bytes": QmpInteger,
+  "downtime-bytes": QmpInteger,
+  "postcopy-bytes": QmpInteger,
+  "dirty-sync-missed-zero-copy": QmpInteger,
 })
 
 /**
@@ -12866,7 +12924,7 @@ export const QueryMigrateReturnRam: Schema.Schema<QueryMigrateReturnRam> = Schem
  * @category models
  */
 export interface QueryMigrateReturnVfio {
-  readonly transferred: number
+  readonly transferred: number | bigint
 }
 
 /**
@@ -12876,7 +12934,7 @@ export interface QueryMigrateReturnVfio {
  * @category schemas
  */
 export const QueryMigrateReturnVfio: Schema.Schema<QueryMigrateReturnVfio> = Schema.Struct({
-  transferred: Schema.Number,
+  transferred: QmpInteger,
 })
 
 /**
@@ -12887,13 +12945,13 @@ export const QueryMigrateReturnVfio: Schema.Schema<QueryMigrateReturnVfio> = Sch
  * @category models
  */
 export interface QueryMigrateReturnXbzrleCache {
-  readonly "cache-size": number
-  readonly bytes: number
-  readonly pages: number
-  readonly "cache-miss": number
-  readonly "cache-miss-rate": number
-  readonly "encoding-rate": number
-  readonly overflow: number
+  readonly "cache-size": number | bigint
+  readonly bytes: number | bigint
+  readonly pages: number | bigint
+  readonly "cache-miss": number | bigint
+  readonly "cache-miss-rate": number | bigint
+  readonly "encoding-rate": number | bigint
+  readonly overflow: number | bigint
 }
 
 /**
@@ -12903,13 +12961,13 @@ export interface QueryMigrateReturnXbzrleCache {
  * @category schemas
  */
 export const QueryMigrateReturnXbzrleCache: Schema.Schema<QueryMigrateReturnXbzrleCache> = Schema.Struct({
-  "cache-size": Schema.Number,
-  bytes: Schema.Number,
-  pages: Schema.Number,
-  "cache-miss": Schema.Number,
-  "cache-miss-rate": Schema.Number,
-  "encoding-rate": Schema.Number,
-  overflow: Schema.Number,
+  "cache-size": QmpInteger,
+  bytes: QmpInteger,
+  pages: QmpInteger,
+  "cache-miss": QmpInteger,
+  "cache-miss-rate": QmpInteger,
+  "encoding-rate": QmpInteger,
+  overflow: QmpInteger,
 })
 
 /**
@@ -12920,11 +12978,11 @@ export const QueryMigrateReturnXbzrleCache: Schema.Schema<QueryMigrateReturnXbzr
  * @category models
  */
 export interface QueryMigrateReturnCompression {
-  readonly pages: number
-  readonly busy: number
-  readonly "busy-rate": number
-  readonly "compressed-size": number
-  readonly "compression-rate": number
+  readonly pages: number | bigint
+  readonly busy: number | bigint
+  readonly "busy-rate": number | bigint
+  readonly "compressed-size": number | bigint
+  readonly "compression-rate": number | bigint
 }
 
 /**
@@ -12934,11 +12992,11 @@ export interface QueryMigrateReturnCompression {
  * @category schemas
  */
 export const QueryMigrateReturnCompression: Schema.Schema<QueryMigrateReturnCompression> = Schema.Struct({
-  pages: Schema.Number,
-  busy: Schema.Number,
-  "busy-rate": Schema.Number,
-  "compressed-size": Schema.Number,
-  "compression-rate": Schema.Number,
+  pages: QmpInteger,
+  busy: QmpInteger,
+  "busy-rate": QmpInteger,
+  "compressed-size": QmpInteger,
+  "compression-rate": QmpInteger,
 })
 
 /**
@@ -12954,15 +13012,15 @@ export interface QueryMigrateReturn {
   readonly disk?: QueryMigrateReturnRam | undefined
   readonly vfio?: QueryMigrateReturnVfio | undefined
   readonly "xbzrle-cache"?: QueryMigrateReturnXbzrleCache | undefined
-  readonly "total-time"?: number | undefined
-  readonly "expected-downtime"?: number | undefined
-  readonly downtime?: number | undefined
-  readonly "setup-time"?: number | undefined
-  readonly "cpu-throttle-percentage"?: number | undefined
+  readonly "total-time"?: number | bigint | undefined
+  readonly "expected-downtime"?: number | bigint | undefined
+  readonly downtime?: number | bigint | undefined
+  readonly "setup-time"?: number | bigint | undefined
+  readonly "cpu-throttle-percentage"?: number | bigint | undefined
   readonly "error-desc"?: string | undefined
   readonly "blocked-reasons"?: ReadonlyArray<string> | undefined
-  readonly "postcopy-blocktime"?: number | undefined
-  readonly "postcopy-vcpu-blocktime"?: ReadonlyArray<number> | undefined
+  readonly "postcopy-blocktime"?: number | bigint | undefined
+  readonly "postcopy-vcpu-blocktime"?: ReadonlyArray<number | bigint> | undefined
   readonly compression?: QueryMigrateReturnCompression | undefined
   readonly "socket-address"?: ReadonlyArray<QueryMigrateReturnSocketAddressItem> | undefined
 }
@@ -12979,15 +13037,15 @@ export const QueryMigrateReturn: Schema.Schema<QueryMigrateReturn> = Schema.Stru
   disk: Schema.optional(QueryMigrateReturnRam),
   vfio: Schema.optional(QueryMigrateReturnVfio),
   "xbzrle-cache": Schema.optional(QueryMigrateReturnXbzrleCache),
-  "total-time": Schema.optional(Schema.Number),
-  "expected-downtime": Schema.optional(Schema.Number),
-  downtime: Schema.optional(Schema.Number),
-  "setup-time": Schema.optional(Schema.Number),
-  "cpu-throttle-percentage": Schema.optional(Schema.Number),
+  "total-time": Schema.optional(QmpInteger),
+  "expected-downtime": Schema.optional(QmpInteger),
+  downtime: Schema.optional(QmpInteger),
+  "setup-time": Schema.optional(QmpInteger),
+  "cpu-throttle-percentage": Schema.optional(QmpInteger),
   "error-desc": Schema.optional(Schema.String),
   "blocked-reasons": Schema.optional(Schema.Array(Schema.String)),
-  "postcopy-blocktime": Schema.optional(Schema.Number),
-  "postcopy-vcpu-blocktime": Schema.optional(Schema.Array(Schema.Number)),
+  "postcopy-blocktime": Schema.optional(QmpInteger),
+  "postcopy-vcpu-blocktime": Schema.optional(Schema.Array(QmpInteger)),
   compression: Schema.optional(QueryMigrateReturnCompression),
   "socket-address": Schema.optional(Schema.Array(QueryMigrateReturnSocketAddressItem)),
 })
@@ -13043,7 +13101,7 @@ export const QueryNamedBlockNodesArgs: Schema.Schema<QueryNamedBlockNodesArgs> =
  */
 export interface QueryPciReturnItemDevicesItemClassInfo {
   readonly desc?: string | undefined
-  readonly class: number
+  readonly class: number | bigint
 }
 
 /**
@@ -13054,7 +13112,7 @@ export interface QueryPciReturnItemDevicesItemClassInfo {
  */
 export const QueryPciReturnItemDevicesItemClassInfo: Schema.Schema<QueryPciReturnItemDevicesItemClassInfo> = Schema.Struct({
   desc: Schema.optional(Schema.String),
-  class: Schema.Number,
+  class: QmpInteger,
 })
 
 /**
@@ -13065,10 +13123,10 @@ export const QueryPciReturnItemDevicesItemClassInfo: Schema.Schema<QueryPciRetur
  * @category models
  */
 export interface QueryPciReturnItemDevicesItemId {
-  readonly device: number
-  readonly vendor: number
-  readonly subsystem?: number | undefined
-  readonly "subsystem-vendor"?: number | undefined
+  readonly device: number | bigint
+  readonly vendor: number | bigint
+  readonly subsystem?: number | bigint | undefined
+  readonly "subsystem-vendor"?: number | bigint | undefined
 }
 
 /**
@@ -13078,10 +13136,10 @@ export interface QueryPciReturnItemDevicesItemId {
  * @category schemas
  */
 export const QueryPciReturnItemDevicesItemId: Schema.Schema<QueryPciReturnItemDevicesItemId> = Schema.Struct({
-  device: Schema.Number,
-  vendor: Schema.Number,
-  subsystem: Schema.optional(Schema.Number),
-  "subsystem-vendor": Schema.optional(Schema.Number),
+  device: QmpInteger,
+  vendor: QmpInteger,
+  subsystem: Schema.optional(QmpInteger),
+  "subsystem-vendor": Schema.optional(QmpInteger),
 })
 
 /**
@@ -13092,8 +13150,8 @@ export const QueryPciReturnItemDevicesItemId: Schema.Schema<QueryPciReturnItemDe
  * @category models
  */
 export interface QueryPciReturnItemDevicesItemPciBridgeBusIoRange {
-  readonly base: number
-  readonly limit: number
+  readonly base: number | bigint
+  readonly limit: number | bigint
 }
 
 /**
@@ -13103,8 +13161,8 @@ export interface QueryPciReturnItemDevicesItemPciBridgeBusIoRange {
  * @category schemas
  */
 export const QueryPciReturnItemDevicesItemPciBridgeBusIoRange: Schema.Schema<QueryPciReturnItemDevicesItemPciBridgeBusIoRange> = Schema.Struct({
-  base: Schema.Number,
-  limit: Schema.Number,
+  base: QmpInteger,
+  limit: QmpInteger,
 })
 
 /**
@@ -13115,9 +13173,9 @@ export const QueryPciReturnItemDevicesItemPciBridgeBusIoRange: Schema.Schema<Que
  * @category models
  */
 export interface QueryPciReturnItemDevicesItemPciBridgeBus {
-  readonly number: number
-  readonly secondary: number
-  readonly subordinate: number
+  readonly number: number | bigint
+  readonly secondary: number | bigint
+  readonly subordinate: number | bigint
   readonly io_range: QueryPciReturnItemDevicesItemPciBridgeBusIoRange
   readonly memory_range: QueryPciReturnItemDevicesItemPciBridgeBusIoRange
   readonly prefetchable_range: QueryPciReturnItemDevicesItemPciBridgeBusIoRange
@@ -13130,9 +13188,9 @@ export interface QueryPciReturnItemDevicesItemPciBridgeBus {
  * @category schemas
  */
 export const QueryPciReturnItemDevicesItemPciBridgeBus: Schema.Schema<QueryPciReturnItemDevicesItemPciBridgeBus> = Schema.Struct({
-  number: Schema.Number,
-  secondary: Schema.Number,
-  subordinate: Schema.Number,
+  number: QmpInteger,
+  secondary: QmpInteger,
+  subordinate: QmpInteger,
   io_range: QueryPciReturnItemDevicesItemPciBridgeBusIoRange,
   memory_range: QueryPciReturnItemDevicesItemPciBridgeBusIoRange,
   prefetchable_range: QueryPciReturnItemDevicesItemPciBridgeBusIoRange,
@@ -13169,10 +13227,10 @@ export const QueryPciReturnItemDevicesItemPciBridge: Schema.Schema<QueryPciRetur
  * @category models
  */
 export interface QueryPciReturnItemDevicesItemRegionsItem {
-  readonly bar: number
+  readonly bar: number | bigint
   readonly type: string
-  readonly address: number
-  readonly size: number
+  readonly address: number | bigint
+  readonly size: number | bigint
   readonly prefetch?: boolean | undefined
   readonly mem_type_64?: boolean | undefined
 }
@@ -13184,10 +13242,10 @@ export interface QueryPciReturnItemDevicesItemRegionsItem {
  * @category schemas
  */
 export const QueryPciReturnItemDevicesItemRegionsItem: Schema.Schema<QueryPciReturnItemDevicesItemRegionsItem> = Schema.Struct({
-  bar: Schema.Number,
+  bar: QmpInteger,
   type: Schema.String,
-  address: Schema.Number,
-  size: Schema.Number,
+  address: QmpInteger,
+  size: QmpInteger,
   prefetch: Schema.optional(Schema.Boolean),
   mem_type_64: Schema.optional(Schema.Boolean),
 })
@@ -13200,13 +13258,13 @@ export const QueryPciReturnItemDevicesItemRegionsItem: Schema.Schema<QueryPciRet
  * @category models
  */
 export interface QueryPciReturnItemDevicesItem {
-  readonly bus: number
-  readonly slot: number
-  readonly function: number
+  readonly bus: number | bigint
+  readonly slot: number | bigint
+  readonly function: number | bigint
   readonly class_info: QueryPciReturnItemDevicesItemClassInfo
   readonly id: QueryPciReturnItemDevicesItemId
-  readonly irq?: number | undefined
-  readonly irq_pin: number
+  readonly irq?: number | bigint | undefined
+  readonly irq_pin: number | bigint
   readonly qdev_id: string
   readonly pci_bridge?: QueryPciReturnItemDevicesItemPciBridge | undefined
   readonly regions: ReadonlyArray<QueryPciReturnItemDevicesItemRegionsItem>
@@ -13219,13 +13277,13 @@ export interface QueryPciReturnItemDevicesItem {
  * @category schemas
  */
 export const QueryPciReturnItemDevicesItem: Schema.Schema<QueryPciReturnItemDevicesItem> = Schema.Struct({
-  bus: Schema.Number,
-  slot: Schema.Number,
-  function: Schema.Number,
+  bus: QmpInteger,
+  slot: QmpInteger,
+  function: QmpInteger,
   class_info: QueryPciReturnItemDevicesItemClassInfo,
   id: QueryPciReturnItemDevicesItemId,
-  irq: Schema.optional(Schema.Number),
-  irq_pin: Schema.Number,
+  irq: Schema.optional(QmpInteger),
+  irq_pin: QmpInteger,
   qdev_id: Schema.String,
   pci_bridge: Schema.optional(QueryPciReturnItemDevicesItemPciBridge),
   regions: Schema.Array(QueryPciReturnItemDevicesItemRegionsItem),
@@ -13239,7 +13297,7 @@ export const QueryPciReturnItemDevicesItem: Schema.Schema<QueryPciReturnItemDevi
  * @category models
  */
 export interface QueryPciReturnItem {
-  readonly bus: number
+  readonly bus: number | bigint
   readonly devices: ReadonlyArray<QueryPciReturnItemDevicesItem>
 }
 
@@ -13250,7 +13308,7 @@ export interface QueryPciReturnItem {
  * @category schemas
  */
 export const QueryPciReturnItem: Schema.Schema<QueryPciReturnItem> = Schema.Struct({
-  bus: Schema.Number,
+  bus: QmpInteger,
   devices: Schema.Array(QueryPciReturnItemDevicesItem),
 })
 
@@ -13305,7 +13363,7 @@ export interface QueryQmpSchemaReturnItemBuiltin {
   readonly "json-type": QueryQmpSchemaReturnItemBuiltinJsonType
 }
 
-const QueryQmpSchemaReturnItemBuiltinFields = {
+const QueryQmpSchemaReturnItemBuiltin_fields = {
   "json-type": QueryQmpSchemaReturnItemBuiltinJsonType,
 }
 
@@ -13315,7 +13373,7 @@ const QueryQmpSchemaReturnItemBuiltinFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryQmpSchemaReturnItemBuiltin: Schema.Schema<QueryQmpSchemaReturnItemBuiltin> = Schema.Struct(QueryQmpSchemaReturnItemBuiltinFields)
+export const QueryQmpSchemaReturnItemBuiltin: Schema.Schema<QueryQmpSchemaReturnItemBuiltin> = Schema.Struct(QueryQmpSchemaReturnItemBuiltin_fields)
 
 /**
  * Member `members` of {@link QueryQmpSchemaReturnItemEnum}.
@@ -13355,7 +13413,7 @@ export interface QueryQmpSchemaReturnItemEnum {
   readonly values: ReadonlyArray<string>
 }
 
-const QueryQmpSchemaReturnItemEnumFields = {
+const QueryQmpSchemaReturnItemEnum_fields = {
   members: Schema.Array(QueryQmpSchemaReturnItemEnumMembersItem),
   values: Schema.Array(Schema.String),
 }
@@ -13366,7 +13424,7 @@ const QueryQmpSchemaReturnItemEnumFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryQmpSchemaReturnItemEnum: Schema.Schema<QueryQmpSchemaReturnItemEnum> = Schema.Struct(QueryQmpSchemaReturnItemEnumFields)
+export const QueryQmpSchemaReturnItemEnum: Schema.Schema<QueryQmpSchemaReturnItemEnum> = Schema.Struct(QueryQmpSchemaReturnItemEnum_fields)
 
 /**
  * The variant `array` of {@link QueryQmpSchemaReturnItem}.
@@ -13379,7 +13437,7 @@ export interface QueryQmpSchemaReturnItemArray {
   readonly "element-type": string
 }
 
-const QueryQmpSchemaReturnItemArrayFields = {
+const QueryQmpSchemaReturnItemArray_fields = {
   "element-type": Schema.String,
 }
 
@@ -13389,7 +13447,7 @@ const QueryQmpSchemaReturnItemArrayFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryQmpSchemaReturnItemArray: Schema.Schema<QueryQmpSchemaReturnItemArray> = Schema.Struct(QueryQmpSchemaReturnItemArrayFields)
+export const QueryQmpSchemaReturnItemArray: Schema.Schema<QueryQmpSchemaReturnItemArray> = Schema.Struct(QueryQmpSchemaReturnItemArray_fields)
 
 /**
  * Member `members` of {@link QueryQmpSchemaReturnItemObject}.
@@ -13454,7 +13512,7 @@ export interface QueryQmpSchemaReturnItemObject {
   readonly variants?: ReadonlyArray<QueryQmpSchemaReturnItemObjectVariantsItem> | undefined
 }
 
-const QueryQmpSchemaReturnItemObjectFields = {
+const QueryQmpSchemaReturnItemObject_fields = {
   members: Schema.Array(QueryQmpSchemaReturnItemObjectMembersItem),
   tag: Schema.optional(Schema.String),
   variants: Schema.optional(Schema.Array(QueryQmpSchemaReturnItemObjectVariantsItem)),
@@ -13466,7 +13524,7 @@ const QueryQmpSchemaReturnItemObjectFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryQmpSchemaReturnItemObject: Schema.Schema<QueryQmpSchemaReturnItemObject> = Schema.Struct(QueryQmpSchemaReturnItemObjectFields)
+export const QueryQmpSchemaReturnItemObject: Schema.Schema<QueryQmpSchemaReturnItemObject> = Schema.Struct(QueryQmpSchemaReturnItemObject_fields)
 
 /**
  * Member `members` of {@link QueryQmpSchemaReturnItemAlternate}.
@@ -13500,7 +13558,7 @@ export interface QueryQmpSchemaReturnItemAlternate {
   readonly members: ReadonlyArray<QueryQmpSchemaReturnItemAlternateMembersItem>
 }
 
-const QueryQmpSchemaReturnItemAlternateFields = {
+const QueryQmpSchemaReturnItemAlternate_fields = {
   members: Schema.Array(QueryQmpSchemaReturnItemAlternateMembersItem),
 }
 
@@ -13510,7 +13568,7 @@ const QueryQmpSchemaReturnItemAlternateFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryQmpSchemaReturnItemAlternate: Schema.Schema<QueryQmpSchemaReturnItemAlternate> = Schema.Struct(QueryQmpSchemaReturnItemAlternateFields)
+export const QueryQmpSchemaReturnItemAlternate: Schema.Schema<QueryQmpSchemaReturnItemAlternate> = Schema.Struct(QueryQmpSchemaReturnItemAlternate_fields)
 
 /**
  * The variant `command` of {@link QueryQmpSchemaReturnItem}.
@@ -13525,7 +13583,7 @@ export interface QueryQmpSchemaReturnItemCommand {
   readonly "allow-oob"?: boolean | undefined
 }
 
-const QueryQmpSchemaReturnItemCommandFields = {
+const QueryQmpSchemaReturnItemCommand_fields = {
   "arg-type": Schema.String,
   "ret-type": Schema.String,
   "allow-oob": Schema.optional(Schema.Boolean),
@@ -13537,7 +13595,7 @@ const QueryQmpSchemaReturnItemCommandFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryQmpSchemaReturnItemCommand: Schema.Schema<QueryQmpSchemaReturnItemCommand> = Schema.Struct(QueryQmpSchemaReturnItemCommandFields)
+export const QueryQmpSchemaReturnItemCommand: Schema.Schema<QueryQmpSchemaReturnItemCommand> = Schema.Struct(QueryQmpSchemaReturnItemCommand_fields)
 
 /**
  * The variant `event` of {@link QueryQmpSchemaReturnItem}.
@@ -13550,7 +13608,7 @@ export interface QueryQmpSchemaReturnItemEvent {
   readonly "arg-type": string
 }
 
-const QueryQmpSchemaReturnItemEventFields = {
+const QueryQmpSchemaReturnItemEvent_fields = {
   "arg-type": Schema.String,
 }
 
@@ -13560,7 +13618,7 @@ const QueryQmpSchemaReturnItemEventFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryQmpSchemaReturnItemEvent: Schema.Schema<QueryQmpSchemaReturnItemEvent> = Schema.Struct(QueryQmpSchemaReturnItemEventFields)
+export const QueryQmpSchemaReturnItemEvent: Schema.Schema<QueryQmpSchemaReturnItemEvent> = Schema.Struct(QueryQmpSchemaReturnItemEvent_fields)
 
 /**
  * Member `meta-type` of {@link QueryQmpSchemaReturnItem}.
@@ -13591,7 +13649,7 @@ export interface QueryQmpSchemaReturnItemBase {
   readonly features?: ReadonlyArray<string> | undefined
 }
 
-const QueryQmpSchemaReturnItemBaseFields = {
+const QueryQmpSchemaReturnItemBase_fields = {
   name: Schema.String,
   "meta-type": QueryQmpSchemaReturnItemMetaType,
   features: Schema.optional(Schema.Array(Schema.String)),
@@ -13622,39 +13680,39 @@ export type QueryQmpSchemaReturnItem =
  */
 export const QueryQmpSchemaReturnItem: Schema.Schema<QueryQmpSchemaReturnItem> = Schema.Union(
   Schema.Struct({
-    ...QueryQmpSchemaReturnItemBaseFields,
+    ...QueryQmpSchemaReturnItemBase_fields,
     "meta-type": Schema.Literal("builtin"),
-    ...QueryQmpSchemaReturnItemBuiltinFields,
+    ...QueryQmpSchemaReturnItemBuiltin_fields,
   }),
   Schema.Struct({
-    ...QueryQmpSchemaReturnItemBaseFields,
+    ...QueryQmpSchemaReturnItemBase_fields,
     "meta-type": Schema.Literal("enum"),
-    ...QueryQmpSchemaReturnItemEnumFields,
+    ...QueryQmpSchemaReturnItemEnum_fields,
   }),
   Schema.Struct({
-    ...QueryQmpSchemaReturnItemBaseFields,
+    ...QueryQmpSchemaReturnItemBase_fields,
     "meta-type": Schema.Literal("array"),
-    ...QueryQmpSchemaReturnItemArrayFields,
+    ...QueryQmpSchemaReturnItemArray_fields,
   }),
   Schema.Struct({
-    ...QueryQmpSchemaReturnItemBaseFields,
+    ...QueryQmpSchemaReturnItemBase_fields,
     "meta-type": Schema.Literal("object"),
-    ...QueryQmpSchemaReturnItemObjectFields,
+    ...QueryQmpSchemaReturnItemObject_fields,
   }),
   Schema.Struct({
-    ...QueryQmpSchemaReturnItemBaseFields,
+    ...QueryQmpSchemaReturnItemBase_fields,
     "meta-type": Schema.Literal("alternate"),
-    ...QueryQmpSchemaReturnItemAlternateFields,
+    ...QueryQmpSchemaReturnItemAlternate_fields,
   }),
   Schema.Struct({
-    ...QueryQmpSchemaReturnItemBaseFields,
+    ...QueryQmpSchemaReturnItemBase_fields,
     "meta-type": Schema.Literal("command"),
-    ...QueryQmpSchemaReturnItemCommandFields,
+    ...QueryQmpSchemaReturnItemCommand_fields,
   }),
   Schema.Struct({
-    ...QueryQmpSchemaReturnItemBaseFields,
+    ...QueryQmpSchemaReturnItemBase_fields,
     "meta-type": Schema.Literal("event"),
-    ...QueryQmpSchemaReturnItemEventFields,
+    ...QueryQmpSchemaReturnItemEvent_fields,
   })
 )
 
@@ -13685,7 +13743,7 @@ export const QueryReplayReturnMode: Schema.Schema<QueryReplayReturnMode> = Schem
 export interface QueryReplayReturn {
   readonly mode: QueryReplayReturnMode
   readonly filename?: string | undefined
-  readonly icount: number
+  readonly icount: number | bigint
 }
 
 /**
@@ -13697,7 +13755,7 @@ export interface QueryReplayReturn {
 export const QueryReplayReturn: Schema.Schema<QueryReplayReturn> = Schema.Struct({
   mode: QueryReplayReturnMode,
   filename: Schema.optional(Schema.String),
-  icount: Schema.Number,
+  icount: QmpInteger,
 })
 
 /**
@@ -13709,7 +13767,7 @@ export const QueryReplayReturn: Schema.Schema<QueryReplayReturn> = Schema.Struct
  */
 export interface QueryRockerOfDpaFlowsArgs {
   readonly name: string
-  readonly "tbl-id"?: number | undefined
+  readonly "tbl-id"?: number | bigint | undefined
 }
 
 /**
@@ -13720,7 +13778,7 @@ export interface QueryRockerOfDpaFlowsArgs {
  */
 export const QueryRockerOfDpaFlowsArgs: Schema.Schema<QueryRockerOfDpaFlowsArgs> = Schema.Struct({
   name: Schema.String,
-  "tbl-id": Schema.optional(Schema.Number),
+  "tbl-id": Schema.optional(QmpInteger),
 })
 
 /**
@@ -13731,16 +13789,16 @@ export const QueryRockerOfDpaFlowsArgs: Schema.Schema<QueryRockerOfDpaFlowsArgs>
  * @category models
  */
 export interface QueryRockerOfDpaFlowsReturnItemKey {
-  readonly priority: number
-  readonly "tbl-id": number
-  readonly "in-pport"?: number | undefined
-  readonly "tunnel-id"?: number | undefined
-  readonly "vlan-id"?: number | undefined
-  readonly "eth-type"?: number | undefined
+  readonly priority: number | bigint
+  readonly "tbl-id": number | bigint
+  readonly "in-pport"?: number | bigint | undefined
+  readonly "tunnel-id"?: number | bigint | undefined
+  readonly "vlan-id"?: number | bigint | undefined
+  readonly "eth-type"?: number | bigint | undefined
   readonly "eth-src"?: string | undefined
   readonly "eth-dst"?: string | undefined
-  readonly "ip-proto"?: number | undefined
-  readonly "ip-tos"?: number | undefined
+  readonly "ip-proto"?: number | bigint | undefined
+  readonly "ip-tos"?: number | bigint | undefined
   readonly "ip-dst"?: string | undefined
 }
 
@@ -13751,16 +13809,16 @@ export interface QueryRockerOfDpaFlowsReturnItemKey {
  * @category schemas
  */
 export const QueryRockerOfDpaFlowsReturnItemKey: Schema.Schema<QueryRockerOfDpaFlowsReturnItemKey> = Schema.Struct({
-  priority: Schema.Number,
-  "tbl-id": Schema.Number,
-  "in-pport": Schema.optional(Schema.Number),
-  "tunnel-id": Schema.optional(Schema.Number),
-  "vlan-id": Schema.optional(Schema.Number),
-  "eth-type": Schema.optional(Schema.Number),
+  priority: QmpInteger,
+  "tbl-id": QmpInteger,
+  "in-pport": Schema.optional(QmpInteger),
+  "tunnel-id": Schema.optional(QmpInteger),
+  "vlan-id": Schema.optional(QmpInteger),
+  "eth-type": Schema.optional(QmpInteger),
   "eth-src": Schema.optional(Schema.String),
   "eth-dst": Schema.optional(Schema.String),
-  "ip-proto": Schema.optional(Schema.Number),
-  "ip-tos": Schema.optional(Schema.Number),
+  "ip-proto": Schema.optional(QmpInteger),
+  "ip-tos": Schema.optional(QmpInteger),
   "ip-dst": Schema.optional(Schema.String),
 })
 
@@ -13772,13 +13830,13 @@ export const QueryRockerOfDpaFlowsReturnItemKey: Schema.Schema<QueryRockerOfDpaF
  * @category models
  */
 export interface QueryRockerOfDpaFlowsReturnItemMask {
-  readonly "in-pport"?: number | undefined
-  readonly "tunnel-id"?: number | undefined
-  readonly "vlan-id"?: number | undefined
+  readonly "in-pport"?: number | bigint | undefined
+  readonly "tunnel-id"?: number | bigint | undefined
+  readonly "vlan-id"?: number | bigint | undefined
   readonly "eth-src"?: string | undefined
   readonly "eth-dst"?: string | undefined
-  readonly "ip-proto"?: number | undefined
-  readonly "ip-tos"?: number | undefined
+  readonly "ip-proto"?: number | bigint | undefined
+  readonly "ip-tos"?: number | bigint | undefined
 }
 
 /**
@@ -13788,13 +13846,13 @@ export interface QueryRockerOfDpaFlowsReturnItemMask {
  * @category schemas
  */
 export const QueryRockerOfDpaFlowsReturnItemMask: Schema.Schema<QueryRockerOfDpaFlowsReturnItemMask> = Schema.Struct({
-  "in-pport": Schema.optional(Schema.Number),
-  "tunnel-id": Schema.optional(Schema.Number),
-  "vlan-id": Schema.optional(Schema.Number),
+  "in-pport": Schema.optional(QmpInteger),
+  "tunnel-id": Schema.optional(QmpInteger),
+  "vlan-id": Schema.optional(QmpInteger),
   "eth-src": Schema.optional(Schema.String),
   "eth-dst": Schema.optional(Schema.String),
-  "ip-proto": Schema.optional(Schema.Number),
-  "ip-tos": Schema.optional(Schema.Number),
+  "ip-proto": Schema.optional(QmpInteger),
+  "ip-tos": Schema.optional(QmpInteger),
 })
 
 /**
@@ -13805,12 +13863,12 @@ export const QueryRockerOfDpaFlowsReturnItemMask: Schema.Schema<QueryRockerOfDpa
  * @category models
  */
 export interface QueryRockerOfDpaFlowsReturnItemAction {
-  readonly "goto-tbl"?: number | undefined
-  readonly "group-id"?: number | undefined
-  readonly "tunnel-lport"?: number | undefined
-  readonly "vlan-id"?: number | undefined
-  readonly "new-vlan-id"?: number | undefined
-  readonly "out-pport"?: number | undefined
+  readonly "goto-tbl"?: number | bigint | undefined
+  readonly "group-id"?: number | bigint | undefined
+  readonly "tunnel-lport"?: number | bigint | undefined
+  readonly "vlan-id"?: number | bigint | undefined
+  readonly "new-vlan-id"?: number | bigint | undefined
+  readonly "out-pport"?: number | bigint | undefined
 }
 
 /**
@@ -13820,12 +13878,12 @@ export interface QueryRockerOfDpaFlowsReturnItemAction {
  * @category schemas
  */
 export const QueryRockerOfDpaFlowsReturnItemAction: Schema.Schema<QueryRockerOfDpaFlowsReturnItemAction> = Schema.Struct({
-  "goto-tbl": Schema.optional(Schema.Number),
-  "group-id": Schema.optional(Schema.Number),
-  "tunnel-lport": Schema.optional(Schema.Number),
-  "vlan-id": Schema.optional(Schema.Number),
-  "new-vlan-id": Schema.optional(Schema.Number),
-  "out-pport": Schema.optional(Schema.Number),
+  "goto-tbl": Schema.optional(QmpInteger),
+  "group-id": Schema.optional(QmpInteger),
+  "tunnel-lport": Schema.optional(QmpInteger),
+  "vlan-id": Schema.optional(QmpInteger),
+  "new-vlan-id": Schema.optional(QmpInteger),
+  "out-pport": Schema.optional(QmpInteger),
 })
 
 /**
@@ -13836,8 +13894,8 @@ export const QueryRockerOfDpaFlowsReturnItemAction: Schema.Schema<QueryRockerOfD
  * @category models
  */
 export interface QueryRockerOfDpaFlowsReturnItem {
-  readonly cookie: number
-  readonly hits: number
+  readonly cookie: number | bigint
+  readonly hits: number | bigint
   readonly key: QueryRockerOfDpaFlowsReturnItemKey
   readonly mask: QueryRockerOfDpaFlowsReturnItemMask
   readonly action: QueryRockerOfDpaFlowsReturnItemAction
@@ -13850,8 +13908,8 @@ export interface QueryRockerOfDpaFlowsReturnItem {
  * @category schemas
  */
 export const QueryRockerOfDpaFlowsReturnItem: Schema.Schema<QueryRockerOfDpaFlowsReturnItem> = Schema.Struct({
-  cookie: Schema.Number,
-  hits: Schema.Number,
+  cookie: QmpInteger,
+  hits: QmpInteger,
   key: QueryRockerOfDpaFlowsReturnItemKey,
   mask: QueryRockerOfDpaFlowsReturnItemMask,
   action: QueryRockerOfDpaFlowsReturnItemAction,
@@ -13866,7 +13924,7 @@ export const QueryRockerOfDpaFlowsReturnItem: Schema.Schema<QueryRockerOfDpaFlow
  */
 export interface QueryRockerOfDpaGroupsArgs {
   readonly name: string
-  readonly type?: number | undefined
+  readonly type?: number | bigint | undefined
 }
 
 /**
@@ -13877,7 +13935,7 @@ export interface QueryRockerOfDpaGroupsArgs {
  */
 export const QueryRockerOfDpaGroupsArgs: Schema.Schema<QueryRockerOfDpaGroupsArgs> = Schema.Struct({
   name: Schema.String,
-  type: Schema.optional(Schema.Number),
+  type: Schema.optional(QmpInteger),
 })
 
 /**
@@ -13888,19 +13946,19 @@ export const QueryRockerOfDpaGroupsArgs: Schema.Schema<QueryRockerOfDpaGroupsArg
  * @category models
  */
 export interface QueryRockerOfDpaGroupsReturnItem {
-  readonly id: number
-  readonly type: number
-  readonly "vlan-id"?: number | undefined
-  readonly pport?: number | undefined
-  readonly index?: number | undefined
-  readonly "out-pport"?: number | undefined
-  readonly "group-id"?: number | undefined
-  readonly "set-vlan-id"?: number | undefined
-  readonly "pop-vlan"?: number | undefined
-  readonly "group-ids"?: ReadonlyArray<number> | undefined
+  readonly id: number | bigint
+  readonly type: number | bigint
+  readonly "vlan-id"?: number | bigint | undefined
+  readonly pport?: number | bigint | undefined
+  readonly index?: number | bigint | undefined
+  readonly "out-pport"?: number | bigint | undefined
+  readonly "group-id"?: number | bigint | undefined
+  readonly "set-vlan-id"?: number | bigint | undefined
+  readonly "pop-vlan"?: number | bigint | undefined
+  readonly "group-ids"?: ReadonlyArray<number | bigint> | undefined
   readonly "set-eth-src"?: string | undefined
   readonly "set-eth-dst"?: string | undefined
-  readonly "ttl-check"?: number | undefined
+  readonly "ttl-check"?: number | bigint | undefined
 }
 
 /**
@@ -13910,19 +13968,19 @@ export interface QueryRockerOfDpaGroupsReturnItem {
  * @category schemas
  */
 export const QueryRockerOfDpaGroupsReturnItem: Schema.Schema<QueryRockerOfDpaGroupsReturnItem> = Schema.Struct({
-  id: Schema.Number,
-  type: Schema.Number,
-  "vlan-id": Schema.optional(Schema.Number),
-  pport: Schema.optional(Schema.Number),
-  index: Schema.optional(Schema.Number),
-  "out-pport": Schema.optional(Schema.Number),
-  "group-id": Schema.optional(Schema.Number),
-  "set-vlan-id": Schema.optional(Schema.Number),
-  "pop-vlan": Schema.optional(Schema.Number),
-  "group-ids": Schema.optional(Schema.Array(Schema.Number)),
+  id: QmpInteger,
+  type: QmpInteger,
+  "vlan-id": Schema.optional(QmpInteger),
+  pport: Schema.optional(QmpInteger),
+  index: Schema.optional(QmpInteger),
+  "out-pport": Schema.optional(QmpInteger),
+  "group-id": Schema.optional(QmpInteger),
+  "set-vlan-id": Schema.optional(QmpInteger),
+  "pop-vlan": Schema.optional(QmpInteger),
+  "group-ids": Schema.optional(Schema.Array(QmpInteger)),
   "set-eth-src": Schema.optional(Schema.String),
   "set-eth-dst": Schema.optional(Schema.String),
-  "ttl-check": Schema.optional(Schema.Number),
+  "ttl-check": Schema.optional(QmpInteger),
 })
 
 /**
@@ -13970,7 +14028,7 @@ export interface QueryRockerPortsReturnItem {
   readonly name: string
   readonly enabled: boolean
   readonly "link-up": boolean
-  readonly speed: number
+  readonly speed: number | bigint
   readonly duplex: QueryRockerPortsReturnItemDuplex
   readonly autoneg: QueryRockerPortsReturnItemAutoneg
 }
@@ -13985,7 +14043,7 @@ export const QueryRockerPortsReturnItem: Schema.Schema<QueryRockerPortsReturnIte
   name: Schema.String,
   enabled: Schema.Boolean,
   "link-up": Schema.Boolean,
-  speed: Schema.Number,
+  speed: QmpInteger,
   duplex: QueryRockerPortsReturnItemDuplex,
   autoneg: QueryRockerPortsReturnItemAutoneg,
 })
@@ -13999,8 +14057,8 @@ export const QueryRockerPortsReturnItem: Schema.Schema<QueryRockerPortsReturnIte
  */
 export interface QueryRockerReturn {
   readonly name: string
-  readonly id: number
-  readonly ports: number
+  readonly id: number | bigint
+  readonly ports: number | bigint
 }
 
 /**
@@ -14011,8 +14069,8 @@ export interface QueryRockerReturn {
  */
 export const QueryRockerReturn: Schema.Schema<QueryRockerReturn> = Schema.Struct({
   name: Schema.String,
-  id: Schema.Number,
-  ports: Schema.Number,
+  id: QmpInteger,
+  ports: QmpInteger,
 })
 
 /**
@@ -14049,7 +14107,7 @@ export interface QueryRxFilterReturnItem {
   readonly "multicast-overflow": boolean
   readonly "unicast-overflow": boolean
   readonly "main-mac": string
-  readonly "vlan-table": ReadonlyArray<number>
+  readonly "vlan-table": ReadonlyArray<number | bigint>
   readonly "unicast-table": ReadonlyArray<string>
   readonly "multicast-table": ReadonlyArray<string>
 }
@@ -14070,7 +14128,7 @@ export const QueryRxFilterReturnItem: Schema.Schema<QueryRxFilterReturnItem> = S
   "multicast-overflow": Schema.Boolean,
   "unicast-overflow": Schema.Boolean,
   "main-mac": Schema.String,
-  "vlan-table": Schema.Array(Schema.Number),
+  "vlan-table": Schema.Array(QmpInteger),
   "unicast-table": Schema.Array(Schema.String),
   "multicast-table": Schema.Array(Schema.String),
 })
@@ -14128,8 +14186,8 @@ export interface QuerySevCapabilitiesReturn {
   readonly pdh: string
   readonly "cert-chain": string
   readonly "cpu0-id": string
-  readonly cbitpos: number
-  readonly "reduced-phys-bits": number
+  readonly cbitpos: number | bigint
+  readonly "reduced-phys-bits": number | bigint
 }
 
 /**
@@ -14142,8 +14200,8 @@ export const QuerySevCapabilitiesReturn: Schema.Schema<QuerySevCapabilitiesRetur
   pdh: Schema.String,
   "cert-chain": Schema.String,
   "cpu0-id": Schema.String,
-  cbitpos: Schema.Number,
-  "reduced-phys-bits": Schema.Number,
+  cbitpos: QmpInteger,
+  "reduced-phys-bits": QmpInteger,
 })
 
 /**
@@ -14172,12 +14230,12 @@ export const QuerySevReturnState: Schema.Schema<QuerySevReturnState> = Schema.Li
  */
 export interface QuerySevReturn {
   readonly enabled: boolean
-  readonly "api-major": number
-  readonly "api-minor": number
-  readonly "build-id": number
-  readonly policy: number
+  readonly "api-major": number | bigint
+  readonly "api-minor": number | bigint
+  readonly "build-id": number | bigint
+  readonly policy: number | bigint
   readonly state: QuerySevReturnState
-  readonly handle: number
+  readonly handle: number | bigint
 }
 
 /**
@@ -14188,12 +14246,12 @@ export interface QuerySevReturn {
  */
 export const QuerySevReturn: Schema.Schema<QuerySevReturn> = Schema.Struct({
   enabled: Schema.Boolean,
-  "api-major": Schema.Number,
-  "api-minor": Schema.Number,
-  "build-id": Schema.Number,
-  policy: Schema.Number,
+  "api-major": QmpInteger,
+  "api-minor": QmpInteger,
+  "build-id": QmpInteger,
+  policy: QmpInteger,
   state: QuerySevReturnState,
-  handle: Schema.Number,
+  handle: QmpInteger,
 })
 
 /**
@@ -14204,8 +14262,8 @@ export const QuerySevReturn: Schema.Schema<QuerySevReturn> = Schema.Struct({
  * @category models
  */
 export interface QuerySgxReturnSectionsItem {
-  readonly node: number
-  readonly size: number
+  readonly node: number | bigint
+  readonly size: number | bigint
 }
 
 /**
@@ -14215,8 +14273,8 @@ export interface QuerySgxReturnSectionsItem {
  * @category schemas
  */
 export const QuerySgxReturnSectionsItem: Schema.Schema<QuerySgxReturnSectionsItem> = Schema.Struct({
-  node: Schema.Number,
-  size: Schema.Number,
+  node: QmpInteger,
+  size: QmpInteger,
 })
 
 /**
@@ -14234,7 +14292,7 @@ export interface QuerySgxReturn {
   /**
    * @deprecated QEMU marks this `deprecated`.
    */
-  readonly "section-size": number
+  readonly "section-size": number | bigint
   readonly sections: ReadonlyArray<QuerySgxReturnSectionsItem>
 }
 
@@ -14249,7 +14307,7 @@ export const QuerySgxReturn: Schema.Schema<QuerySgxReturn> = Schema.Struct({
   sgx1: Schema.Boolean,
   sgx2: Schema.Boolean,
   flc: Schema.Boolean,
-  "section-size": Schema.Number,
+  "section-size": QmpInteger,
   sections: Schema.Array(QuerySgxReturnSectionsItem),
 })
 
@@ -14298,9 +14356,9 @@ export interface QuerySpiceReturnChannelsItem {
   readonly host: string
   readonly port: string
   readonly family: QueryVncReturnFamily
-  readonly "connection-id": number
-  readonly "channel-type": number
-  readonly "channel-id": number
+  readonly "connection-id": number | bigint
+  readonly "channel-type": number | bigint
+  readonly "channel-id": number | bigint
   readonly tls: boolean
 }
 
@@ -14314,9 +14372,9 @@ export const QuerySpiceReturnChannelsItem: Schema.Schema<QuerySpiceReturnChannel
   host: Schema.String,
   port: Schema.String,
   family: QueryVncReturnFamily,
-  "connection-id": Schema.Number,
-  "channel-type": Schema.Number,
-  "channel-id": Schema.Number,
+  "connection-id": QmpInteger,
+  "channel-type": QmpInteger,
+  "channel-id": QmpInteger,
   tls: Schema.Boolean,
 })
 
@@ -14331,8 +14389,8 @@ export interface QuerySpiceReturn {
   readonly enabled: boolean
   readonly migrated: boolean
   readonly host?: string | undefined
-  readonly port?: number | undefined
-  readonly "tls-port"?: number | undefined
+  readonly port?: number | bigint | undefined
+  readonly "tls-port"?: number | bigint | undefined
   readonly auth?: string | undefined
   readonly "compiled-version"?: string | undefined
   readonly "mouse-mode": QuerySpiceReturnMouseMode
@@ -14349,8 +14407,8 @@ export const QuerySpiceReturn: Schema.Schema<QuerySpiceReturn> = Schema.Struct({
   enabled: Schema.Boolean,
   migrated: Schema.Boolean,
   host: Schema.optional(Schema.String),
-  port: Schema.optional(Schema.Number),
-  "tls-port": Schema.optional(Schema.Number),
+  port: Schema.optional(QmpInteger),
+  "tls-port": Schema.optional(QmpInteger),
   auth: Schema.optional(Schema.String),
   "compiled-version": Schema.optional(Schema.String),
   "mouse-mode": QuerySpiceReturnMouseMode,
@@ -14368,7 +14426,7 @@ export interface QueryStatsArgsVcpu {
   readonly vcpus?: ReadonlyArray<string> | undefined
 }
 
-const QueryStatsArgsVcpuFields = {
+const QueryStatsArgsVcpu_fields = {
   vcpus: Schema.optional(Schema.Array(Schema.String)),
 }
 
@@ -14378,7 +14436,7 @@ const QueryStatsArgsVcpuFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryStatsArgsVcpu: Schema.Schema<QueryStatsArgsVcpu> = Schema.Struct(QueryStatsArgsVcpuFields)
+export const QueryStatsArgsVcpu: Schema.Schema<QueryStatsArgsVcpu> = Schema.Struct(QueryStatsArgsVcpu_fields)
 
 /**
  * Member `target` of {@link QueryStatsArgs}. Also member `target` of {@link QueryStatsSchemasReturnItem}.
@@ -14448,7 +14506,7 @@ export interface QueryStatsArgsBase {
   readonly providers?: ReadonlyArray<QueryStatsArgsProvidersItem> | undefined
 }
 
-const QueryStatsArgsBaseFields = {
+const QueryStatsArgsBase_fields = {
   target: QueryStatsArgsTarget,
   providers: Schema.optional(Schema.Array(QueryStatsArgsProvidersItem)),
 }
@@ -14473,12 +14531,12 @@ export type QueryStatsArgs =
  */
 export const QueryStatsArgs: Schema.Schema<QueryStatsArgs> = Schema.Union(
   Schema.Struct({
-    ...QueryStatsArgsBaseFields,
+    ...QueryStatsArgsBase_fields,
     target: Schema.Literal("vcpu"),
-    ...QueryStatsArgsVcpuFields,
+    ...QueryStatsArgsVcpu_fields,
   }),
   Schema.Struct({
-    ...QueryStatsArgsBaseFields,
+    ...QueryStatsArgsBase_fields,
     target: Schema.Literal("vm"),
   })
 )
@@ -14490,7 +14548,7 @@ export const QueryStatsArgs: Schema.Schema<QueryStatsArgs> = Schema.Union(
  * @since 0.1.0
  * @category models
  */
-export type QueryStatsReturnItemStatsItemValue = number | boolean | ReadonlyArray<number>
+export type QueryStatsReturnItemStatsItemValue = number | bigint | boolean | ReadonlyArray<number | bigint>
 
 /**
  * The `Schema` of {@link QueryStatsReturnItemStatsItemValue}.
@@ -14498,7 +14556,7 @@ export type QueryStatsReturnItemStatsItemValue = number | boolean | ReadonlyArra
  * @since 0.1.0
  * @category schemas
  */
-export const QueryStatsReturnItemStatsItemValue: Schema.Schema<QueryStatsReturnItemStatsItemValue> = Schema.Union(Schema.Number, Schema.Boolean, Schema.Array(Schema.Number))
+export const QueryStatsReturnItemStatsItemValue: Schema.Schema<QueryStatsReturnItemStatsItemValue> = Schema.Union(QmpInteger, Schema.Boolean, Schema.Array(QmpInteger))
 
 /**
  * Member `stats` of {@link QueryStatsReturnItem}.
@@ -14614,9 +14672,9 @@ export interface QueryStatsSchemasReturnItemStatsItem {
   readonly name: string
   readonly type: QueryStatsSchemasReturnItemStatsItemType
   readonly unit?: QueryStatsSchemasReturnItemStatsItemUnit | undefined
-  readonly base?: number | undefined
-  readonly exponent: number
-  readonly "bucket-size"?: number | undefined
+  readonly base?: number | bigint | undefined
+  readonly exponent: number | bigint
+  readonly "bucket-size"?: number | bigint | undefined
 }
 
 /**
@@ -14629,9 +14687,9 @@ export const QueryStatsSchemasReturnItemStatsItem: Schema.Schema<QueryStatsSchem
   name: Schema.String,
   type: QueryStatsSchemasReturnItemStatsItemType,
   unit: Schema.optional(QueryStatsSchemasReturnItemStatsItemUnit),
-  base: Schema.optional(Schema.Number),
-  exponent: Schema.Number,
-  "bucket-size": Schema.optional(Schema.Number),
+  base: Schema.optional(QmpInteger),
+  exponent: QmpInteger,
+  "bucket-size": Schema.optional(QmpInteger),
 })
 
 /**
@@ -14773,7 +14831,7 @@ export interface QueryTpmReturnItemOptionsPassthrough {
   readonly data: QueryTpmReturnItemOptionsPassthroughData
 }
 
-const QueryTpmReturnItemOptionsPassthroughFields = {
+const QueryTpmReturnItemOptionsPassthrough_fields = {
   data: QueryTpmReturnItemOptionsPassthroughData,
 }
 
@@ -14783,7 +14841,7 @@ const QueryTpmReturnItemOptionsPassthroughFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryTpmReturnItemOptionsPassthrough: Schema.Schema<QueryTpmReturnItemOptionsPassthrough> = Schema.Struct(QueryTpmReturnItemOptionsPassthroughFields)
+export const QueryTpmReturnItemOptionsPassthrough: Schema.Schema<QueryTpmReturnItemOptionsPassthrough> = Schema.Struct(QueryTpmReturnItemOptionsPassthrough_fields)
 
 /**
  * Member `data` of {@link QueryTpmReturnItemOptionsEmulator}.
@@ -14817,7 +14875,7 @@ export interface QueryTpmReturnItemOptionsEmulator {
   readonly data: QueryTpmReturnItemOptionsEmulatorData
 }
 
-const QueryTpmReturnItemOptionsEmulatorFields = {
+const QueryTpmReturnItemOptionsEmulator_fields = {
   data: QueryTpmReturnItemOptionsEmulatorData,
 }
 
@@ -14827,7 +14885,7 @@ const QueryTpmReturnItemOptionsEmulatorFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const QueryTpmReturnItemOptionsEmulator: Schema.Schema<QueryTpmReturnItemOptionsEmulator> = Schema.Struct(QueryTpmReturnItemOptionsEmulatorFields)
+export const QueryTpmReturnItemOptionsEmulator: Schema.Schema<QueryTpmReturnItemOptionsEmulator> = Schema.Struct(QueryTpmReturnItemOptionsEmulator_fields)
 
 /**
  * Each element of what command `query-tpm-types` returns. Also member `type` of {@link QueryTpmReturnItemOptions}.
@@ -14856,7 +14914,7 @@ export interface QueryTpmReturnItemOptionsBase {
   readonly type: QueryTpmTypesReturnItem
 }
 
-const QueryTpmReturnItemOptionsBaseFields = {
+const QueryTpmReturnItemOptionsBase_fields = {
   type: QueryTpmTypesReturnItem,
 }
 
@@ -14880,14 +14938,14 @@ export type QueryTpmReturnItemOptions =
  */
 export const QueryTpmReturnItemOptions: Schema.Schema<QueryTpmReturnItemOptions> = Schema.Union(
   Schema.Struct({
-    ...QueryTpmReturnItemOptionsBaseFields,
+    ...QueryTpmReturnItemOptionsBase_fields,
     type: Schema.Literal("passthrough"),
-    ...QueryTpmReturnItemOptionsPassthroughFields,
+    ...QueryTpmReturnItemOptionsPassthrough_fields,
   }),
   Schema.Struct({
-    ...QueryTpmReturnItemOptionsBaseFields,
+    ...QueryTpmReturnItemOptionsBase_fields,
     type: Schema.Literal("emulator"),
-    ...QueryTpmReturnItemOptionsEmulatorFields,
+    ...QueryTpmReturnItemOptionsEmulator_fields,
   })
 )
 
@@ -14945,9 +15003,9 @@ export const QueryUuidReturn: Schema.Schema<QueryUuidReturn> = Schema.Struct({
  * @category models
  */
 export interface QueryVcpuDirtyLimitReturnItem {
-  readonly "cpu-index": number
-  readonly "limit-rate": number
-  readonly "current-rate": number
+  readonly "cpu-index": number | bigint
+  readonly "limit-rate": number | bigint
+  readonly "current-rate": number | bigint
 }
 
 /**
@@ -14957,9 +15015,9 @@ export interface QueryVcpuDirtyLimitReturnItem {
  * @category schemas
  */
 export const QueryVcpuDirtyLimitReturnItem: Schema.Schema<QueryVcpuDirtyLimitReturnItem> = Schema.Struct({
-  "cpu-index": Schema.Number,
-  "limit-rate": Schema.Number,
-  "current-rate": Schema.Number,
+  "cpu-index": QmpInteger,
+  "limit-rate": QmpInteger,
+  "current-rate": QmpInteger,
 })
 
 /**
@@ -14970,9 +15028,9 @@ export const QueryVcpuDirtyLimitReturnItem: Schema.Schema<QueryVcpuDirtyLimitRet
  * @category models
  */
 export interface QueryVersionReturnQemu {
-  readonly major: number
-  readonly minor: number
-  readonly micro: number
+  readonly major: number | bigint
+  readonly minor: number | bigint
+  readonly micro: number | bigint
 }
 
 /**
@@ -14982,9 +15040,9 @@ export interface QueryVersionReturnQemu {
  * @category schemas
  */
 export const QueryVersionReturnQemu: Schema.Schema<QueryVersionReturnQemu> = Schema.Struct({
-  major: Schema.Number,
-  minor: Schema.Number,
-  micro: Schema.Number,
+  major: QmpInteger,
+  minor: QmpInteger,
+  micro: QmpInteger,
 })
 
 /**
@@ -15239,7 +15297,7 @@ export interface QueryYankReturnItemBase {
   readonly type: QueryYankReturnItemType
 }
 
-const QueryYankReturnItemBaseFields = {
+const QueryYankReturnItemBase_fields = {
   type: QueryYankReturnItemType,
 }
 
@@ -15264,17 +15322,17 @@ export type QueryYankReturnItem =
  */
 export const QueryYankReturnItem: Schema.Schema<QueryYankReturnItem> = Schema.Union(
   Schema.Struct({
-    ...QueryYankReturnItemBaseFields,
+    ...QueryYankReturnItemBase_fields,
     type: Schema.Literal("block-node"),
-    ...BlockdevDelArgsFields,
+    ...BlockdevDelArgs_fields,
   }),
   Schema.Struct({
-    ...QueryYankReturnItemBaseFields,
+    ...QueryYankReturnItemBase_fields,
     type: Schema.Literal("chardev"),
-    ...BlockJobDismissArgsFields,
+    ...BlockJobDismissArgs_fields,
   }),
   Schema.Struct({
-    ...QueryYankReturnItemBaseFields,
+    ...QueryYankReturnItemBase_fields,
     type: Schema.Literal("migration"),
   })
 )
@@ -15288,8 +15346,8 @@ export const QueryYankReturnItem: Schema.Schema<QueryYankReturnItem> = Schema.Un
  */
 export interface QuorumFailureData {
   readonly reference: string
-  readonly "sector-num": number
-  readonly "sectors-count": number
+  readonly "sector-num": number | bigint
+  readonly "sectors-count": number | bigint
 }
 
 /**
@@ -15300,8 +15358,8 @@ export interface QuorumFailureData {
  */
 export const QuorumFailureData: Schema.Schema<QuorumFailureData> = Schema.Struct({
   reference: Schema.String,
-  "sector-num": Schema.Number,
-  "sectors-count": Schema.Number,
+  "sector-num": QmpInteger,
+  "sectors-count": QmpInteger,
 })
 
 /**
@@ -15332,8 +15390,8 @@ export interface QuorumReportBadData {
   readonly type: QuorumReportBadDataType
   readonly error?: string | undefined
   readonly "node-name": string
-  readonly "sector-num": number
-  readonly "sectors-count": number
+  readonly "sector-num": number | bigint
+  readonly "sectors-count": number | bigint
 }
 
 /**
@@ -15346,8 +15404,8 @@ export const QuorumReportBadData: Schema.Schema<QuorumReportBadData> = Schema.St
   type: QuorumReportBadDataType,
   error: Schema.optional(Schema.String),
   "node-name": Schema.String,
-  "sector-num": Schema.Number,
-  "sectors-count": Schema.Number,
+  "sector-num": QmpInteger,
+  "sectors-count": QmpInteger,
 })
 
 /**
@@ -15360,8 +15418,8 @@ export const QuorumReportBadData: Schema.Schema<QuorumReportBadData> = Schema.St
 export interface RdmaGidStatusChangedData {
   readonly netdev: string
   readonly "gid-status": boolean
-  readonly "subnet-prefix": number
-  readonly "interface-id": number
+  readonly "subnet-prefix": number | bigint
+  readonly "interface-id": number | bigint
 }
 
 /**
@@ -15373,8 +15431,8 @@ export interface RdmaGidStatusChangedData {
 export const RdmaGidStatusChangedData: Schema.Schema<RdmaGidStatusChangedData> = Schema.Struct({
   netdev: Schema.String,
   "gid-status": Schema.Boolean,
-  "subnet-prefix": Schema.Number,
-  "interface-id": Schema.Number,
+  "subnet-prefix": QmpInteger,
+  "interface-id": QmpInteger,
 })
 
 /**
@@ -15385,8 +15443,8 @@ export const RdmaGidStatusChangedData: Schema.Schema<RdmaGidStatusChangedData> =
  * @category models
  */
 export interface RemoveFdArgs {
-  readonly "fdset-id": number
-  readonly fd?: number | undefined
+  readonly "fdset-id": number | bigint
+  readonly fd?: number | bigint | undefined
 }
 
 /**
@@ -15396,8 +15454,8 @@ export interface RemoveFdArgs {
  * @category schemas
  */
 export const RemoveFdArgs: Schema.Schema<RemoveFdArgs> = Schema.Struct({
-  "fdset-id": Schema.Number,
-  fd: Schema.optional(Schema.Number),
+  "fdset-id": QmpInteger,
+  fd: Schema.optional(QmpInteger),
 })
 
 /**
@@ -15408,7 +15466,7 @@ export const RemoveFdArgs: Schema.Schema<RemoveFdArgs> = Schema.Struct({
  * @category models
  */
 export interface ReplayBreakArgs {
-  readonly icount: number
+  readonly icount: number | bigint
 }
 
 /**
@@ -15418,7 +15476,7 @@ export interface ReplayBreakArgs {
  * @category schemas
  */
 export const ReplayBreakArgs: Schema.Schema<ReplayBreakArgs> = Schema.Struct({
-  icount: Schema.Number,
+  icount: QmpInteger,
 })
 
 /**
@@ -15487,7 +15545,7 @@ export const RingbufReadArgsFormat: Schema.Schema<RingbufReadArgsFormat> = Schem
  */
 export interface RingbufReadArgs {
   readonly device: string
-  readonly size: number
+  readonly size: number | bigint
   readonly format?: RingbufReadArgsFormat | undefined
 }
 
@@ -15499,7 +15557,7 @@ export interface RingbufReadArgs {
  */
 export const RingbufReadArgs: Schema.Schema<RingbufReadArgs> = Schema.Struct({
   device: Schema.String,
-  size: Schema.Number,
+  size: QmpInteger,
   format: Schema.optional(RingbufReadArgsFormat),
 })
 
@@ -15536,7 +15594,7 @@ export const RingbufWriteArgs: Schema.Schema<RingbufWriteArgs> = Schema.Struct({
  * @category models
  */
 export interface RtcChangeData {
-  readonly offset: number
+  readonly offset: number | bigint
   readonly "qom-path": string
 }
 
@@ -15547,7 +15605,7 @@ export interface RtcChangeData {
  * @category schemas
  */
 export const RtcChangeData: Schema.Schema<RtcChangeData> = Schema.Struct({
-  offset: Schema.Number,
+  offset: QmpInteger,
   "qom-path": Schema.String,
 })
 
@@ -15578,7 +15636,7 @@ export const ScreendumpArgsFormat: Schema.Schema<ScreendumpArgsFormat> = Schema.
 export interface ScreendumpArgs {
   readonly filename: string
   readonly device?: string | undefined
-  readonly head?: number | undefined
+  readonly head?: number | bigint | undefined
   readonly format?: ScreendumpArgsFormat | undefined
 }
 
@@ -15591,7 +15649,7 @@ export interface ScreendumpArgs {
 export const ScreendumpArgs: Schema.Schema<ScreendumpArgs> = Schema.Struct({
   filename: Schema.String,
   device: Schema.optional(Schema.String),
-  head: Schema.optional(Schema.Number),
+  head: Schema.optional(QmpInteger),
   format: Schema.optional(ScreendumpArgsFormat),
 })
 
@@ -15604,7 +15662,7 @@ export const ScreendumpArgs: Schema.Schema<ScreendumpArgs> = Schema.Struct({
  */
 export interface SendKeyArgs {
   readonly keys: ReadonlyArray<SendKeyArgsKeysItem>
-  readonly "hold-time"?: number | undefined
+  readonly "hold-time"?: number | bigint | undefined
 }
 
 /**
@@ -15615,7 +15673,7 @@ export interface SendKeyArgs {
  */
 export const SendKeyArgs: Schema.Schema<SendKeyArgs> = Schema.Struct({
   keys: Schema.Array(SendKeyArgsKeysItem),
-  "hold-time": Schema.optional(Schema.Number),
+  "hold-time": Schema.optional(QmpInteger),
 })
 
 /**
@@ -15744,19 +15802,19 @@ export const SetLinkArgs: Schema.Schema<SetLinkArgs> = Schema.Struct({
  * @category models
  */
 export interface SetNumaNodeArgsNode {
-  readonly nodeid?: number | undefined
-  readonly cpus?: ReadonlyArray<number> | undefined
-  readonly mem?: number | undefined
+  readonly nodeid?: number | bigint | undefined
+  readonly cpus?: ReadonlyArray<number | bigint> | undefined
+  readonly mem?: number | bigint | undefined
   readonly memdev?: string | undefined
-  readonly initiator?: number | undefined
+  readonly initiator?: number | bigint | undefined
 }
 
-const SetNumaNodeArgsNodeFields = {
-  nodeid: Schema.optional(Schema.Number),
-  cpus: Schema.optional(Schema.Array(Schema.Number)),
-  mem: Schema.optional(Schema.Number),
+const SetNumaNodeArgsNode_fields = {
+  nodeid: Schema.optional(QmpInteger),
+  cpus: Schema.optional(Schema.Array(QmpInteger)),
+  mem: Schema.optional(QmpInteger),
   memdev: Schema.optional(Schema.String),
-  initiator: Schema.optional(Schema.Number),
+  initiator: Schema.optional(QmpInteger),
 }
 
 /**
@@ -15765,7 +15823,7 @@ const SetNumaNodeArgsNodeFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const SetNumaNodeArgsNode: Schema.Schema<SetNumaNodeArgsNode> = Schema.Struct(SetNumaNodeArgsNodeFields)
+export const SetNumaNodeArgsNode: Schema.Schema<SetNumaNodeArgsNode> = Schema.Struct(SetNumaNodeArgsNode_fields)
 
 /**
  * The variant `dist` of {@link SetNumaNodeArgs}.
@@ -15775,15 +15833,15 @@ export const SetNumaNodeArgsNode: Schema.Schema<SetNumaNodeArgsNode> = Schema.St
  * @category models
  */
 export interface SetNumaNodeArgsDist {
-  readonly src: number
-  readonly dst: number
-  readonly val: number
+  readonly src: number | bigint
+  readonly dst: number | bigint
+  readonly val: number | bigint
 }
 
-const SetNumaNodeArgsDistFields = {
-  src: Schema.Number,
-  dst: Schema.Number,
-  val: Schema.Number,
+const SetNumaNodeArgsDist_fields = {
+  src: QmpInteger,
+  dst: QmpInteger,
+  val: QmpInteger,
 }
 
 /**
@@ -15792,7 +15850,7 @@ const SetNumaNodeArgsDistFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const SetNumaNodeArgsDist: Schema.Schema<SetNumaNodeArgsDist> = Schema.Struct(SetNumaNodeArgsDistFields)
+export const SetNumaNodeArgsDist: Schema.Schema<SetNumaNodeArgsDist> = Schema.Struct(SetNumaNodeArgsDist_fields)
 
 /**
  * Member `hierarchy` of {@link SetNumaNodeArgsHmatLb}.
@@ -15836,21 +15894,21 @@ export const SetNumaNodeArgsHmatLbDataType: Schema.Schema<SetNumaNodeArgsHmatLbD
  * @category models
  */
 export interface SetNumaNodeArgsHmatLb {
-  readonly initiator: number
-  readonly target: number
+  readonly initiator: number | bigint
+  readonly target: number | bigint
   readonly hierarchy: SetNumaNodeArgsHmatLbHierarchy
   readonly "data-type": SetNumaNodeArgsHmatLbDataType
-  readonly latency?: number | undefined
-  readonly bandwidth?: number | undefined
+  readonly latency?: number | bigint | undefined
+  readonly bandwidth?: number | bigint | undefined
 }
 
-const SetNumaNodeArgsHmatLbFields = {
-  initiator: Schema.Number,
-  target: Schema.Number,
+const SetNumaNodeArgsHmatLb_fields = {
+  initiator: QmpInteger,
+  target: QmpInteger,
   hierarchy: SetNumaNodeArgsHmatLbHierarchy,
   "data-type": SetNumaNodeArgsHmatLbDataType,
-  latency: Schema.optional(Schema.Number),
-  bandwidth: Schema.optional(Schema.Number),
+  latency: Schema.optional(QmpInteger),
+  bandwidth: Schema.optional(QmpInteger),
 }
 
 /**
@@ -15859,7 +15917,7 @@ const SetNumaNodeArgsHmatLbFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const SetNumaNodeArgsHmatLb: Schema.Schema<SetNumaNodeArgsHmatLb> = Schema.Struct(SetNumaNodeArgsHmatLbFields)
+export const SetNumaNodeArgsHmatLb: Schema.Schema<SetNumaNodeArgsHmatLb> = Schema.Struct(SetNumaNodeArgsHmatLb_fields)
 
 /**
  * Member `associativity` of {@link SetNumaNodeArgsHmatCache}.
@@ -15903,21 +15961,21 @@ export const SetNumaNodeArgsHmatCachePolicy: Schema.Schema<SetNumaNodeArgsHmatCa
  * @category models
  */
 export interface SetNumaNodeArgsHmatCache {
-  readonly "node-id": number
-  readonly size: number
-  readonly level: number
+  readonly "node-id": number | bigint
+  readonly size: number | bigint
+  readonly level: number | bigint
   readonly associativity: SetNumaNodeArgsHmatCacheAssociativity
   readonly policy: SetNumaNodeArgsHmatCachePolicy
-  readonly line: number
+  readonly line: number | bigint
 }
 
-const SetNumaNodeArgsHmatCacheFields = {
-  "node-id": Schema.Number,
-  size: Schema.Number,
-  level: Schema.Number,
+const SetNumaNodeArgsHmatCache_fields = {
+  "node-id": QmpInteger,
+  size: QmpInteger,
+  level: QmpInteger,
   associativity: SetNumaNodeArgsHmatCacheAssociativity,
   policy: SetNumaNodeArgsHmatCachePolicy,
-  line: Schema.Number,
+  line: QmpInteger,
 }
 
 /**
@@ -15926,7 +15984,7 @@ const SetNumaNodeArgsHmatCacheFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const SetNumaNodeArgsHmatCache: Schema.Schema<SetNumaNodeArgsHmatCache> = Schema.Struct(SetNumaNodeArgsHmatCacheFields)
+export const SetNumaNodeArgsHmatCache: Schema.Schema<SetNumaNodeArgsHmatCache> = Schema.Struct(SetNumaNodeArgsHmatCache_fields)
 
 /**
  * Member `type` of {@link SetNumaNodeArgs}.
@@ -15955,7 +16013,7 @@ export interface SetNumaNodeArgsBase {
   readonly type: SetNumaNodeArgsType
 }
 
-const SetNumaNodeArgsBaseFields = {
+const SetNumaNodeArgsBase_fields = {
   type: SetNumaNodeArgsType,
 }
 
@@ -15982,29 +16040,29 @@ export type SetNumaNodeArgs =
  */
 export const SetNumaNodeArgs: Schema.Schema<SetNumaNodeArgs> = Schema.Union(
   Schema.Struct({
-    ...SetNumaNodeArgsBaseFields,
+    ...SetNumaNodeArgsBase_fields,
     type: Schema.Literal("node"),
-    ...SetNumaNodeArgsNodeFields,
+    ...SetNumaNodeArgsNode_fields,
   }),
   Schema.Struct({
-    ...SetNumaNodeArgsBaseFields,
+    ...SetNumaNodeArgsBase_fields,
     type: Schema.Literal("dist"),
-    ...SetNumaNodeArgsDistFields,
+    ...SetNumaNodeArgsDist_fields,
   }),
   Schema.Struct({
-    ...SetNumaNodeArgsBaseFields,
+    ...SetNumaNodeArgsBase_fields,
     type: Schema.Literal("cpu"),
-    ...QueryCpusFastReturnItemPropsFields,
+    ...QueryCpusFastReturnItemProps_fields,
   }),
   Schema.Struct({
-    ...SetNumaNodeArgsBaseFields,
+    ...SetNumaNodeArgsBase_fields,
     type: Schema.Literal("hmat-lb"),
-    ...SetNumaNodeArgsHmatLbFields,
+    ...SetNumaNodeArgsHmatLb_fields,
   }),
   Schema.Struct({
-    ...SetNumaNodeArgsBaseFields,
+    ...SetNumaNodeArgsBase_fields,
     type: Schema.Literal("hmat-cache"),
-    ...SetNumaNodeArgsHmatCacheFields,
+    ...SetNumaNodeArgsHmatCache_fields,
   })
 )
 
@@ -16037,7 +16095,7 @@ export interface SetPasswordArgsBase {
   readonly connected?: SetPasswordArgsConnected | undefined
 }
 
-const SetPasswordArgsBaseFields = {
+const SetPasswordArgsBase_fields = {
   protocol: ExpirePasswordArgsProtocol,
   password: Schema.String,
   connected: Schema.optional(SetPasswordArgsConnected),
@@ -16063,12 +16121,12 @@ export type SetPasswordArgs =
  */
 export const SetPasswordArgs: Schema.Schema<SetPasswordArgs> = Schema.Union(
   Schema.Struct({
-    ...SetPasswordArgsBaseFields,
+    ...SetPasswordArgsBase_fields,
     protocol: Schema.Literal("vnc"),
-    ...ExpirePasswordArgsVncFields,
+    ...ExpirePasswordArgsVnc_fields,
   }),
   Schema.Struct({
-    ...SetPasswordArgsBaseFields,
+    ...SetPasswordArgsBase_fields,
     protocol: Schema.Literal("spice"),
   })
 )
@@ -16081,8 +16139,8 @@ export const SetPasswordArgs: Schema.Schema<SetPasswordArgs> = Schema.Union(
  * @category models
  */
 export interface SetVcpuDirtyLimitArgs {
-  readonly "cpu-index"?: number | undefined
-  readonly "dirty-rate": number
+  readonly "cpu-index"?: number | bigint | undefined
+  readonly "dirty-rate": number | bigint
 }
 
 /**
@@ -16092,8 +16150,8 @@ export interface SetVcpuDirtyLimitArgs {
  * @category schemas
  */
 export const SetVcpuDirtyLimitArgs: Schema.Schema<SetVcpuDirtyLimitArgs> = Schema.Struct({
-  "cpu-index": Schema.optional(Schema.Number),
-  "dirty-rate": Schema.Number,
+  "cpu-index": Schema.optional(QmpInteger),
+  "dirty-rate": QmpInteger,
 })
 
 /**
@@ -16106,7 +16164,7 @@ export const SetVcpuDirtyLimitArgs: Schema.Schema<SetVcpuDirtyLimitArgs> = Schem
 export interface SevInjectLaunchSecretArgs {
   readonly "packet-header": string
   readonly secret: string
-  readonly gpa?: number | undefined
+  readonly gpa?: number | bigint | undefined
 }
 
 /**
@@ -16118,7 +16176,7 @@ export interface SevInjectLaunchSecretArgs {
 export const SevInjectLaunchSecretArgs: Schema.Schema<SevInjectLaunchSecretArgs> = Schema.Struct({
   "packet-header": Schema.String,
   secret: Schema.String,
-  gpa: Schema.optional(Schema.Number),
+  gpa: Schema.optional(QmpInteger),
 })
 
 /**
@@ -16280,7 +16338,7 @@ export const SpiceInitializedData: Schema.Schema<SpiceInitializedData> = Schema.
  */
 export interface TraceEventGetStateArgs {
   readonly name: string
-  readonly vcpu?: number | undefined
+  readonly vcpu?: number | bigint | undefined
 }
 
 /**
@@ -16291,7 +16349,7 @@ export interface TraceEventGetStateArgs {
  */
 export const TraceEventGetStateArgs: Schema.Schema<TraceEventGetStateArgs> = Schema.Struct({
   name: Schema.String,
-  vcpu: Schema.optional(Schema.Number),
+  vcpu: Schema.optional(QmpInteger),
 })
 
 /**
@@ -16347,7 +16405,7 @@ export interface TraceEventSetStateArgs {
   readonly name: string
   readonly enable: boolean
   readonly "ignore-unavailable"?: boolean | undefined
-  readonly vcpu?: number | undefined
+  readonly vcpu?: number | bigint | undefined
 }
 
 /**
@@ -16360,7 +16418,7 @@ export const TraceEventSetStateArgs: Schema.Schema<TraceEventSetStateArgs> = Sch
   name: Schema.String,
   enable: Schema.Boolean,
   "ignore-unavailable": Schema.optional(Schema.Boolean),
-  vcpu: Schema.optional(Schema.Number),
+  vcpu: Schema.optional(QmpInteger),
 })
 
 /**
@@ -16374,7 +16432,7 @@ export interface TransactionArgsActionsItemAbort {
   readonly data: Empty
 }
 
-const TransactionArgsActionsItemAbortFields = {
+const TransactionArgsActionsItemAbort_fields = {
   data: Empty,
 }
 
@@ -16384,7 +16442,7 @@ const TransactionArgsActionsItemAbortFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemAbort: Schema.Schema<TransactionArgsActionsItemAbort> = Schema.Struct(TransactionArgsActionsItemAbortFields)
+export const TransactionArgsActionsItemAbort: Schema.Schema<TransactionArgsActionsItemAbort> = Schema.Struct(TransactionArgsActionsItemAbort_fields)
 
 /**
  * The variant `block-dirty-bitmap-add` of {@link TransactionArgsActionsItem}.
@@ -16397,7 +16455,7 @@ export interface TransactionArgsActionsItemBlockDirtyBitmapAdd {
   readonly data: BlockDirtyBitmapAddArgs
 }
 
-const TransactionArgsActionsItemBlockDirtyBitmapAddFields = {
+const TransactionArgsActionsItemBlockDirtyBitmapAdd_fields = {
   data: BlockDirtyBitmapAddArgs,
 }
 
@@ -16407,7 +16465,7 @@ const TransactionArgsActionsItemBlockDirtyBitmapAddFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemBlockDirtyBitmapAdd: Schema.Schema<TransactionArgsActionsItemBlockDirtyBitmapAdd> = Schema.Struct(TransactionArgsActionsItemBlockDirtyBitmapAddFields)
+export const TransactionArgsActionsItemBlockDirtyBitmapAdd: Schema.Schema<TransactionArgsActionsItemBlockDirtyBitmapAdd> = Schema.Struct(TransactionArgsActionsItemBlockDirtyBitmapAdd_fields)
 
 /**
  * The variant `block-dirty-bitmap-remove` of {@link TransactionArgsActionsItem}. Also the variant `block-dirty-bitmap-clear` of {@link TransactionArgsActionsItem}; the variant `block-dirty-bitmap-enable` of {@link TransactionArgsActionsItem}; the variant `block-dirty-bitmap-disable` of {@link TransactionArgsActionsItem}.
@@ -16420,7 +16478,7 @@ export interface TransactionArgsActionsItemBlockDirtyBitmapRemove {
   readonly data: BlockDirtyBitmapClearArgs
 }
 
-const TransactionArgsActionsItemBlockDirtyBitmapRemoveFields = {
+const TransactionArgsActionsItemBlockDirtyBitmapRemove_fields = {
   data: BlockDirtyBitmapClearArgs,
 }
 
@@ -16430,7 +16488,7 @@ const TransactionArgsActionsItemBlockDirtyBitmapRemoveFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemBlockDirtyBitmapRemove: Schema.Schema<TransactionArgsActionsItemBlockDirtyBitmapRemove> = Schema.Struct(TransactionArgsActionsItemBlockDirtyBitmapRemoveFields)
+export const TransactionArgsActionsItemBlockDirtyBitmapRemove: Schema.Schema<TransactionArgsActionsItemBlockDirtyBitmapRemove> = Schema.Struct(TransactionArgsActionsItemBlockDirtyBitmapRemove_fields)
 
 /**
  * The variant `block-dirty-bitmap-merge` of {@link TransactionArgsActionsItem}.
@@ -16443,7 +16501,7 @@ export interface TransactionArgsActionsItemBlockDirtyBitmapMerge {
   readonly data: BlockDirtyBitmapMergeArgs
 }
 
-const TransactionArgsActionsItemBlockDirtyBitmapMergeFields = {
+const TransactionArgsActionsItemBlockDirtyBitmapMerge_fields = {
   data: BlockDirtyBitmapMergeArgs,
 }
 
@@ -16453,7 +16511,7 @@ const TransactionArgsActionsItemBlockDirtyBitmapMergeFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemBlockDirtyBitmapMerge: Schema.Schema<TransactionArgsActionsItemBlockDirtyBitmapMerge> = Schema.Struct(TransactionArgsActionsItemBlockDirtyBitmapMergeFields)
+export const TransactionArgsActionsItemBlockDirtyBitmapMerge: Schema.Schema<TransactionArgsActionsItemBlockDirtyBitmapMerge> = Schema.Struct(TransactionArgsActionsItemBlockDirtyBitmapMerge_fields)
 
 /**
  * The variant `blockdev-backup` of {@link TransactionArgsActionsItem}.
@@ -16466,7 +16524,7 @@ export interface TransactionArgsActionsItemBlockdevBackup {
   readonly data: BlockdevBackupArgs
 }
 
-const TransactionArgsActionsItemBlockdevBackupFields = {
+const TransactionArgsActionsItemBlockdevBackup_fields = {
   data: BlockdevBackupArgs,
 }
 
@@ -16476,7 +16534,7 @@ const TransactionArgsActionsItemBlockdevBackupFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemBlockdevBackup: Schema.Schema<TransactionArgsActionsItemBlockdevBackup> = Schema.Struct(TransactionArgsActionsItemBlockdevBackupFields)
+export const TransactionArgsActionsItemBlockdevBackup: Schema.Schema<TransactionArgsActionsItemBlockdevBackup> = Schema.Struct(TransactionArgsActionsItemBlockdevBackup_fields)
 
 /**
  * The variant `blockdev-snapshot` of {@link TransactionArgsActionsItem}.
@@ -16489,7 +16547,7 @@ export interface TransactionArgsActionsItemBlockdevSnapshot {
   readonly data: BlockdevSnapshotArgs
 }
 
-const TransactionArgsActionsItemBlockdevSnapshotFields = {
+const TransactionArgsActionsItemBlockdevSnapshot_fields = {
   data: BlockdevSnapshotArgs,
 }
 
@@ -16499,7 +16557,7 @@ const TransactionArgsActionsItemBlockdevSnapshotFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemBlockdevSnapshot: Schema.Schema<TransactionArgsActionsItemBlockdevSnapshot> = Schema.Struct(TransactionArgsActionsItemBlockdevSnapshotFields)
+export const TransactionArgsActionsItemBlockdevSnapshot: Schema.Schema<TransactionArgsActionsItemBlockdevSnapshot> = Schema.Struct(TransactionArgsActionsItemBlockdevSnapshot_fields)
 
 /**
  * The variant `blockdev-snapshot-internal-sync` of {@link TransactionArgsActionsItem}.
@@ -16512,7 +16570,7 @@ export interface TransactionArgsActionsItemBlockdevSnapshotInternalSync {
   readonly data: BlockdevSnapshotInternalSyncArgs
 }
 
-const TransactionArgsActionsItemBlockdevSnapshotInternalSyncFields = {
+const TransactionArgsActionsItemBlockdevSnapshotInternalSync_fields = {
   data: BlockdevSnapshotInternalSyncArgs,
 }
 
@@ -16522,7 +16580,7 @@ const TransactionArgsActionsItemBlockdevSnapshotInternalSyncFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemBlockdevSnapshotInternalSync: Schema.Schema<TransactionArgsActionsItemBlockdevSnapshotInternalSync> = Schema.Struct(TransactionArgsActionsItemBlockdevSnapshotInternalSyncFields)
+export const TransactionArgsActionsItemBlockdevSnapshotInternalSync: Schema.Schema<TransactionArgsActionsItemBlockdevSnapshotInternalSync> = Schema.Struct(TransactionArgsActionsItemBlockdevSnapshotInternalSync_fields)
 
 /**
  * The variant `blockdev-snapshot-sync` of {@link TransactionArgsActionsItem}.
@@ -16535,7 +16593,7 @@ export interface TransactionArgsActionsItemBlockdevSnapshotSync {
   readonly data: BlockdevSnapshotSyncArgs
 }
 
-const TransactionArgsActionsItemBlockdevSnapshotSyncFields = {
+const TransactionArgsActionsItemBlockdevSnapshotSync_fields = {
   data: BlockdevSnapshotSyncArgs,
 }
 
@@ -16545,7 +16603,7 @@ const TransactionArgsActionsItemBlockdevSnapshotSyncFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemBlockdevSnapshotSync: Schema.Schema<TransactionArgsActionsItemBlockdevSnapshotSync> = Schema.Struct(TransactionArgsActionsItemBlockdevSnapshotSyncFields)
+export const TransactionArgsActionsItemBlockdevSnapshotSync: Schema.Schema<TransactionArgsActionsItemBlockdevSnapshotSync> = Schema.Struct(TransactionArgsActionsItemBlockdevSnapshotSync_fields)
 
 /**
  * The variant `drive-backup` of {@link TransactionArgsActionsItem}.
@@ -16558,7 +16616,7 @@ export interface TransactionArgsActionsItemDriveBackup {
   readonly data: DriveBackupArgs
 }
 
-const TransactionArgsActionsItemDriveBackupFields = {
+const TransactionArgsActionsItemDriveBackup_fields = {
   data: DriveBackupArgs,
 }
 
@@ -16568,7 +16626,7 @@ const TransactionArgsActionsItemDriveBackupFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const TransactionArgsActionsItemDriveBackup: Schema.Schema<TransactionArgsActionsItemDriveBackup> = Schema.Struct(TransactionArgsActionsItemDriveBackupFields)
+export const TransactionArgsActionsItemDriveBackup: Schema.Schema<TransactionArgsActionsItemDriveBackup> = Schema.Struct(TransactionArgsActionsItemDriveBackup_fields)
 
 /**
  * Member `type` of {@link TransactionArgsActionsItem}.
@@ -16598,7 +16656,7 @@ export interface TransactionArgsActionsItemBase {
   readonly type: TransactionArgsActionsItemType
 }
 
-const TransactionArgsActionsItemBaseFields = {
+const TransactionArgsActionsItemBase_fields = {
   type: TransactionArgsActionsItemType,
 }
 
@@ -16629,49 +16687,49 @@ export type TransactionArgsActionsItem =
  */
 export const TransactionArgsActionsItem: Schema.Schema<TransactionArgsActionsItem> = Schema.Union(
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("abort"),
-    ...TransactionArgsActionsItemAbortFields,
+    ...TransactionArgsActionsItemAbort_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("block-dirty-bitmap-add"),
-    ...TransactionArgsActionsItemBlockDirtyBitmapAddFields,
+    ...TransactionArgsActionsItemBlockDirtyBitmapAdd_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("block-dirty-bitmap-remove", "block-dirty-bitmap-clear", "block-dirty-bitmap-enable", "block-dirty-bitmap-disable"),
-    ...TransactionArgsActionsItemBlockDirtyBitmapRemoveFields,
+    ...TransactionArgsActionsItemBlockDirtyBitmapRemove_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("block-dirty-bitmap-merge"),
-    ...TransactionArgsActionsItemBlockDirtyBitmapMergeFields,
+    ...TransactionArgsActionsItemBlockDirtyBitmapMerge_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("blockdev-backup"),
-    ...TransactionArgsActionsItemBlockdevBackupFields,
+    ...TransactionArgsActionsItemBlockdevBackup_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("blockdev-snapshot"),
-    ...TransactionArgsActionsItemBlockdevSnapshotFields,
+    ...TransactionArgsActionsItemBlockdevSnapshot_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("blockdev-snapshot-internal-sync"),
-    ...TransactionArgsActionsItemBlockdevSnapshotInternalSyncFields,
+    ...TransactionArgsActionsItemBlockdevSnapshotInternalSync_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("blockdev-snapshot-sync"),
-    ...TransactionArgsActionsItemBlockdevSnapshotSyncFields,
+    ...TransactionArgsActionsItemBlockdevSnapshotSync_fields,
   }),
   Schema.Struct({
-    ...TransactionArgsActionsItemBaseFields,
+    ...TransactionArgsActionsItemBase_fields,
     type: Schema.Literal("drive-backup"),
-    ...TransactionArgsActionsItemDriveBackupFields,
+    ...TransactionArgsActionsItemDriveBackup_fields,
   })
 )
 
@@ -16937,17 +16995,17 @@ export interface XBlockdevAmendArgsOptionsLuks {
   readonly state: XBlockdevAmendArgsOptionsLuksState
   readonly "new-secret"?: string | undefined
   readonly "old-secret"?: string | undefined
-  readonly keyslot?: number | undefined
-  readonly "iter-time"?: number | undefined
+  readonly keyslot?: number | bigint | undefined
+  readonly "iter-time"?: number | bigint | undefined
   readonly secret?: string | undefined
 }
 
-const XBlockdevAmendArgsOptionsLuksFields = {
+const XBlockdevAmendArgsOptionsLuks_fields = {
   state: XBlockdevAmendArgsOptionsLuksState,
   "new-secret": Schema.optional(Schema.String),
   "old-secret": Schema.optional(Schema.String),
-  keyslot: Schema.optional(Schema.Number),
-  "iter-time": Schema.optional(Schema.Number),
+  keyslot: Schema.optional(QmpInteger),
+  "iter-time": Schema.optional(QmpInteger),
   secret: Schema.optional(Schema.String),
 }
 
@@ -16957,7 +17015,7 @@ const XBlockdevAmendArgsOptionsLuksFields = {
  * @since 0.1.0
  * @category schemas
  */
-export const XBlockdevAmendArgsOptionsLuks: Schema.Schema<XBlockdevAmendArgsOptionsLuks> = Schema.Struct(XBlockdevAmendArgsOptionsLuksFields)
+export const XBlockdevAmendArgsOptionsLuks: Schema.Schema<XBlockdevAmendArgsOptionsLuks> = Schema.Struct(XBlockdevAmendArgsOptionsLuks_fields)
 
 /**
  * The members common to every variant of {@link XBlockdevAmendArgsOptionsQcow2Encrypt}.
@@ -16969,7 +17027,7 @@ export interface XBlockdevAmendArgsOptionsQcow2EncryptBase {
   readonly format: BlockdevCreateArgsOptionsQcowEncryptFormat
 }
 
-const XBlockdevAmendArgsOptionsQcow2EncryptBaseFields = {
+const XBlockdevAmendArgsOptionsQcow2EncryptBase_fields = {
   format: BlockdevCreateArgsOptionsQcowEncryptFormat,
 }
 
@@ -16993,12 +17051,12 @@ export type XBlockdevAmendArgsOptionsQcow2Encrypt =
  */
 export const XBlockdevAmendArgsOptionsQcow2Encrypt: Schema.Schema<XBlockdevAmendArgsOptionsQcow2Encrypt> = Schema.Union(
   Schema.Struct({
-    ...XBlockdevAmendArgsOptionsQcow2EncryptBaseFields,
+    ...XBlockdevAmendArgsOptionsQcow2EncryptBase_fields,
     format: Schema.Literal("luks"),
-    ...XBlockdevAmendArgsOptionsLuksFields,
+    ...XBlockdevAmendArgsOptionsLuks_fields,
   }),
   Schema.Struct({
-    ...XBlockdevAmendArgsOptionsQcow2EncryptBaseFields,
+    ...XBlockdevAmendArgsOptionsQcow2EncryptBase_fields,
     format: Schema.Literal("qcow"),
   })
 )
@@ -17014,7 +17072,7 @@ export interface XBlockdevAmendArgsOptionsQcow2 {
   readonly encrypt?: XBlockdevAmendArgsOptionsQcow2Encrypt | undefined
 }
 
-const XBlockdevAmendArgsOptionsQcow2Fields = {
+const XBlockdevAmendArgsOptionsQcow2_fields = {
   encrypt: Schema.optional(XBlockdevAmendArgsOptionsQcow2Encrypt),
 }
 
@@ -17024,7 +17082,7 @@ const XBlockdevAmendArgsOptionsQcow2Fields = {
  * @since 0.1.0
  * @category schemas
  */
-export const XBlockdevAmendArgsOptionsQcow2: Schema.Schema<XBlockdevAmendArgsOptionsQcow2> = Schema.Struct(XBlockdevAmendArgsOptionsQcow2Fields)
+export const XBlockdevAmendArgsOptionsQcow2: Schema.Schema<XBlockdevAmendArgsOptionsQcow2> = Schema.Struct(XBlockdevAmendArgsOptionsQcow2_fields)
 
 /**
  * The members common to every variant of {@link XBlockdevAmendArgsOptions}.
@@ -17036,7 +17094,7 @@ export interface XBlockdevAmendArgsOptionsBase {
   readonly driver: BlockdevAddArgsDriver
 }
 
-const XBlockdevAmendArgsOptionsBaseFields = {
+const XBlockdevAmendArgsOptionsBase_fields = {
   driver: BlockdevAddArgsDriver,
 }
 
@@ -17061,17 +17119,17 @@ export type XBlockdevAmendArgsOptions =
  */
 export const XBlockdevAmendArgsOptions: Schema.Schema<XBlockdevAmendArgsOptions> = Schema.Union(
   Schema.Struct({
-    ...XBlockdevAmendArgsOptionsBaseFields,
+    ...XBlockdevAmendArgsOptionsBase_fields,
     driver: Schema.Literal("luks"),
-    ...XBlockdevAmendArgsOptionsLuksFields,
+    ...XBlockdevAmendArgsOptionsLuks_fields,
   }),
   Schema.Struct({
-    ...XBlockdevAmendArgsOptionsBaseFields,
+    ...XBlockdevAmendArgsOptionsBase_fields,
     driver: Schema.Literal("qcow2"),
-    ...XBlockdevAmendArgsOptionsQcow2Fields,
+    ...XBlockdevAmendArgsOptionsQcow2_fields,
   }),
   Schema.Struct({
-    ...XBlockdevAmendArgsOptionsBaseFields,
+    ...XBlockdevAmendArgsOptionsBase_fields,
     driver: Schema.Literal("blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster", "host_cdrom", "host_device", "http", "https", "iscsi", "nbd", "nfs", "null-aio", "null-co", "nvme", "parallels", "preallocate", "qcow", "qed", "quorum", "raw", "rbd", "replication", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat"),
   })
 )
@@ -17199,7 +17257,7 @@ export const XDebugQueryBlockGraphReturnNodesItemType: Schema.Schema<XDebugQuery
  * @category models
  */
 export interface XDebugQueryBlockGraphReturnNodesItem {
-  readonly id: number
+  readonly id: number | bigint
   readonly type: XDebugQueryBlockGraphReturnNodesItemType
   readonly name: string
 }
@@ -17211,7 +17269,7 @@ export interface XDebugQueryBlockGraphReturnNodesItem {
  * @category schemas
  */
 export const XDebugQueryBlockGraphReturnNodesItem: Schema.Schema<XDebugQueryBlockGraphReturnNodesItem> = Schema.Struct({
-  id: Schema.Number,
+  id: QmpInteger,
   type: XDebugQueryBlockGraphReturnNodesItemType,
   name: Schema.String,
 })
@@ -17224,8 +17282,8 @@ export const XDebugQueryBlockGraphReturnNodesItem: Schema.Schema<XDebugQueryBloc
  * @category models
  */
 export interface XDebugQueryBlockGraphReturnEdgesItem {
-  readonly parent: number
-  readonly child: number
+  readonly parent: number | bigint
+  readonly child: number | bigint
   readonly name: string
   readonly perm: ReadonlyArray<BlockdevAddArgsBlkdebugTakeChildPermsItem>
   readonly "shared-perm": ReadonlyArray<BlockdevAddArgsBlkdebugTakeChildPermsItem>
@@ -17238,8 +17296,8 @@ export interface XDebugQueryBlockGraphReturnEdgesItem {
  * @category schemas
  */
 export const XDebugQueryBlockGraphReturnEdgesItem: Schema.Schema<XDebugQueryBlockGraphReturnEdgesItem> = Schema.Struct({
-  parent: Schema.Number,
-  child: Schema.Number,
+  parent: QmpInteger,
+  child: QmpInteger,
   name: Schema.String,
   perm: Schema.Array(BlockdevAddArgsBlkdebugTakeChildPermsItem),
   "shared-perm": Schema.Array(BlockdevAddArgsBlkdebugTakeChildPermsItem),
@@ -17298,8 +17356,8 @@ export const XQueryIrqReturn: Schema.Schema<XQueryIrqReturn> = Schema.Struct({
  */
 export interface XQueryVirtioQueueElementArgs {
   readonly path: string
-  readonly queue: number
-  readonly index?: number | undefined
+  readonly queue: number | bigint
+  readonly index?: number | bigint | undefined
 }
 
 /**
@@ -17310,8 +17368,8 @@ export interface XQueryVirtioQueueElementArgs {
  */
 export const XQueryVirtioQueueElementArgs: Schema.Schema<XQueryVirtioQueueElementArgs> = Schema.Struct({
   path: Schema.String,
-  queue: Schema.Number,
-  index: Schema.optional(Schema.Number),
+  queue: QmpInteger,
+  index: Schema.optional(QmpInteger),
 })
 
 /**
@@ -17322,8 +17380,8 @@ export const XQueryVirtioQueueElementArgs: Schema.Schema<XQueryVirtioQueueElemen
  * @category models
  */
 export interface XQueryVirtioQueueElementReturnDescsItem {
-  readonly addr: number
-  readonly len: number
+  readonly addr: number | bigint
+  readonly len: number | bigint
   readonly flags: ReadonlyArray<string>
 }
 
@@ -17334,8 +17392,8 @@ export interface XQueryVirtioQueueElementReturnDescsItem {
  * @category schemas
  */
 export const XQueryVirtioQueueElementReturnDescsItem: Schema.Schema<XQueryVirtioQueueElementReturnDescsItem> = Schema.Struct({
-  addr: Schema.Number,
-  len: Schema.Number,
+  addr: QmpInteger,
+  len: QmpInteger,
   flags: Schema.Array(Schema.String),
 })
 
@@ -17347,9 +17405,9 @@ export const XQueryVirtioQueueElementReturnDescsItem: Schema.Schema<XQueryVirtio
  * @category models
  */
 export interface XQueryVirtioQueueElementReturnAvail {
-  readonly flags: number
-  readonly idx: number
-  readonly ring: number
+  readonly flags: number | bigint
+  readonly idx: number | bigint
+  readonly ring: number | bigint
 }
 
 /**
@@ -17359,9 +17417,9 @@ export interface XQueryVirtioQueueElementReturnAvail {
  * @category schemas
  */
 export const XQueryVirtioQueueElementReturnAvail: Schema.Schema<XQueryVirtioQueueElementReturnAvail> = Schema.Struct({
-  flags: Schema.Number,
-  idx: Schema.Number,
-  ring: Schema.Number,
+  flags: QmpInteger,
+  idx: QmpInteger,
+  ring: QmpInteger,
 })
 
 /**
@@ -17372,8 +17430,8 @@ export const XQueryVirtioQueueElementReturnAvail: Schema.Schema<XQueryVirtioQueu
  * @category models
  */
 export interface XQueryVirtioQueueElementReturnUsed {
-  readonly flags: number
-  readonly idx: number
+  readonly flags: number | bigint
+  readonly idx: number | bigint
 }
 
 /**
@@ -17383,8 +17441,8 @@ export interface XQueryVirtioQueueElementReturnUsed {
  * @category schemas
  */
 export const XQueryVirtioQueueElementReturnUsed: Schema.Schema<XQueryVirtioQueueElementReturnUsed> = Schema.Struct({
-  flags: Schema.Number,
-  idx: Schema.Number,
+  flags: QmpInteger,
+  idx: QmpInteger,
 })
 
 /**
@@ -17396,7 +17454,7 @@ export const XQueryVirtioQueueElementReturnUsed: Schema.Schema<XQueryVirtioQueue
  */
 export interface XQueryVirtioQueueElementReturn {
   readonly name: string
-  readonly index: number
+  readonly index: number | bigint
   readonly descs: ReadonlyArray<XQueryVirtioQueueElementReturnDescsItem>
   readonly avail: XQueryVirtioQueueElementReturnAvail
   readonly used: XQueryVirtioQueueElementReturnUsed
@@ -17410,7 +17468,7 @@ export interface XQueryVirtioQueueElementReturn {
  */
 export const XQueryVirtioQueueElementReturn: Schema.Schema<XQueryVirtioQueueElementReturn> = Schema.Struct({
   name: Schema.String,
-  index: Schema.Number,
+  index: QmpInteger,
   descs: Schema.Array(XQueryVirtioQueueElementReturnDescsItem),
   avail: XQueryVirtioQueueElementReturnAvail,
   used: XQueryVirtioQueueElementReturnUsed,
@@ -17425,7 +17483,7 @@ export const XQueryVirtioQueueElementReturn: Schema.Schema<XQueryVirtioQueueElem
  */
 export interface XQueryVirtioQueueStatusArgs {
   readonly path: string
-  readonly queue: number
+  readonly queue: number | bigint
 }
 
 /**
@@ -17436,7 +17494,7 @@ export interface XQueryVirtioQueueStatusArgs {
  */
 export const XQueryVirtioQueueStatusArgs: Schema.Schema<XQueryVirtioQueueStatusArgs> = Schema.Struct({
   path: Schema.String,
-  queue: Schema.Number,
+  queue: QmpInteger,
 })
 
 /**
@@ -17448,18 +17506,18 @@ export const XQueryVirtioQueueStatusArgs: Schema.Schema<XQueryVirtioQueueStatusA
  */
 export interface XQueryVirtioQueueStatusReturn {
   readonly name: string
-  readonly "queue-index": number
-  readonly inuse: number
-  readonly "vring-num": number
-  readonly "vring-num-default": number
-  readonly "vring-align": number
-  readonly "vring-desc": number
-  readonly "vring-avail": number
-  readonly "vring-used": number
-  readonly "last-avail-idx"?: number | undefined
-  readonly "shadow-avail-idx"?: number | undefined
-  readonly "used-idx": number
-  readonly "signalled-used": number
+  readonly "queue-index": number | bigint
+  readonly inuse: number | bigint
+  readonly "vring-num": number | bigint
+  readonly "vring-num-default": number | bigint
+  readonly "vring-align": number | bigint
+  readonly "vring-desc": number | bigint
+  readonly "vring-avail": number | bigint
+  readonly "vring-used": number | bigint
+  readonly "last-avail-idx"?: number | bigint | undefined
+  readonly "shadow-avail-idx"?: number | bigint | undefined
+  readonly "used-idx": number | bigint
+  readonly "signalled-used": number | bigint
   readonly "signalled-used-valid": boolean
 }
 
@@ -17471,18 +17529,18 @@ export interface XQueryVirtioQueueStatusReturn {
  */
 export const XQueryVirtioQueueStatusReturn: Schema.Schema<XQueryVirtioQueueStatusReturn> = Schema.Struct({
   name: Schema.String,
-  "queue-index": Schema.Number,
-  inuse: Schema.Number,
-  "vring-num": Schema.Number,
-  "vring-num-default": Schema.Number,
-  "vring-align": Schema.Number,
-  "vring-desc": Schema.Number,
-  "vring-avail": Schema.Number,
-  "vring-used": Schema.Number,
-  "last-avail-idx": Schema.optional(Schema.Number),
-  "shadow-avail-idx": Schema.optional(Schema.Number),
-  "used-idx": Schema.Number,
-  "signalled-used": Schema.Number,
+  "queue-index": QmpInteger,
+  inuse: QmpInteger,
+  "vring-num": QmpInteger,
+  "vring-num-default": QmpInteger,
+  "vring-align": QmpInteger,
+  "vring-desc": QmpInteger,
+  "vring-avail": QmpInteger,
+  "vring-used": QmpInteger,
+  "last-avail-idx": Schema.optional(QmpInteger),
+  "shadow-avail-idx": Schema.optional(QmpInteger),
+  "used-idx": QmpInteger,
+  "signalled-used": QmpInteger,
   "signalled-used-valid": Schema.Boolean,
 })
 
@@ -17519,7 +17577,7 @@ export const XQueryVirtioReturnItem: Schema.Schema<XQueryVirtioReturnItem> = Sch
 export interface XQueryVirtioStatusReturnGuestFeatures {
   readonly transports: ReadonlyArray<string>
   readonly "dev-features"?: ReadonlyArray<string> | undefined
-  readonly "unknown-dev-features"?: number | undefined
+  readonly "unknown-dev-features"?: number | bigint | undefined
 }
 
 /**
@@ -17531,7 +17589,7 @@ export interface XQueryVirtioStatusReturnGuestFeatures {
 export const XQueryVirtioStatusReturnGuestFeatures: Schema.Schema<XQueryVirtioStatusReturnGuestFeatures> = Schema.Struct({
   transports: Schema.Array(Schema.String),
   "dev-features": Schema.optional(Schema.Array(Schema.String)),
-  "unknown-dev-features": Schema.optional(Schema.Number),
+  "unknown-dev-features": Schema.optional(QmpInteger),
 })
 
 /**
@@ -17543,7 +17601,7 @@ export const XQueryVirtioStatusReturnGuestFeatures: Schema.Schema<XQueryVirtioSt
  */
 export interface XQueryVirtioStatusReturnStatus {
   readonly statuses: ReadonlyArray<string>
-  readonly "unknown-statuses"?: number | undefined
+  readonly "unknown-statuses"?: number | bigint | undefined
 }
 
 /**
@@ -17554,7 +17612,7 @@ export interface XQueryVirtioStatusReturnStatus {
  */
 export const XQueryVirtioStatusReturnStatus: Schema.Schema<XQueryVirtioStatusReturnStatus> = Schema.Struct({
   statuses: Schema.Array(Schema.String),
-  "unknown-statuses": Schema.optional(Schema.Number),
+  "unknown-statuses": Schema.optional(QmpInteger),
 })
 
 /**
@@ -17566,7 +17624,7 @@ export const XQueryVirtioStatusReturnStatus: Schema.Schema<XQueryVirtioStatusRet
  */
 export interface XQueryVirtioStatusReturnVhostDevProtocolFeatures {
   readonly protocols: ReadonlyArray<string>
-  readonly "unknown-protocols"?: number | undefined
+  readonly "unknown-protocols"?: number | bigint | undefined
 }
 
 /**
@@ -17577,7 +17635,7 @@ export interface XQueryVirtioStatusReturnVhostDevProtocolFeatures {
  */
 export const XQueryVirtioStatusReturnVhostDevProtocolFeatures: Schema.Schema<XQueryVirtioStatusReturnVhostDevProtocolFeatures> = Schema.Struct({
   protocols: Schema.Array(Schema.String),
-  "unknown-protocols": Schema.optional(Schema.Number),
+  "unknown-protocols": Schema.optional(QmpInteger),
 })
 
 /**
@@ -17588,18 +17646,18 @@ export const XQueryVirtioStatusReturnVhostDevProtocolFeatures: Schema.Schema<XQu
  * @category models
  */
 export interface XQueryVirtioStatusReturnVhostDev {
-  readonly "n-mem-sections": number
-  readonly "n-tmp-sections": number
-  readonly nvqs: number
-  readonly "vq-index": number
+  readonly "n-mem-sections": number | bigint
+  readonly "n-tmp-sections": number | bigint
+  readonly nvqs: number | bigint
+  readonly "vq-index": number | bigint
   readonly features: XQueryVirtioStatusReturnGuestFeatures
   readonly "acked-features": XQueryVirtioStatusReturnGuestFeatures
   readonly "backend-features": XQueryVirtioStatusReturnGuestFeatures
   readonly "protocol-features": XQueryVirtioStatusReturnVhostDevProtocolFeatures
-  readonly "max-queues": number
-  readonly "backend-cap": number
+  readonly "max-queues": number | bigint
+  readonly "backend-cap": number | bigint
   readonly "log-enabled": boolean
-  readonly "log-size": number
+  readonly "log-size": number | bigint
 }
 
 /**
@@ -17609,18 +17667,18 @@ export interface XQueryVirtioStatusReturnVhostDev {
  * @category schemas
  */
 export const XQueryVirtioStatusReturnVhostDev: Schema.Schema<XQueryVirtioStatusReturnVhostDev> = Schema.Struct({
-  "n-mem-sections": Schema.Number,
-  "n-tmp-sections": Schema.Number,
-  nvqs: Schema.Number,
-  "vq-index": Schema.Number,
+  "n-mem-sections": QmpInteger,
+  "n-tmp-sections": QmpInteger,
+  nvqs: QmpInteger,
+  "vq-index": QmpInteger,
   features: XQueryVirtioStatusReturnGuestFeatures,
   "acked-features": XQueryVirtioStatusReturnGuestFeatures,
   "backend-features": XQueryVirtioStatusReturnGuestFeatures,
   "protocol-features": XQueryVirtioStatusReturnVhostDevProtocolFeatures,
-  "max-queues": Schema.Number,
-  "backend-cap": Schema.Number,
+  "max-queues": QmpInteger,
+  "backend-cap": QmpInteger,
   "log-enabled": Schema.Boolean,
-  "log-size": Schema.Number,
+  "log-size": QmpInteger,
 })
 
 /**
@@ -17632,16 +17690,16 @@ export const XQueryVirtioStatusReturnVhostDev: Schema.Schema<XQueryVirtioStatusR
  */
 export interface XQueryVirtioStatusReturn {
   readonly name: string
-  readonly "device-id": number
+  readonly "device-id": number | bigint
   readonly "vhost-started": boolean
   readonly "device-endian": string
   readonly "guest-features": XQueryVirtioStatusReturnGuestFeatures
   readonly "host-features": XQueryVirtioStatusReturnGuestFeatures
   readonly "backend-features": XQueryVirtioStatusReturnGuestFeatures
-  readonly "num-vqs": number
+  readonly "num-vqs": number | bigint
   readonly status: XQueryVirtioStatusReturnStatus
-  readonly isr: number
-  readonly "queue-sel": number
+  readonly isr: number | bigint
+  readonly "queue-sel": number | bigint
   readonly "vm-running": boolean
   readonly broken: boolean
   readonly disabled: boolean
@@ -17662,16 +17720,16 @@ export interface XQueryVirtioStatusReturn {
  */
 export const XQueryVirtioStatusReturn: Schema.Schema<XQueryVirtioStatusReturn> = Schema.Struct({
   name: Schema.String,
-  "device-id": Schema.Number,
+  "device-id": QmpInteger,
   "vhost-started": Schema.Boolean,
   "device-endian": Schema.String,
   "guest-features": XQueryVirtioStatusReturnGuestFeatures,
   "host-features": XQueryVirtioStatusReturnGuestFeatures,
   "backend-features": XQueryVirtioStatusReturnGuestFeatures,
-  "num-vqs": Schema.Number,
+  "num-vqs": QmpInteger,
   status: XQueryVirtioStatusReturnStatus,
-  isr: Schema.Number,
-  "queue-sel": Schema.Number,
+  isr: QmpInteger,
+  "queue-sel": QmpInteger,
   "vm-running": Schema.Boolean,
   broken: Schema.Boolean,
   disabled: Schema.Boolean,
@@ -17693,18 +17751,18 @@ export const XQueryVirtioStatusReturn: Schema.Schema<XQueryVirtioStatusReturn> =
  */
 export interface XQueryVirtioVhostQueueStatusReturn {
   readonly name: string
-  readonly kick: number
-  readonly call: number
-  readonly desc: number
-  readonly avail: number
-  readonly used: number
-  readonly num: number
-  readonly "desc-phys": number
-  readonly "desc-size": number
-  readonly "avail-phys": number
-  readonly "avail-size": number
-  readonly "used-phys": number
-  readonly "used-size": number
+  readonly kick: number | bigint
+  readonly call: number | bigint
+  readonly desc: number | bigint
+  readonly avail: number | bigint
+  readonly used: number | bigint
+  readonly num: number | bigint
+  readonly "desc-phys": number | bigint
+  readonly "desc-size": number | bigint
+  readonly "avail-phys": number | bigint
+  readonly "avail-size": number | bigint
+  readonly "used-phys": number | bigint
+  readonly "used-size": number | bigint
 }
 
 /**
@@ -17715,18 +17773,18 @@ export interface XQueryVirtioVhostQueueStatusReturn {
  */
 export const XQueryVirtioVhostQueueStatusReturn: Schema.Schema<XQueryVirtioVhostQueueStatusReturn> = Schema.Struct({
   name: Schema.String,
-  kick: Schema.Number,
-  call: Schema.Number,
-  desc: Schema.Number,
-  avail: Schema.Number,
-  used: Schema.Number,
-  num: Schema.Number,
-  "desc-phys": Schema.Number,
-  "desc-size": Schema.Number,
-  "avail-phys": Schema.Number,
-  "avail-size": Schema.Number,
-  "used-phys": Schema.Number,
-  "used-size": Schema.Number,
+  kick: QmpInteger,
+  call: QmpInteger,
+  desc: QmpInteger,
+  avail: QmpInteger,
+  used: QmpInteger,
+  num: QmpInteger,
+  "desc-phys": QmpInteger,
+  "desc-size": QmpInteger,
+  "avail-phys": QmpInteger,
+  "avail-size": QmpInteger,
+  "used-phys": QmpInteger,
+  "used-size": QmpInteger,
 })
 
 /**
@@ -18225,107 +18283,107 @@ export interface Commands {
   readonly "watchdog-set-action": { readonly args: WatchdogSetActionArgs; readonly return: Empty }
   /**
    * Command `x-blockdev-amend`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-blockdev-amend": { readonly args: XBlockdevAmendArgs; readonly return: Empty }
   /**
    * Command `x-blockdev-change`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-blockdev-change": { readonly args: XBlockdevChangeArgs; readonly return: Empty }
   /**
    * Command `x-blockdev-set-iothread`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-blockdev-set-iothread": { readonly args: XBlockdevSetIothreadArgs; readonly return: Empty }
   /**
    * Command `x-colo-lost-heartbeat`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-colo-lost-heartbeat": { readonly args: undefined; readonly return: Empty }
   /**
    * Command `x-debug-block-dirty-bitmap-sha256`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-debug-block-dirty-bitmap-sha256": { readonly args: BlockDirtyBitmapClearArgs; readonly return: XDebugBlockDirtyBitmapSha256Return }
   /**
    * Command `x-debug-query-block-graph`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-debug-query-block-graph": { readonly args: undefined; readonly return: XDebugQueryBlockGraphReturn }
   /**
    * Command `x-exit-preconfig`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-exit-preconfig": { readonly args: undefined; readonly return: Empty }
   /**
    * Command `x-query-irq`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-irq": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-jit`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-jit": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-numa`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-numa": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-opcount`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-opcount": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-profile`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-profile": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-ramblock`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-ramblock": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-rdma`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-rdma": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-roms`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-roms": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-usb`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-usb": { readonly args: undefined; readonly return: XQueryIrqReturn }
   /**
    * Command `x-query-virtio`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-virtio": { readonly args: undefined; readonly return: ReadonlyArray<XQueryVirtioReturnItem> }
   /**
    * Command `x-query-virtio-queue-element`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-virtio-queue-element": { readonly args: XQueryVirtioQueueElementArgs; readonly return: XQueryVirtioQueueElementReturn }
   /**
    * Command `x-query-virtio-queue-status`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-virtio-queue-status": { readonly args: XQueryVirtioQueueStatusArgs; readonly return: XQueryVirtioQueueStatusReturn }
   /**
    * Command `x-query-virtio-status`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-virtio-status": { readonly args: QomListArgs; readonly return: XQueryVirtioStatusReturn }
   /**
    * Command `x-query-virtio-vhost-queue-status`.
-   * Unstable: QEMU marks this `unstable` (its name usually starts with `x-`).
+   * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
   readonly "x-query-virtio-vhost-queue-status": { readonly args: XQueryVirtioQueueStatusArgs; readonly return: XQueryVirtioVhostQueueStatusReturn }
   /** Command `xen-colo-do-checkpoint`. */

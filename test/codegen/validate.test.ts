@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
+import { readFileSync } from "node:fs"
 import { SchemaInfoList } from "../../src/codegen/Introspect.js"
 import * as Machine from "../../src/Machine.js"
 import { validateArgs } from "../../src/QmpValidate.js"
@@ -51,4 +52,26 @@ describe("validateArgs against QEMU 7.2's live schema", () => {
       const refused = yield* qmp.execute("qom-get", bad as never).pipe(Effect.flip)
       expect(refused._tag === "QmpCommandError" && refused.errorClass).toBe("GenericError")
     }))
+})
+
+describe("validateArgs against QEMU 10.0's schema (fixture)", () => {
+  const schema = Schema.decodeUnknownSync(SchemaInfoList)(
+    JSON.parse(readFileSync(new URL("../fixtures/qmp-schemas/qemu-10.0.0-x86_64.json", import.meta.url), "utf8"))
+  )
+  const migrateTo = (addr: Record<string, unknown>) => ({ channels: [{ "channel-type": "main", addr }] })
+
+  it("follows a variant that is itself a union down to the members its inner tag selects", () => {
+    expect(reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "unix", path: "/m" }))))
+      .toBe("ok")
+    expect(reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "unix" })))).toBe(
+      "MissingMember channels[0].addr.path"
+    )
+    expect(reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "fd", path: "/m" }))))
+      .toBe("MissingMember channels[0].addr.str")
+  })
+
+  it("takes a bigint where QAPI has an integer, and refuses one where it has a string", () => {
+    expect(reasonOf(validateArgs(schema, "block_resize", { "node-name": "d", size: 18446744073709551104n }))).toBe("ok")
+    expect(reasonOf(validateArgs(schema, "block_resize", { "node-name": 1n, size: 1 }))).toBe("WrongType node-name")
+  })
 })
