@@ -10,6 +10,7 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
@@ -19,9 +20,10 @@ import type { FileHandle } from "node:fs/promises"
 import * as NodeFs from "node:fs/promises"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
-import { ConsoleClosed, ConsoleError, ConsoleTimeout } from "./ConsoleError.js"
+import { ConsoleClosed, ConsoleError, ConsoleFailureMatched, ConsoleTimeout } from "./ConsoleError.js"
+import * as ConsoleSearch from "./internal/consoleSearch.js"
 import { RecentBytes } from "./internal/recentBytes.js"
-import { awaitWithin } from "./internal/timer.js"
+import { awaitWithin, decodeTimeout } from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 
 /**
@@ -75,7 +77,13 @@ export type ConsoleOptions = ConsoleSource & {
 export type WaitForSince = "cursor" | "now" | "start"
 
 /**
- * Options of `waitFor`: how long to wait (default 30 seconds) and where to start looking.
+ * Options of `waitFor`:
+ *
+ * - `timeout`: how long to wait; default 30 seconds.
+ * - `since`: where to start looking; default `"cursor"`.
+ * - `failOn`: patterns that fail the wait at once with `ConsoleFailureMatched` when they match before
+ *   the awaited pattern does (e.g. `["Kernel panic", /Oops: /]`), as QEMU's functional tests'
+ *   `wait_for_console_pattern(test, success, failure)` does. The cursor moves past what matched.
  *
  * @since 0.1.0
  * @category models
@@ -83,6 +91,55 @@ export type WaitForSince = "cursor" | "now" | "start"
 export interface WaitForOptions {
   readonly timeout?: Duration.DurationInput
   readonly since?: WaitForSince
+  readonly failOn?: ReadonlyArray<string | RegExp>
+}
+
+/**
+ * Options of `write`: how long the guest may take to accept the bytes; default 30 seconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WriteOptions {
+  readonly timeout?: Duration.DurationInput
+}
+
+/**
+ * What a `waitFor` can fail with: no match in time, the console closed, a `failOn` pattern matched,
+ * or an option that is not valid (`ConsoleError` with reason `InvalidOption`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type WaitForError = ConsoleTimeout | ConsoleClosed | ConsoleFailureMatched | ConsoleError
+
+/**
+ * Waits until the console output matches `pattern` and returns the match, moving its cursor past
+ * it. A string returns itself; a regex returns its `RegExpExecArray`, whose `input` is the buffered
+ * text searched and `index` the match's place in it. The search starts at the cursor but sees the
+ * text before it, so `^` (with the `m` flag), `\b` and lookbehinds mean what they mean in the text.
+ * A text split across reads still matches.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WaitFor {
+  (pattern: string, options?: WaitForOptions): Effect.Effect<string, WaitForError>
+  (pattern: RegExp, options?: WaitForOptions): Effect.Effect<RegExpExecArray, WaitForError>
+}
+
+/**
+ * A reader of the console with a cursor of its own: its `waitFor` moves only its own cursor, so a
+ * watcher in the background (e.g. for "Kernel panic") does not move the main cursor, nor the main
+ * `waitFor` its.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConsoleReader {
+  readonly waitFor: WaitFor
+  /** The absolute byte offset (as `bytesRead` counts) where this reader's next search starts. */
+  readonly position: Effect.Effect<number>
 }
 
 /**
@@ -100,17 +157,23 @@ export interface ConsoleService {
   readonly lines: Stream.Stream<string>
   /** The recent output, up to `bufferBytes` of it, decoded as UTF-8. */
   readonly recent: Effect.Effect<string>
-  /** Sends text or bytes to the guest; completes once the bytes are handed to the socket. */
-  readonly write: (data: string | Uint8Array) => Effect.Effect<void, ConsoleError | ConsoleClosed>
   /**
-   * Waits until the console output matches `pattern` and returns the match (the string, or the
-   * `RegExpExecArray` with `index` relative to the searched text), moving the cursor past it.
-   * A text split across reads still matches.
+   * Sends text or bytes to the guest; completes once the bytes are handed to the socket. A guest
+   * that does not read (paused, or not reading its UART) leaves them queued: after `timeout` the
+   * write fails with `ConsoleTimeout` (operation `"write"`). The bytes stay queued and still reach
+   * the guest if it reads later; `close` drops them.
    */
-  readonly waitFor: {
-    (pattern: string, options?: WaitForOptions): Effect.Effect<string, ConsoleTimeout | ConsoleClosed>
-    (pattern: RegExp, options?: WaitForOptions): Effect.Effect<RegExpExecArray, ConsoleTimeout | ConsoleClosed>
-  }
+  readonly write: (
+    data: string | Uint8Array,
+    options?: WriteOptions
+  ) => Effect.Effect<void, ConsoleError | ConsoleClosed | ConsoleTimeout>
+  /** Waits for `pattern` from the console's main cursor; see {@link WaitFor}. */
+  readonly waitFor: WaitFor
+  /**
+   * A reader with a cursor of its own, starting where `since` says (default `"cursor"`: where the
+   * main cursor is now).
+   */
+  readonly reader: (options?: { readonly since?: WaitForSince }) => Effect.Effect<ConsoleReader, ConsoleError>
   /**
    * From now on reads continuously, whether or not anyone reads (as the `drain` option does), and
    * never waits for a lagging `lines` reader (it loses lines instead). Idempotent. Call it before
@@ -147,6 +210,7 @@ export class Console extends Context.Tag("effect-qemu/Console")<Console, Console
 const defaultBufferBytes = 64 * 1024
 const defaultMaxLineLength = 64 * 1024
 const defaultWaitTimeout = Duration.seconds(30)
+const defaultWriteTimeout = Duration.seconds(30)
 const defaultConnectTimeout = Duration.seconds(5)
 /** How many lines a lagging `lines` reader may fall behind before it loses some (with `drain`) or slows the console. */
 const lineBacklog = 256
@@ -205,6 +269,35 @@ const isLine = (line: string | typeof endOfLines): line is string => line !== en
 
 const describe = (pattern: string | RegExp): string =>
   typeof pattern === "string" ? JSON.stringify(pattern) : String(pattern)
+
+const invalid = (detail: string) => new ConsoleError({ reason: "InvalidOption", detail })
+
+/** A caller's timeout, or the default; a value that is no positive duration is the caller's error. */
+const timeoutOption = (
+  operation: string,
+  input: Duration.DurationInput | undefined,
+  fallback: Duration.Duration
+): Either.Either<Duration.Duration, ConsoleError> => {
+  if (input === undefined) return Either.right(fallback)
+  return Either.mapLeft(decodeTimeout(input), (sentence) => invalid(`${operation} timeout: ${sentence}`))
+}
+
+const sinceValues: ReadonlyArray<unknown> = ["cursor", "now", "start"]
+
+const isPattern = (u: unknown): u is string | RegExp => typeof u === "string" || u instanceof RegExp
+
+/** Checks what a caller passed to `waitFor`: the pattern, `since` and `failOn`. */
+const checkWaitFor = (pattern: unknown, options: WaitForOptions | undefined): ConsoleError | undefined => {
+  if (!isPattern(pattern)) return invalid(`waitFor pattern: expected a string or a RegExp, got ${typeof pattern}`)
+  if (options?.since !== undefined && !sinceValues.includes(options.since)) {
+    return invalid(`waitFor since: expected "cursor", "now" or "start", got ${JSON.stringify(String(options.since))}`)
+  }
+  const failOn: unknown = options?.failOn
+  if (failOn !== undefined && !(Array.isArray(failOn) && failOn.every(isPattern))) {
+    return invalid("waitFor failOn: expected an array of strings and RegExps")
+  }
+  return undefined
+}
 
 const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
@@ -388,7 +481,6 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       draining: slidingLines,
       readers: 0,
       lineReaders: 0,
-      cursor: 0,
       wakers: new Set<() => void>(),
       endListeners: new Set<() => void>()
     }
@@ -532,70 +624,119 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
 
     const recent = Effect.sync(() => utf8.decode(recentBytes.from(0)))
 
-    const write = (data: string | Uint8Array) =>
-      Effect.async<void, ConsoleError | ConsoleClosed>((resume) => {
-        if (state.closed || socket.destroyed || !socket.writable) {
-          return resume(Effect.fail(new ConsoleClosed({ operation: "write", recent: tail() })))
-        }
-        socket.write(data, (cause) =>
-          resume(
-            cause
-              ? Effect.fail(new ConsoleError({ reason: "Write", detail: cause.message, cause }))
-              : Effect.void
-          ))
-      }).pipe(
+    const write = (data: string | Uint8Array, writeOptions?: WriteOptions) => {
+      const timeout = timeoutOption("write", writeOptions?.timeout, defaultWriteTimeout)
+      if (Either.isLeft(timeout)) return Effect.fail(timeout.left)
+      if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+        return Effect.fail(invalid(`write data: expected a string or a Uint8Array, got ${typeof data}`))
+      }
+      return awaitWithin<void, ConsoleError | ConsoleClosed, ConsoleTimeout>(
+        timeout.right,
+        (resume) => {
+          if (state.closed || socket.destroyed || !socket.writable) {
+            resume(Effect.fail(new ConsoleClosed({ operation: "write", recent: tail() })))
+          } else {
+            socket.write(data, (cause) =>
+              resume(
+                cause
+                  ? Effect.fail(new ConsoleError({ reason: "Write", detail: cause.message, cause }))
+                  : Effect.void
+              ))
+          }
+          // what the socket has queued cannot be taken back: it goes out if the guest reads later
+          return () => {}
+        },
+        () =>
+          new ConsoleTimeout({
+            operation: "write",
+            timeout: timeout.right,
+            recent: tail(),
+            pendingBytes: socket.writableLength
+          })
+      ).pipe(
         withHotSpan("Console.write", { "console.bytes": data.length }),
         Effect.annotateLogs("machine", name)
       )
-
-    const search = (pattern: string | RegExp, from: number) => {
-      const window = recentBytes.text(from)
-      if (typeof pattern === "string") {
-        const index = window.text.indexOf(pattern)
-        if (index === -1) return undefined
-        return { match: pattern, end: window.offset + Buffer.byteLength(window.text.slice(0, index + pattern.length)) }
-      }
-      const match = pattern.exec(window.text)
-      if (match === null) return undefined
-      return { match, end: window.offset + Buffer.byteLength(window.text.slice(0, match.index + match[0].length)) }
     }
 
-    const waitFor = (pattern: string | RegExp, waitOptions?: WaitForOptions) => {
-      const timeout = Duration.decode(waitOptions?.timeout ?? defaultWaitTimeout)
+    /** A `waitFor` that searches from, and moves, `cursor`. */
+    const waitOn = (cursor: { position: number }) => (pattern: string | RegExp, waitOptions?: WaitForOptions) => {
+      const bad = checkWaitFor(pattern, waitOptions)
+      if (bad !== undefined) return Effect.fail(bad)
+      const timeout = timeoutOption("waitFor", waitOptions?.timeout, defaultWaitTimeout)
+      if (Either.isLeft(timeout)) return Effect.fail(timeout.left)
       const since = waitOptions?.since ?? "cursor"
-      // a caller's global or sticky regex would carry `lastIndex` from one search to the next
-      const compiled = typeof pattern === "string"
-        ? pattern
-        : new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""))
+      const failOn = waitOptions?.failOn ?? []
+      const patterns = [pattern, ...failOn].map(ConsoleSearch.compile)
+      // where this search began, to tell how much output after it was pushed out unread
+      let from = 0
+      const dropped = () => Math.max(0, recentBytes.start - from)
       return Effect.gen(function*() {
         yield* reader
-        const from = since === "now" ? recentBytes.end : since === "start" ? 0 : state.cursor
+        from = since === "now" ? recentBytes.end : since === "start" ? recentBytes.start : cursor.position
         while (true) {
           const seen = recentBytes.end
-          const found = search(compiled, from)
+          const found = ConsoleSearch.search(recentBytes, from, patterns)
           if (found !== undefined) {
-            state.cursor = Math.max(state.cursor, Math.min(found.end, recentBytes.end))
-            return found.match
+            cursor.position = Math.max(cursor.position, Math.min(found.end, recentBytes.end))
+            if (found.which === 0) return found.match
+            return yield* new ConsoleFailureMatched({
+              pattern: describe(pattern),
+              failure: describe(failOn[found.which - 1]),
+              matched: typeof found.match === "string" ? found.match : found.match[0],
+              recent: tail()
+            })
           }
           if (state.closed) {
-            return yield* new ConsoleClosed({ operation: "waitFor", pattern: describe(pattern), recent: tail() })
+            return yield* new ConsoleClosed({
+              operation: "waitFor",
+              pattern: describe(pattern),
+              recent: tail(),
+              droppedBytes: dropped()
+            })
           }
           yield* awaitOutput(seen)
         }
       }).pipe(
         Effect.scoped,
         Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => new ConsoleTimeout({ pattern: describe(pattern), timeout, recent: tail() })
+          duration: timeout.right,
+          onTimeout: () =>
+            new ConsoleTimeout({
+              operation: "waitFor",
+              pattern: describe(pattern),
+              timeout: timeout.right,
+              recent: tail(),
+              droppedBytes: dropped()
+            })
         }),
         withHotSpan("Console.waitFor", {
           "console.pattern": describe(pattern),
           "console.since": since,
-          "console.timeout": Duration.format(timeout)
+          "console.timeout": Duration.format(timeout.right)
         }),
         Effect.annotateLogs("machine", name)
       )
     }
+
+    const mainCursor = { position: 0 }
+
+    const makeReader = (readerOptions?: { readonly since?: WaitForSince }) =>
+      Effect.suspend(() => {
+        const since: unknown = readerOptions?.since ?? "cursor"
+        if (!sinceValues.includes(since)) {
+          return Effect.fail(
+            invalid(`reader since: expected "cursor", "now" or "start", got ${JSON.stringify(String(since))}`)
+          )
+        }
+        const cursor = {
+          position: since === "now" ? recentBytes.end : since === "start" ? recentBytes.start : mainCursor.position
+        }
+        return Effect.succeed<ConsoleReader>({
+          waitFor: waitOn(cursor) as WaitFor,
+          position: Effect.sync(() => cursor.position)
+        })
+      })
 
     const close = Effect.sync(() => {
       if (state.closed) return
@@ -636,7 +777,8 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
       ended: Deferred.await(ended),
       bytesRead: Effect.sync(() => recentBytes.end),
       write,
-      waitFor: waitFor as ConsoleService["waitFor"],
+      waitFor: waitOn(mainCursor) as WaitFor,
+      reader: makeReader,
       drain: startDraining,
       drainAndClose,
       close
@@ -659,17 +801,21 @@ export const layer = (options: ConsoleOptions): Layer.Layer<Console, ConsoleErro
  * @since 0.1.0
  * @category constructors
  */
-export const unavailable = (detail: string): ConsoleService => ({
-  lines: Stream.empty,
-  recent: Effect.succeed(""),
-  write: () => Effect.fail(new ConsoleClosed({ operation: "write", recent: "", detail })),
-  waitFor: ((pattern: string | RegExp) =>
+export const unavailable = (detail: string): ConsoleService => {
+  const waitFor = ((pattern: string | RegExp) =>
     Effect.fail(
       new ConsoleClosed({ operation: "waitFor", pattern: describe(pattern), recent: "", detail })
-    )) as ConsoleService["waitFor"],
-  drain: Effect.void,
-  drainAndClose: Effect.void,
-  close: Effect.void,
-  ended: Effect.void,
-  bytesRead: Effect.succeed(0)
-})
+    )) as WaitFor
+  return {
+    lines: Stream.empty,
+    recent: Effect.succeed(""),
+    write: () => Effect.fail(new ConsoleClosed({ operation: "write", recent: "", detail })),
+    waitFor,
+    reader: () => Effect.succeed({ waitFor, position: Effect.succeed(0) }),
+    drain: Effect.void,
+    drainAndClose: Effect.void,
+    close: Effect.void,
+    ended: Effect.void,
+    bytesRead: Effect.succeed(0)
+  }
+}

@@ -5,7 +5,7 @@ import * as NodeFs from "node:fs"
 import * as Net from "node:net"
 import * as NodePath from "node:path"
 import * as Console from "../src/Console.js"
-import { ConsoleClosed, ConsoleTimeout } from "../src/ConsoleError.js"
+import { ConsoleClosed, ConsoleError, ConsoleFailureMatched, ConsoleTimeout } from "../src/ConsoleError.js"
 import * as Machine from "../src/Machine.js"
 import {
   bannerEchoGuest,
@@ -211,6 +211,125 @@ describe("Console", () => {
         expect(qemu.console.destroyed).toBe(true)
         expect(yield* Effect.flip(console.write("late"))).toBeInstanceOf(ConsoleClosed)
         expect(isRunning(qemu.pid)).toBe(true)
+      })))
+
+  it.live("waitFor anchors ^ at line starts in the text, not at a cursor left mid-line, and lookbehinds see before it", () =>
+    withGuest(bannerEchoGuest("anchors ready"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        yield* console.waitFor("anchors ready\r\n", { timeout: "10 seconds" })
+        yield* console.write("echo label=42\r\n")
+        yield* console.waitFor("label=", { timeout: "10 seconds" })
+        const midLine = yield* Effect.flip(console.waitFor(/^(\d+)\r?$/m, { timeout: "500 millis" }))
+        expect(midLine._tag).toBe("ConsoleTimeout")
+        expect((yield* console.waitFor(/(?<=label=)\d+/, { timeout: "1 second" }))[0]).toBe("42")
+        yield* console.write("7\r\n")
+        const line = yield* console.waitFor(/^(\d+)\r?$/m, { timeout: "10 seconds" })
+        expect(line[1]).toBe("7")
+      })))
+
+  it.live("error messages escape the guest's control characters, recent keeps them raw", () =>
+    withGuest(bannerEchoGuest("~ # \x1b[6n"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        yield* console.waitFor("\x1b[6n", { timeout: "10 seconds" })
+        const timeout = (yield* Effect.flip(console.waitFor("never \x07", { timeout: "300 millis" }))) as ConsoleTimeout
+        expect(timeout.recent).toContain("~ # \x1b[6n")
+        expect(timeout.message).toContain("~ # \\u001b[6n")
+        expect(timeout.message).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/)
+        yield* console.close
+        const closed = yield* Effect.flip(console.waitFor(/never\x1b/, { timeout: "1 second" }))
+        expect(closed._tag).toBe("ConsoleClosed")
+        expect(closed.message).toContain("~ # \\u001b[6n")
+        expect(closed.message).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/)
+      })))
+
+  it.live("write fails with ConsoleTimeout when the guest does not take its input", () =>
+    withGuest(bannerEchoGuest("about to stop"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        yield* console.waitFor("about to stop", { timeout: "10 seconds" })
+        process.kill(qemu.pid, "SIGSTOP")
+        const error = yield* Effect.flip(console.write(new Uint8Array(4 * 1024 * 1024), { timeout: "500 millis" }))
+        process.kill(qemu.pid, "SIGCONT")
+        expect(error).toBeInstanceOf(ConsoleTimeout)
+        const timeout = error as ConsoleTimeout
+        expect(timeout.operation).toBe("write")
+        expect(timeout.pendingBytes).toBeGreaterThan(0)
+        expect(timeout.message).toContain("did not take console input within 500ms")
+      })))
+
+  it.live("bad options are a typed InvalidOption error, not a defect", () =>
+    withGuest(bannerEchoGuest("options"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        const failures = [
+          yield* Effect.flip(console.write("x", { timeout: "banana" as Duration.DurationInput })),
+          yield* Effect.flip(console.write("x", { timeout: -1 })),
+          yield* Effect.flip(console.waitFor("x", { timeout: "banana" as Duration.DurationInput })),
+          yield* Effect.flip(console.waitFor("x", { since: "later" as Console.WaitForSince })),
+          yield* Effect.flip(console.waitFor("x", { failOn: [42] as unknown as Array<string> })),
+          yield* Effect.flip(console.reader({ since: "later" as Console.WaitForSince }))
+        ]
+        for (const failure of failures) {
+          expect(failure._tag).toBe("ConsoleError")
+          expect((failure as ConsoleError).reason).toBe("InvalidOption")
+        }
+        expect(failures[0].message).toContain("write timeout")
+        expect(failures[3].message).toContain("since")
+      })))
+
+  it.live("a timeout says how many bytes of output after the cursor were dropped unread", () =>
+    withGuest(floodGuest("dropping"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true, bufferBytes: 4096 })
+        const error = yield* Effect.flip(console.waitFor("never printed", { timeout: "500 millis" }))
+        expect(error._tag).toBe("ConsoleTimeout")
+        const timeout = error as ConsoleTimeout
+        expect(timeout.droppedBytes).toBeGreaterThan(0)
+        expect(timeout.message).toContain(
+          `${timeout.droppedBytes} bytes of output after the cursor were dropped unread`
+        )
+        const now = yield* Effect.flip(console.waitFor("never printed", { since: "now", timeout: "500 millis" }))
+        expect((now as ConsoleTimeout).droppedBytes).toBeGreaterThan(0)
+      })))
+
+  it.live("waitFor with failOn fails at once with ConsoleFailureMatched naming what matched", () =>
+    withGuest(bannerEchoGuest("booting"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        yield* console.waitFor("booting\r\n", { timeout: "10 seconds" })
+        const failOn = ["Kernel panic", /Oops: \w+(?=\r)/]
+        yield* console.write("login: \r\nKernel panic - not syncing\r\n")
+        // the awaited pattern comes first: it wins
+        expect(yield* console.waitFor("login:", { failOn, timeout: "10 seconds" })).toBe("login:")
+        const panic = yield* Effect.flip(console.waitFor("login:", { failOn, timeout: "30 seconds" }))
+        expect(panic).toBeInstanceOf(ConsoleFailureMatched)
+        const matched = panic as ConsoleFailureMatched
+        expect(matched.failure).toBe(`"Kernel panic"`)
+        expect(matched.matched).toBe("Kernel panic")
+        expect(matched.message).toContain("failure pattern \"Kernel panic\"")
+        yield* console.write("Oops: general\r\n")
+        const oops = yield* Effect.flip(console.waitFor("login:", { failOn, timeout: "30 seconds" }))
+        expect((oops as ConsoleFailureMatched).matched).toBe("Oops: general")
+      })))
+
+  it.live("a reader's waitFor moves only its own cursor", () =>
+    withGuest(bannerEchoGuest("two cursors"), ({ qemu }) =>
+      Effect.gen(function*() {
+        const console = yield* Console.make({ socket: qemu.console, drain: true })
+        yield* console.waitFor("two cursors\r\n", { timeout: "10 seconds" })
+        const watcher = yield* console.reader()
+        const panic = yield* Effect.fork(watcher.waitFor("panic", { timeout: "10 seconds" }))
+        yield* console.write("one two panic\r\n")
+        expect(yield* Fiber.join(panic)).toBe("panic")
+        // the watcher went past "one" and "two"; the main cursor did not move
+        expect(yield* console.waitFor("one", { timeout: "1 second" })).toBe("one")
+        expect(yield* watcher.position).toBeGreaterThan(yield* console.bytesRead.pipe(Effect.map((n) => n - 10)))
+        expect((yield* Effect.flip(watcher.waitFor("two", { timeout: "300 millis" })))._tag).toBe("ConsoleTimeout")
+        const fromStart = yield* console.reader({ since: "start" })
+        expect(yield* fromStart.waitFor("two cursors", { timeout: "1 second" })).toBe("two cursors")
+        expect(yield* console.waitFor("two", { timeout: "1 second" })).toBe("two")
       })))
 
   // Real QEMU cannot be made to split a word across reads on purpose; a socket server can.
