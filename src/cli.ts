@@ -4,18 +4,23 @@
  *
  * ```sh
  * effect-qemu codegen --binary qemu-system-x86_64 --out src/qemu-surface.ts [--register effect-qemu/QmpCommands]
+ * effect-qemu codegen --address unix:/run/vm/qmp.sock --out src/qemu-surface.ts
+ * effect-qemu codegen --schema qemu-10.0.json --qemu-version 10.0.0 --out src/qemu-surface.ts
  * ```
  *
- * writes the typed QMP surface of the given binary. With `--register MODULE`, the written module
- * also registers itself as the surface `execute` and `waitEvent` use (see `QmpSurfaceRegistry`).
+ * writes the typed QMP surface of a QEMU: a binary (started with an empty machine for the call),
+ * a running QEMU's monitor (`unix:PATH` or `tcp:HOST:PORT`), or a saved `query-qmp-schema` reply.
+ * With `--register MODULE`, the written module also registers itself as the surface `execute`
+ * and `waitEvent` use (see `QmpSurfaceRegistry`).
  *
  * @since 0.1.0
  */
 import { FileSystem, Path } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Data, Effect } from "effect"
+import { Console, Data, Effect, Either } from "effect"
 import { generate } from "./codegen/Generate.js"
-import { probe } from "./codegen/Probe.js"
+import type { QemuVersion } from "./codegen/Introspect.js"
+import { parseVersion, probe, probeAddress, readSchemaFile } from "./codegen/Probe.js"
 
 /**
  * The command line did not make sense.
@@ -29,7 +34,8 @@ export class UsageError extends Data.TaggedError("UsageError")<{ readonly detail
   }
 }
 
-const usage = "usage: effect-qemu codegen --binary QEMU_BINARY --out FILE [--register MODULE] [--timeout SECONDS]"
+const usage = "usage: effect-qemu codegen (--binary QEMU_BINARY | --address unix:PATH|tcp:HOST:PORT | " +
+  "--schema FILE [--qemu-version X.Y.Z]) --out FILE [--register MODULE] [--timeout SECONDS]"
 
 /**
  * The options of `effect-qemu codegen`.
@@ -38,7 +44,11 @@ const usage = "usage: effect-qemu codegen --binary QEMU_BINARY --out FILE [--reg
  * @category models
  */
 export interface CodegenArgs {
-  readonly binary: string
+  /** Where the schema comes from: exactly one of a binary, a monitor address or a file. */
+  readonly source:
+    | { readonly _tag: "Binary"; readonly binary: string }
+    | { readonly _tag: "Address"; readonly address: string }
+    | { readonly _tag: "File"; readonly file: string; readonly version: QemuVersion | undefined }
   readonly out: string
   readonly register: string | undefined
   readonly timeoutSeconds: number
@@ -58,24 +68,42 @@ export const parseArgs = (argv: ReadonlyArray<string>): Effect.Effect<CodegenArg
     for (let i = 0; i < rest.length; i += 2) {
       const flag = rest[i]
       const value = rest[i + 1]
-      if (!["--binary", "--out", "--register", "--timeout"].includes(flag)) {
+      if (!flags.includes(flag)) {
         return Effect.fail(new UsageError({ detail: `unknown option ${flag}` }))
       }
       if (value === undefined) return Effect.fail(new UsageError({ detail: `${flag} needs a value` }))
       values.set(flag, value)
     }
-    const binary = values.get("--binary")
     const out = values.get("--out")
-    if (binary === undefined || out === undefined) {
-      return Effect.fail(new UsageError({ detail: "--binary and --out are required" }))
+    if (out === undefined) return Effect.fail(new UsageError({ detail: "--out is required" }))
+    const sources = ["--binary", "--address", "--schema"].filter((flag) => values.has(flag))
+    if (sources.length !== 1) {
+      return Effect.fail(new UsageError({ detail: "give exactly one of --binary, --address and --schema" }))
     }
+    const versionText = values.get("--qemu-version")
+    if (versionText !== undefined && !values.has("--schema")) {
+      return Effect.fail(new UsageError({ detail: "--qemu-version goes with --schema (QEMU says its own otherwise)" }))
+    }
+    const version = versionText === undefined ? Either.right(undefined) : parseVersion(versionText)
+    if (Either.isLeft(version)) return Effect.fail(new UsageError({ detail: `--qemu-version: ${version.left}` }))
     const timeoutSeconds = Number(values.get("--timeout") ?? "30")
     if (!(timeoutSeconds > 0)) return Effect.fail(new UsageError({ detail: "--timeout must be a positive number" }))
-    return Effect.succeed({ binary, out, register: values.get("--register"), timeoutSeconds })
+    const binary = values.get("--binary")
+    const address = values.get("--address")
+    const file = values.get("--schema")
+    const source: CodegenArgs["source"] = binary !== undefined
+      ? { _tag: "Binary", binary }
+      : address !== undefined
+      ? { _tag: "Address", address }
+      : { _tag: "File", file: file!, version: version.right }
+    return Effect.succeed({ source, out, register: values.get("--register"), timeoutSeconds })
   })
 
+const flags = ["--binary", "--address", "--schema", "--qemu-version", "--out", "--register", "--timeout"]
+
 /**
- * Probes the binary, generates the surface and writes it, creating the directory if needed.
+ * Reads the schema from where the arguments say, generates the surface and writes it, creating
+ * the directory if needed.
  *
  * @since 0.1.0
  * @category constructors
@@ -84,12 +112,19 @@ export const codegen = (args: CodegenArgs) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const { schema, version } = yield* probe({ binary: args.binary, timeout: `${args.timeoutSeconds} seconds` })
+    const timeout = `${args.timeoutSeconds} seconds` as const
+    const { schema, version } = yield* (args.source._tag === "Binary"
+      ? probe({ binary: args.source.binary, timeout })
+      : args.source._tag === "Address"
+      ? probeAddress({ address: args.source.address, timeout })
+      : readSchemaFile({ file: args.source.file, version: args.source.version }))
     const { coverage, source } = generate(schema, { version, register: args.register })
     yield* fs.makeDirectory(path.dirname(args.out), { recursive: true })
     yield* fs.writeFileString(args.out, source)
     yield* Console.log(
-      `${args.out}: QEMU ${version.number}, ${coverage.typedCommands}/${coverage.commands} commands and ` +
+      `${args.out}: QEMU ${
+        version?.number ?? "(version not given)"
+      }, ${coverage.typedCommands}/${coverage.commands} commands and ` +
         `${coverage.typedEvents}/${coverage.events} events typed; ${coverage.types} introspection types ` +
         `merged into ${coverage.shapes} named shapes`
     )

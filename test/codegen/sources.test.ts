@@ -1,0 +1,177 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Schedule, Schema } from "effect"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import { generate } from "../../src/codegen/Generate.js"
+import { SchemaInfoList } from "../../src/codegen/Introspect.js"
+import { parseAddress, parseVersion, probe, probeAddress, readSchemaFile } from "../../src/codegen/Probe.js"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const fixture = Path.join(root, "test/fixtures/qmp-schemas/qemu-10.0.0-x86_64.json")
+const tsx = Path.join(root, "node_modules/tsx/dist/cli.mjs")
+
+// Runs `effect-qemu` from source, as `npx effect-qemu` would run the built one.
+const cli = (args: ReadonlyArray<string>) =>
+  Effect.async<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
+    execFile(
+      process.execPath,
+      [tsx, Path.join(root, "src/cli.ts"), ...args],
+      (error, stdout, stderr) =>
+        resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }))
+    )
+  })
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "codegen-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+// A QEMU started by hand, listening for QMP on its own: what libvirt or a user's script leaves
+// running. Killed and awaited when the scope closes.
+const handStartedQemu = (monitor: string) =>
+  Effect.acquireRelease(
+    Effect.async<ChildProcess>((resume) => {
+      const child = spawn("qemu-system-x86_64", [
+        "-M",
+        "none",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-qmp",
+        `${monitor},server=on,wait=off`
+      ], { stdio: "ignore" })
+      child.once("spawn", () => resume(Effect.succeed(child)))
+      child.once("error", (error) => resume(Effect.die(error)))
+    }),
+    (child) =>
+      Effect.async<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+        child.once("exit", () => resume(Effect.void))
+        child.kill("SIGKILL")
+      })
+  )
+
+// QEMU creates its socket a moment after it starts.
+const listening = (path: string) =>
+  Effect.suspend(() => Fs.existsSync(path) ? Effect.void : Effect.fail("not yet")).pipe(
+    Effect.retry({ times: 250, schedule: Schedule.spaced("20 millis") }),
+    Effect.orDie
+  )
+
+const freePort = Effect.async<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const port = (server.address() as Net.AddressInfo).port
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+describe("codegen from a schema file", () => {
+  it.scopedLive("writes the surface of a saved query-qmp-schema reply with `--schema`", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const out = Path.join(dir, "surface", "qemu-10.ts")
+      const run = yield* cli(["codegen", "--schema", fixture, "--qemu-version", "10.0.0", "--out", out])
+      expect(run.stderr).toBe("")
+      expect(run.code).toBe(0)
+      expect(run.stdout).toContain("QEMU 10.0.0, 233/233 commands")
+      const schema = Schema.decodeUnknownSync(SchemaInfoList)(JSON.parse(Fs.readFileSync(fixture, "utf8")))
+      const version = Either.getOrThrow(parseVersion("10.0.0"))
+      expect(Fs.readFileSync(out, "utf8")).toBe(generate(schema, { version }).source)
+    }))
+
+  it.effect("reads the bare list and the whole reply, and says what is wrong with anything else", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const list = JSON.parse(Fs.readFileSync(fixture, "utf8"))
+      const reply = Path.join(dir, "reply.json")
+      Fs.writeFileSync(reply, JSON.stringify({ return: list, id: 1 }))
+      const fromReply = yield* readSchemaFile({ file: reply })
+      const fromList = yield* readSchemaFile({ file: fixture })
+      expect(fromReply.schema.length).toBe(list.length)
+      expect(fromReply.schema).toEqual(fromList.schema)
+      expect(fromList.version).toBeUndefined()
+
+      const missing = yield* Effect.flip(readSchemaFile({ file: Path.join(dir, "nope.json") }))
+      expect(missing.message).toMatch(/^could not read the QMP schema of .*nope\.json: .*ENOENT/)
+      Fs.writeFileSync(Path.join(dir, "bad.json"), "{ not json")
+      const bad = yield* Effect.flip(readSchemaFile({ file: Path.join(dir, "bad.json") }))
+      expect(bad.detail).toMatch(/^not JSON/)
+      Fs.writeFileSync(Path.join(dir, "other.json"), JSON.stringify({ return: { status: "running" } }))
+      const other = yield* Effect.flip(readSchemaFile({ file: Path.join(dir, "other.json") }))
+      expect(other.detail).toMatch(/^not a query-qmp-schema reply/)
+    }).pipe(Effect.scoped))
+
+  it.effect("refuses a command line that names no source or a bad version", () =>
+    Effect.gen(function*() {
+      const none = yield* cli(["codegen", "--out", "/nonexistent/x.ts"])
+      expect(none.code).not.toBe(0)
+      expect(none.stderr).toContain("give exactly one of --binary, --address and --schema")
+      const version = yield* cli(["codegen", "--schema", fixture, "--qemu-version", "ten", "--out", "/nonexistent/x"])
+      expect(version.stderr).toContain(`--qemu-version: "ten" is not a version such as 10.0.0`)
+    }))
+})
+
+describe("codegen from a running QEMU's address", () => {
+  it.effect("reads unix: and tcp: addresses, and says what is wrong with others", () =>
+    Effect.sync(() => {
+      expect(parseAddress("unix:/run/vm/qmp.sock")).toEqual(Either.right({ _tag: "Unix", path: "/run/vm/qmp.sock" }))
+      expect(parseAddress("tcp:localhost:4444")).toEqual(Either.right({ _tag: "Tcp", host: "localhost", port: 4444 }))
+      expect(parseAddress("tcp:[::1]:4444")).toEqual(Either.right({ _tag: "Tcp", host: "::1", port: 4444 }))
+      expect(parseAddress("tcp:localhost:70000")).toEqual(Either.left("port 70000 is not between 1 and 65535"))
+      expect(parseAddress("/run/vm/qmp.sock")).toEqual(
+        Either.left(`"/run/vm/qmp.sock" is not unix:PATH or tcp:HOST:PORT`)
+      )
+    }))
+
+  it.scopedLive(
+    "writes the same surface from a hand-started QEMU's UNIX monitor as from its binary, and leaves it running",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const socket = Path.join(dir, "qmp.sock")
+        const qemu = yield* handStartedQemu(`unix:${socket}`)
+        yield* listening(socket)
+        const out = Path.join(dir, "surface.ts")
+        const run = yield* cli(["codegen", "--address", `unix:${socket}`, "--out", out])
+        expect(run.stderr).toBe("")
+        expect(run.code).toBe(0)
+        const fromBinary = yield* probe({ binary: "qemu-system-x86_64" })
+        expect(Fs.readFileSync(out, "utf8")).toBe(generate(fromBinary.schema, { version: fromBinary.version }).source)
+        expect(qemu.exitCode).toBeNull()
+        // And again, as the library call: the monitor is free again once the first client left.
+        const probed = yield* probeAddress({ address: `unix:${socket}` })
+        expect(probed.version.number).toBe(fromBinary.version.number)
+        expect(qemu.exitCode).toBeNull()
+      }),
+    60_000
+  )
+
+  it.scopedLive("reads the schema over a TCP monitor", () =>
+    Effect.gen(function*() {
+      const port = yield* freePort
+      yield* handStartedQemu(`tcp:127.0.0.1:${port}`)
+      const probed = yield* probeAddress({ address: `tcp:127.0.0.1:${port}`, timeout: "10 seconds" }).pipe(
+        Effect.retry({
+          times: 250,
+          schedule: Schedule.spaced("20 millis"),
+          while: (error) => /ECONNREFUSED/.test(error.detail)
+        })
+      )
+      expect(probed.schema.some((info) => info.name === "query-qmp-schema")).toBe(true)
+    }))
+
+  it.scopedLive("fails with the address in the error when nothing listens there", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const error = yield* Effect.flip(probeAddress({ address: `unix:${Path.join(dir, "absent.sock")}` }))
+      expect(error._tag).toBe("ProbeError")
+      expect(error.message).toContain(`could not read the QMP schema of unix:${Path.join(dir, "absent.sock")}`)
+      const bad = yield* Effect.flip(probeAddress({ address: "qmp.sock" }))
+      expect(bad.detail).toBe(`"qmp.sock" is not unix:PATH or tcp:HOST:PORT`)
+    }))
+})
