@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
+import { Chunk, Duration, Effect, Exit, Fiber, Option, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
 import * as NodeFs from "node:fs"
 import * as Net from "node:net"
@@ -99,8 +99,13 @@ describe("Console", () => {
     withGuest(bannerEchoGuest("prompt> "), ({ qemu }) =>
       Effect.gen(function*() {
         const console = yield* Console.make({ socket: qemu.console, drain: true })
-        // let the banner arrive before anyone waits for it
-        yield* Effect.sleep("1 second")
+        // The banner is drained into recent output before anyone waits for it.
+        yield* Effect.repeat(console.recent, {
+          until: (recent) => recent.includes("prompt> "),
+          schedule: Schedule.spaced("10 millis")
+        }).pipe(
+          Effect.timeout("10 seconds")
+        )
         expect(yield* console.waitFor("prompt> ", { timeout: "1 second" })).toBe("prompt> ")
         const again = yield* Effect.exit(console.waitFor("prompt> ", { timeout: "300 millis" }))
         expect(Exit.isFailure(again)).toBe(true)
@@ -192,7 +197,8 @@ describe("Console", () => {
         yield* console.waitFor("closing soon\r\n", { timeout: "10 seconds" })
         const lines = yield* Effect.fork(Stream.runCollect(console.lines))
         const pending = yield* Effect.fork(console.waitFor("never", { timeout: "10 seconds" }))
-        yield* Effect.sleep("100 millis")
+        // Both forked readers run (and start waiting) before this fiber resumes.
+        yield* Effect.yieldNow()
         yield* console.close
         yield* console.close
         expect(yield* Effect.flip(Fiber.join(pending))).toBeInstanceOf(ConsoleClosed)

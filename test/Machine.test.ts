@@ -3,6 +3,7 @@ import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -16,7 +17,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
 import * as Qmp from "../src/Qmp.js"
-import { isRunning } from "./kit/qemu.js"
+import { eventually, isRunning } from "./kit/qemu.js"
 
 const noneArgs = ["-M", "none", "-nodefaults"]
 
@@ -144,7 +145,9 @@ describe("Machine lifecycle", () => {
         process.kill(vm.pid, "SIGKILL")
         const error = yield* Effect.flip(vm.qmp.closed.pipe(Effect.flatMap(Effect.fail)))
         assert.strictEqual(error._tag, "QmpDisconnected")
-        yield* Effect.flatMap(vm.process.awaitExit, () => Effect.sleep("10 millis"))
+        yield* vm.process.awaitExit
+        // The watcher of unexpected exits logs from a fiber of its own.
+        yield* eventually("the exit is logged", () => logs.lines.some((line) => line.includes("exited on its own")))
       })).pipe(Effect.provide(logs.layer))
       const warning = logs.lines.find((line) => line.startsWith("WARN") && line.includes("SIGKILL"))
       assert.isDefined(warning, logs.lines.join("\n"))
@@ -188,13 +191,13 @@ describe("Machine lifecycle", () => {
 
   it.live("interrupting the scope's owner shuts the machine down", () =>
     Effect.gen(function*() {
-      let pid = 0
+      const launched = yield* Deferred.make<number>()
       const fiber = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.make({ args: noneArgs })
-        pid = vm.pid
+        yield* Deferred.succeed(launched, vm.pid)
         return yield* Effect.never
       })))
-      while (pid === 0) yield* Effect.sleep("10 millis")
+      const pid = yield* Deferred.await(launched)
       yield* Fiber.interrupt(fiber)
       assert.isFalse(isRunning(pid))
     }))

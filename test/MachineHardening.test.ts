@@ -13,7 +13,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
-import { isRunning } from "./kit/qemu.js"
+import { eventually, isRunning } from "./kit/qemu.js"
 
 const noneArgs = ["-M", "none", "-nodefaults"]
 
@@ -141,8 +141,7 @@ describe("A forking wrapper", () => {
       const children = qemuBelow(vm.pid)
       assert.lengthOf(children, 1)
       yield* vm.kill
-      yield* Effect.sleep("100 millis")
-      assert.isFalse(isRunning(children[0]), "QEMU outlived its killed wrapper")
+      yield* eventually("QEMU dies with its killed wrapper", () => !isRunning(children[0]))
     }))
 
   it.scopedLive("a timed-out shutdown leaves no QEMU behind", () =>
@@ -153,8 +152,7 @@ describe("A forking wrapper", () => {
       process.kill(qemu, "SIGSTOP")
       const error = yield* Effect.flip(vm.shutdown({ timeout: "300 millis" }))
       assert.strictEqual(error._tag, "AbnormalShutdown")
-      yield* Effect.sleep("100 millis")
-      assert.isFalse(isRunning(qemu), "QEMU outlived the shutdown")
+      yield* eventually("QEMU dies with the timed-out shutdown", () => !isRunning(qemu))
     }))
 
   it.scopedLive("QEMU below the wrapper carries the parent-death signal too", () =>
@@ -167,8 +165,7 @@ describe("A forking wrapper", () => {
       const [qemu] = qemuBelow(vm.pid)
       // Killing the wrapper alone (as the controller's death does) takes QEMU with it.
       process.kill(vm.pid, "SIGKILL")
-      for (let i = 0; i < 50 && isRunning(qemu); i++) yield* Effect.sleep("50 millis")
-      assert.isFalse(isRunning(qemu), "QEMU outlived its wrapper")
+      yield* eventually("QEMU dies with its wrapper", () => !isRunning(qemu))
     }))
 })
 

@@ -123,7 +123,8 @@ describe("Qmp against real QEMU", () => {
       const { qemu, qmp } = yield* connectRaw()
       process.kill(qemu.pid, "SIGSTOP")
       const fiber = yield* Effect.fork(qmp.execute("query-status"))
-      yield* Effect.sleep("50 millis")
+      // The forked call runs (and writes its request) before this fiber resumes.
+      yield* Effect.yieldNow()
       yield* Fiber.interrupt(fiber)
       process.kill(qemu.pid, "SIGCONT")
       const kvm = (yield* qmp.execute("query-kvm")) as { present: boolean }
@@ -149,7 +150,7 @@ describe("Qmp against real QEMU", () => {
       process.kill(qemu.pid, "SIGSTOP")
       const call = yield* Effect.fork(qmp.execute("query-status", undefined, { timeout: Duration.infinity }))
       const wait = yield* Effect.fork(qmp.waitEvent("NEVER", { timeout: Duration.infinity }))
-      yield* Effect.sleep("50 millis")
+      yield* Effect.yieldNow()
       process.kill(qemu.pid, "SIGKILL")
       const callExit = yield* Fiber.await(call)
       const waitExit = yield* Fiber.await(wait)
@@ -162,9 +163,11 @@ describe("Qmp against real QEMU", () => {
   it.scopedLive("the event stream delivers every event to every subscriber and ends with the connection", () =>
     Effect.gen(function*() {
       const { qmp } = yield* connectRaw()
-      const first = yield* qmp.events.pipe(Stream.map((event) => event.event), Stream.runCollect, Effect.fork)
-      const second = yield* qmp.events.pipe(Stream.map((event) => event.event), Stream.runCollect, Effect.fork)
-      yield* Effect.sleep("20 millis")
+      // Subscribed before anything is executed: the subscriptions exist once `subscribe` returns.
+      const collect = (subscription: Qmp.EventSubscription) =>
+        subscription.stream.pipe(Stream.map((event) => event.event), Stream.runCollect, Effect.fork)
+      const first = yield* collect(yield* qmp.subscribe)
+      const second = yield* collect(yield* qmp.subscribe)
       yield* qmp.execute("stop")
       yield* qmp.execute("cont")
       yield* qmp.execute("quit")
@@ -282,13 +285,13 @@ describe("Qmp attaching to a QEMU started elsewhere", () => {
   it.scopedLive("the event stream narrows by name with isEvent", () =>
     Effect.gen(function*() {
       const { qmp } = yield* connectRaw()
-      const fiber = yield* qmp.events.pipe(
+      const subscription = yield* qmp.subscribe
+      const fiber = yield* subscription.stream.pipe(
         Stream.filter(QmpMessage.isEvent("RESUME")),
         Stream.take(1),
         Stream.runCollect,
         Effect.fork
       )
-      yield* Effect.sleep("20 millis")
       yield* qmp.execute("stop")
       yield* qmp.execute("cont")
       const [resume] = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
@@ -415,7 +418,6 @@ describe("Qmp against a fake peer", () => {
       const qmp = yield* connect(path)
       const error = yield* Effect.flip(qmp.execute("query-status", undefined, { timeout: "5 seconds" }))
       assert.strictEqual(error._tag === "QmpProtocolError" && error.reason, "InvalidJson")
-      yield* Effect.sleep("50 millis")
       const closed = yield* qmp.closed
       assert.strictEqual(closed._tag === "QmpProtocolError" && closed.reason, "InvalidJson")
       assert.isFalse(yield* qmp.isOpen)

@@ -113,3 +113,17 @@ export const temporaryDirectory: Effect.Effect<string, never, Scope.Scope> = Eff
       Effect.catchAll((error) => Effect.logWarning(`could not remove ${directory}`, error.cause))
     )
 )
+
+/**
+ * Polls `check` until it holds, failing with `what` after `within` ms: for facts that settle a
+ * moment after the action that caused them (a killed process being reaped, a log line written by
+ * a background fiber), instead of a fixed sleep.
+ */
+export const eventually = (what: string, check: () => boolean, within = 3000): Effect.Effect<void, Error> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + within
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.fail(new Error(`not within ${within} ms: ${what}`))
+      yield* Effect.sleep("10 millis")
+    }
+  })

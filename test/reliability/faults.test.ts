@@ -47,7 +47,8 @@ describe("QEMU SIGKILLed from outside in the middle of a command", () => {
         process.kill(vm.pid, "SIGSTOP")
         const call = yield* Effect.fork(vm.execute("query-status", undefined, { timeout: "30 seconds" }))
         const wait = yield* Effect.fork(vm.waitEvent("NEVER", { timeout: "30 seconds" }))
-        yield* Effect.sleep("100 millis")
+        // Both forked fibers run (the request is written, the waiter registered) before this one resumes.
+        yield* Effect.yieldNow()
         process.kill(vm.pid, "SIGKILL")
         const [callError, elapsed] = yield* timed(Effect.flip(Fiber.join(call)))
         assert.strictEqual(callError._tag, "QmpDisconnected")
