@@ -21,14 +21,18 @@ import * as NodeFs from "node:fs/promises"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { ConsoleClosed, ConsoleError, ConsoleFailureMatched, ConsoleTimeout } from "./ConsoleError.js"
+import { inflow } from "./internal/consoleInflow.js"
+import { LineSplitter } from "./internal/consoleLines.js"
 import * as ConsoleSearch from "./internal/consoleSearch.js"
 import { RecentBytes } from "./internal/recentBytes.js"
 import { awaitWithin, decodeTimeout } from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
+import * as Transport from "./internal/transport.js"
 
 /**
  * Where the console comes from: a socket already connected (the parent's end of a socketpair),
- * or the path of a UNIX socket to connect to.
+ * the path of a UNIX socket, or a TCP host and port (e.g. `-serial tcp:127.0.0.1:4555,server=on`) to
+ * connect to, within `connectTimeout` (default 5 seconds).
  *
  * @since 0.1.0
  * @category models
@@ -36,6 +40,7 @@ import { withHotSpan } from "./internal/tracing.js"
 export type ConsoleSource =
   | { readonly socket: Duplex }
   | { readonly path: string; readonly connectTimeout?: Duration.DurationInput }
+  | { readonly host: string; readonly port: number; readonly connectTimeout?: Duration.DurationInput }
 
 /**
  * How a console is opened.
@@ -222,47 +227,6 @@ const drainAndCloseTimeout = Duration.seconds(1)
 
 const utf8 = new TextDecoder("utf-8")
 
-/** Splits decoded output into lines, holding at most `maxLength` characters of an unfinished one. */
-class LineSplitter {
-  private decoder = new TextDecoder("utf-8")
-  private pending = ""
-
-  constructor(readonly maxLength: number) {}
-
-  /** Forgets the unfinished line, then takes `start` as its beginning (text before it is not emitted). */
-  restart(start: Uint8Array): void {
-    this.decoder = new TextDecoder("utf-8")
-    this.pending = ""
-    this.push(start)
-  }
-
-  push(chunk: Uint8Array): Array<string> {
-    const pieces = (this.pending + this.decoder.decode(chunk, { stream: true })).split("\n")
-    let rest = pieces.pop()!
-    const lines: Array<string> = []
-    for (const piece of pieces) this.emit(piece.replace(/\r+$/, ""), lines)
-    while (rest.length > this.maxLength) {
-      lines.push(rest.slice(0, this.maxLength))
-      rest = rest.slice(this.maxLength)
-    }
-    this.pending = rest
-    return lines
-  }
-
-  end(): Array<string> {
-    const rest = (this.pending + this.decoder.decode()).replace(/\r+$/, "")
-    this.pending = ""
-    const lines: Array<string> = []
-    if (rest.length > 0) this.emit(rest, lines)
-    return lines
-  }
-
-  private emit(line: string, into: Array<string>): void {
-    for (let at = 0; at < line.length; at += this.maxLength) into.push(line.slice(at, at + this.maxLength))
-    if (line.length === 0) into.push("")
-  }
-}
-
 /** Published after the last line, so readers of `lines` know the console ended. */
 const endOfLines = null
 const isLine = (line: string | typeof endOfLines): line is string => line !== endOfLines
@@ -301,116 +265,18 @@ const checkWaitFor = (pattern: unknown, options: WaitForOptions | undefined): Co
 
 const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
-/** How much output may wait in memory, read and not yet processed, before the socket is paused. */
-const inflowLimit = 16 * 1024 * 1024
-
-/**
- * What the socket delivers, taken in batches. The socket flows while the reader keeps up and is
- * paused once `inflowLimit` bytes wait, so an unread console pushes back on QEMU. Reading in
- * flowing mode lets Node read many chunks per turn of the event loop; a paused stream read with
- * `read()` stops and restarts the descriptor for every 64 KiB chunk, and the reader would pay a
- * resumption for each.
- */
-const inflow = (
-  socket: Duplex,
-  /**
-   * Offered each chunk as it arrives while nothing is queued; returns true if it took the chunk
-   * there and then. A chunk dropped at once is never promoted by the collector: holding every
-   * chunk until the reader's next turn made a drained console's garbage old and costly.
-   */
-  consume: (chunk: Buffer) => boolean,
-  /** Called once per turn of the event loop after `consume` took chunks. */
-  consumed: () => void
-) => {
-  let chunks: Array<Buffer> = []
-  let bytes = 0
-  let ended = socket.readableEnded || socket.destroyed
-  let wake: (() => void) | undefined
-  // The reader is woken once per turn of the event loop, after every chunk that turn read has
-  // arrived: waking it per 64 KiB chunk cost more than the reading itself.
-  let wakeScheduled = false
-  let tookDirectly = false
-  const wakeSoon = () => {
-    if (wakeScheduled) return
-    wakeScheduled = true
-    setImmediate(() => {
-      wakeScheduled = false
-      if (tookDirectly) {
-        tookDirectly = false
-        consumed()
-      }
-      wake?.()
-    })
-  }
-  socket.on("data", (chunk: Buffer | string) => {
-    const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk
-    if (bytes === 0 && consume(buffer)) {
-      tookDirectly = true
-      return wakeSoon()
-    }
-    chunks.push(buffer)
-    bytes += buffer.length
-    if (bytes >= inflowLimit) socket.pause()
-    if (wake !== undefined) wakeSoon()
-  })
-  const finish = () => {
-    ended = true
-    wake?.()
-  }
-  socket.on("end", finish)
-  socket.on("close", finish)
-  socket.pause()
-
-  /** The chunks waiting, in order, or `null` once the stream ended or failed and nothing waits. */
-  const take: Effect.Effect<ReadonlyArray<Buffer> | null> = Effect.async<ReadonlyArray<Buffer> | null>((resume) => {
-    const attempt = (): boolean => {
-      if (bytes > 0) {
-        // Handed over as they came: joining them would copy every byte once more.
-        const batch = chunks
-        chunks = []
-        bytes = 0
-        wake = undefined
-        if (!ended) socket.resume()
-        resume(Effect.succeed(batch))
-        return true
-      }
-      if (ended) {
-        wake = undefined
-        resume(Effect.succeed(null))
-        return true
-      }
-      return false
-    }
-    if (attempt()) return
-    wake = attempt
-    socket.resume()
-    return Effect.sync(() => {
-      wake = undefined
-    })
-  })
-  return { take }
-}
-
-const connect = (path: string, timeout: Duration.DurationInput): Effect.Effect<Net.Socket, ConsoleError> =>
-  Effect.async<Net.Socket, ConsoleError>((resume) => {
-    const socket = Net.createConnection({ path })
-    const onError = (cause: Error) => {
-      socket.destroy()
-      resume(Effect.fail(new ConsoleError({ reason: "Connect", detail: `${path}: ${cause.message}`, cause })))
-    }
-    socket.once("error", onError)
-    socket.once("connect", () => {
-      socket.off("error", onError)
-      resume(Effect.succeed(socket))
-    })
-    return Effect.sync(() => socket.destroy())
-  }).pipe(
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () =>
-        new ConsoleError({ reason: "Connect", detail: `${path}: no connection within ${Duration.format(timeout)}` })
-    })
+const connect = (
+  address: Transport.NetAddress,
+  input: Duration.DurationInput | undefined
+): Effect.Effect<Net.Socket, ConsoleError> => {
+  const label = "path" in address ? address.path : `${address.host}:${address.port}`
+  const timeout = timeoutOption("connect", input, defaultConnectTimeout)
+  if (Either.isLeft(timeout)) return Effect.fail(timeout.left)
+  return Effect.mapError(
+    Transport.connectNet(address, timeout.right),
+    (failure) => new ConsoleError({ reason: "Connect", detail: `${label}: ${failure.detail}`, cause: failure.cause })
   )
+}
 
 const openLog = (path: string): Effect.Effect<FileHandle, ConsoleError, Scope.Scope> =>
   Effect.acquireRelease(
@@ -454,7 +320,10 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
     const log = options.logFile === undefined ? undefined : yield* openLog(options.logFile)
     const open: Effect.Effect<Duplex, ConsoleError> = "socket" in options
       ? Effect.succeed(options.socket)
-      : connect(options.path, options.connectTimeout ?? defaultConnectTimeout)
+      : connect(
+        "path" in options ? { path: options.path } : { host: options.host, port: options.port },
+        options.connectTimeout
+      )
     const socket = yield* Effect.acquireRelease(
       open,
       (socket) =>

@@ -362,11 +362,37 @@ describe("Console", () => {
       yield* console.close
     }))
 
+  it.scopedLive("connects to a console QEMU serves over TCP", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.async<number>((resume) => {
+        const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+          const { port } = probe.address() as Net.AddressInfo
+          probe.close(() => resume(Effect.succeed(port)))
+        })
+      })
+      const directory = yield* temporaryDirectory
+      const image = yield* writeGuest(directory, bannerEchoGuest("on tcp"))
+      yield* Machine.make({
+        args: [...floppyBootArgs(image), "-serial", `tcp:127.0.0.1:${port},server=on,wait=off`]
+      })
+      const console = yield* Console.make({ host: "127.0.0.1", port, connectTimeout: "5 seconds" })
+      // the guest's banner may be printed before the connection (wait=off): ask until it echoes
+      const echoed = yield* Effect.zipRight(
+        console.write("typed over tcp"),
+        console.waitFor("typed over tcp", { timeout: "500 millis" })
+      ).pipe(Effect.retry({ times: 20 }))
+      expect(echoed).toBe("typed over tcp")
+    }))
+
   it.live("connecting to a path with no listener fails with ConsoleError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Effect.scoped(Console.make({ path: "/nonexistent/console.sock" })))
       expect(error._tag).toBe("ConsoleError")
       expect(error.reason).toBe("Connect")
+      const bad = yield* Effect.flip(
+        Effect.scoped(Console.make({ path: "/nonexistent/console.sock", connectTimeout: 0 }))
+      )
+      expect(bad.reason).toBe("InvalidOption")
     }))
 })
 

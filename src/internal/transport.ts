@@ -5,11 +5,14 @@
  * @internal
  */
 import type * as Socket from "@effect/platform/Socket"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import * as Net from "node:net"
 import type { Duplex } from "node:stream"
+import * as Timer from "./timer.js"
 
 /** Why the pipe ended, as told by the pipe itself. */
 export interface TransportEnd {
@@ -102,3 +105,45 @@ export const fromSocket = (socket: Socket.Socket, address: string): Transport =>
     destroy: () => destroy?.()
   }
 }
+
+/** Where to connect: a UNIX socket path, or a TCP host and port. */
+export type NetAddress = { readonly path: string } | { readonly host: string; readonly port: number }
+
+/** Why a connect failed: a sentence, and the socket's error when there was one. */
+export interface ConnectFailure {
+  readonly detail: string
+  readonly cause?: unknown
+}
+
+/**
+ * Connects to a UNIX or TCP address within `timeout` (a peer whose accept queue is full leaves a
+ * TCP connect pending for minutes). TCP sockets get `setNoDelay`. Interrupting the connect destroys
+ * the socket; the caller owns a socket it gets.
+ */
+export const connectNet = (
+  address: NetAddress,
+  timeout: Duration.Duration
+): Effect.Effect<Net.Socket, ConnectFailure> =>
+  Effect.async<Net.Socket, ConnectFailure>((resume) => {
+    const socket = "path" in address
+      ? Net.createConnection({ path: address.path })
+      : Net.createConnection({ host: address.host, port: address.port })
+    const fail = (failure: ConnectFailure) => {
+      disarm()
+      socket.destroy()
+      resume(Effect.fail(failure))
+    }
+    const onError = (cause: Error) => fail({ detail: cause.message, cause })
+    const disarm = Timer.arm(timeout, () => fail({ detail: `could not connect within ${Duration.format(timeout)}` }))
+    socket.once("error", onError)
+    socket.once("connect", () => {
+      disarm()
+      socket.off("error", onError)
+      if (!("path" in address)) socket.setNoDelay(true)
+      resume(Effect.succeed(socket))
+    })
+    return Effect.sync(() => {
+      disarm()
+      socket.destroy()
+    })
+  })
