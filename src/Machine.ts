@@ -30,7 +30,7 @@ import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
 import * as MachineConfig from "./MachineConfig.js"
-import { AbnormalShutdown, ConfigError, formatCommandLine, LaunchError } from "./MachineError.js"
+import { AbnormalShutdown, formatCommandLine, LaunchError, MachineConfigError } from "./MachineError.js"
 import type { ExitStatus, QemuProcessService } from "./QemuProcess.js"
 import * as QemuProcess from "./QemuProcess.js"
 import * as Qmp from "./Qmp.js"
@@ -81,7 +81,7 @@ export interface MachineService {
   readonly waitEvents: QmpClient["waitEvents"]
   readonly executeAndWait: QmpClient["executeAndWait"]
   readonly events: QmpClient["events"]
-  /** Takes the events received and not yet waited for (the seed's `get_qmp_events`). */
+  /** Takes the events received and not yet waited for (Python's `QEMUMachine.get_qmp_events`). */
   readonly takeEvents: QmpClient["takeEvents"]
   /**
    * Passes an open descriptor to the running QEMU under `name` (QMP `getfd`); `closefd` with
@@ -95,7 +95,7 @@ export interface MachineService {
    * `hard: true` during a graceful shutdown, the kill happens at once. A timeout that is no
    * positive duration is a `ConfigError`.
    */
-  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown | ConfigError>
+  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown | MachineConfigError>
   /**
    * Kills QEMU at once (SIGKILL to its process group, so a forking wrapper's children die too)
    * and waits until it is reaped. During a graceful shutdown it cuts that short.
@@ -107,11 +107,11 @@ export interface MachineService {
    */
   readonly wait: (
     options?: { readonly timeout?: Duration.DurationInput }
-  ) => Effect.Effect<void, AbnormalShutdown | ConfigError>
+  ) => Effect.Effect<void, AbnormalShutdown | MachineConfigError>
   readonly isRunning: Effect.Effect<boolean>
   /** How QEMU exited, once it has. */
   readonly exitStatus: Effect.Effect<Option.Option<ExitStatus>>
-  /** What QEMU wrote to stdout and stderr; still available after shutdown (the seed's `get_log`). */
+  /** What QEMU wrote to stdout and stderr; still available after shutdown (Python's `QEMUMachine.get_log`). */
   readonly log: Effect.Effect<string>
 }
 
@@ -202,7 +202,7 @@ const createTempDir = (config: ResolvedConfig) =>
       },
       catch: (cause) =>
         new LaunchError({
-          reason: "SpawnFailed",
+          reason: "TempDirFailed",
           name: config.name,
           detail: `cannot create a temp directory in ${config.baseTempDir}: ${String(cause)}`,
           commandLine: [],
@@ -315,7 +315,7 @@ const identity = (path: string): string | undefined => {
 /** A value placed inside a QEMU option string (`key=value,...`): a comma is written twice. */
 export const escapeOption = (value: string): string => value.replaceAll(",", ",,")
 
-/** Builds the library's part of the command line (the seed's base arguments). */
+/** Builds the library's part of the command line (what every QEMU gets: no display, no VGA, the monitor, the console). */
 const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, consoleFd: number | undefined) => {
   const args = ["-display", "none", "-vga", "none"]
   if (monitorChardev !== undefined) args.push("-chardev", monitorChardev, "-mon", "chardev=mon,mode=control")
@@ -415,7 +415,7 @@ const launch = (config: ResolvedConfig) =>
         }).pipe(
           Effect.mapError((cause) =>
             new LaunchError({
-              reason: "SpawnFailed",
+              reason: "ConsoleFailed",
               name: config.name,
               detail: `console: ${cause.message}`,
               commandLine: process.commandLine,
@@ -467,7 +467,7 @@ const launch = (config: ResolvedConfig) =>
  */
 export const make = (
   input: MachineConfigInput = {}
-): Effect.Effect<MachineService, ConfigError | LaunchError, Scope.Scope> =>
+): Effect.Effect<MachineService, MachineConfigError | LaunchError, Scope.Scope> =>
   Effect.flatMap(
     MachineConfig.resolve(input),
     (config) => makeResolved(config).pipe(Effect.annotateLogs({ machine: config.name }))
@@ -559,6 +559,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
         const timedOut = () =>
           new AbnormalShutdown({
             name,
+            reason: "Timeout",
             detail: `QEMU did not exit within ${Duration.format(timeout)}${via === undefined ? "" : ` of ${via}`}`,
             timeout
           })
@@ -573,7 +574,12 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
               ? error
               : error._tag === "QmpTimeout"
               ? timedOut()
-              : new AbnormalShutdown({ name, detail: `quit failed: ${error.message}`, cause: error })
+              : new AbnormalShutdown({
+                name,
+                reason: "QuitFailed",
+                detail: `quit failed: ${error.message}`,
+                cause: error
+              })
           ),
           Effect.either
         )
@@ -631,7 +637,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       input === undefined
         ? Effect.succeed(shutdownTimeout)
         : Either.match(Timer.decodeTimeout(input), {
-          onLeft: (detail) => Effect.fail(new ConfigError({ field: "timeout", detail })),
+          onLeft: (detail) => Effect.fail(new MachineConfigError({ field: "timeout", detail })),
           onRight: Effect.succeed
         })
     const shutdown = (options?: ShutdownOptions) =>
@@ -700,7 +706,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
  */
 export const layer = (
   config: MachineConfigInput = {}
-): Layer.Layer<Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess, ConfigError | LaunchError> =>
+): Layer.Layer<Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess, MachineConfigError | LaunchError> =>
   Layer.scopedContext(
     Effect.map(make(config), (machine) =>
       Context.make(Machine, machine).pipe(
@@ -732,5 +738,5 @@ export const layerConfig = (
   config: Config.Config<MachineConfigInput>
 ): Layer.Layer<
   Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess,
-  ConfigError | LaunchError | EffectConfigError.ConfigError
+  MachineConfigError | LaunchError | EffectConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(config, layer))

@@ -14,7 +14,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fdArgs } from "./internal/fdArgs.js"
 import { decodeTimeout } from "./internal/timer.js"
-import { ConfigError } from "./MachineError.js"
+import { MachineConfigError } from "./MachineError.js"
+import type { QmpOptions } from "./Qmp.js"
 
 /**
  * A timeout as Effect accepts it: `"30 seconds"`, a number of milliseconds, or a `Duration`.
@@ -77,6 +78,10 @@ const LaunchFdConfig = Schema.Struct({
   opts: Schema.optional(Schema.String)
 })
 
+/**
+ * The QMP session options a machine passes on: every option of `Qmp.QmpOptions` but the name
+ * (the machine's own). The check below makes the compiler refuse any drift between the two.
+ */
 const QmpConfig = Schema.Struct({
   oob: Schema.optional(Schema.Boolean),
   commandTimeout: Schema.optional(DurationInput),
@@ -87,6 +92,10 @@ const QmpConfig = Schema.Struct({
   checkArgs: Schema.optional(Schema.Boolean),
   decodeReplies: Schema.optional(Schema.Boolean)
 })
+
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : never
+const qmpOptionsInSync: SameKeys<typeof QmpConfig.Encoded, Omit<QmpOptions, "name">> = true
+void qmpOptionsInSync
 
 /**
  * The machine configuration schema. Every field but none is optional.
@@ -111,13 +120,13 @@ export const MachineConfig = Schema.Struct({
   sockDir: Schema.optional(NonEmpty("give a directory or leave sockDir out")),
   /** How QMP reaches QEMU. Default: a socketpair handed to QEMU as fd 3. */
   monitor: Schema.optionalWith(Monitor, { default: () => ({ _tag: "Socketpair" as const }) }),
-  /** Whether to give QEMU a QMP monitor at all (the seed's `set_qmp_monitor`). */
+  /** Whether to give QEMU a QMP monitor at all (Python's `QEMUMachine.set_qmp_monitor`). */
   qmp: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** QMP client options. */
   qmpOptions: Schema.optionalWith(QmpConfig, { default: () => ({}) }),
   /** `-machine TYPE`. */
   machineType: Schema.optional(NonEmpty("name a machine type, e.g. pc or q35, or leave it out")),
-  /** A serial console on a socketpair (the seed's `set_console`). */
+  /** A serial console on a socketpair (Python's `QEMUMachine.set_console`). */
   console: Schema.optional(ConsoleConfig),
   /** Descriptors handed to QEMU at launch with `-add-fd`. */
   fds: Schema.optionalWith(Schema.Array(LaunchFdConfig), { default: () => [] }),
@@ -159,11 +168,11 @@ export const tempDirPrefix = (name: string): string => `effect-qemu-${name}-p${p
 /** Recognises a temp directory of this library and the pid of the process that made it. */
 export const tempDirPattern = /^effect-qemu-.+-p(\d+)-[A-Za-z0-9]{6}$/
 
-const firstIssue = (error: ParseResult.ParseError): ConfigError => {
+const firstIssue = (error: ParseResult.ParseError): MachineConfigError => {
   const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
   const issue = issues[0]
   const field = issue === undefined || issue.path.length === 0 ? "(root)" : issue.path.map(String).join(".")
-  return new ConfigError({ field, detail: issue?.message ?? error.message })
+  return new MachineConfigError({ field, detail: issue?.message ?? error.message })
 }
 
 const existsAsNonRegularFile = (path: string) => {
@@ -189,14 +198,14 @@ const isDirectory = (path: string) => {
  * @since 0.1.0
  * @category constructors
  */
-export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig, ConfigError> =>
+export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig, MachineConfigError> =>
   Effect.suspend(() => {
     const decoded = Schema.decodeUnknownEither(MachineConfig, { onExcessProperty: "error" })(input)
     if (Either.isLeft(decoded)) return Effect.fail(firstIssue(decoded.left))
     const config = decoded.right
     const name = config.name ?? `qemu-${process.pid}-${++counter}`
     const baseTempDir = Path.resolve(config.baseTempDir ?? Os.tmpdir())
-    const fail = (field: string, detail: string) => Effect.fail(new ConfigError({ field, detail }))
+    const fail = (field: string, detail: string) => Effect.fail(new MachineConfigError({ field, detail }))
     if (!isDirectory(baseTempDir)) {
       return fail("baseTempDir", `"${baseTempDir}" is not an existing directory; create it or pick another`)
     }

@@ -7,12 +7,14 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 
 /**
- * The configuration is invalid. Raised before anything is spawned or created on disk.
+ * The configuration is invalid. Raised before anything is spawned or created on disk. (Named
+ * apart from Effect's own `ConfigError`, which `layerConfig` can fail with too, so that both can
+ * be told apart with `catchTag`.)
  *
  * @since 0.1.0
  * @category errors
  */
-export class ConfigError extends Data.TaggedError("ConfigError")<{
+export class MachineConfigError extends Data.TaggedError("MachineConfigError")<{
   /** The offending field, e.g. `binary` or `console.index`. */
   readonly field: string
   /** What is wrong and how to fix it. */
@@ -30,7 +32,15 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{
  * @category errors
  */
 export class LaunchError extends Data.TaggedError("LaunchError")<{
-  readonly reason: "BinaryNotFound" | "NotExecutable" | "SpawnFailed" | "ExitedEarly" | "MonitorFailed" | "Timeout"
+  readonly reason:
+    | "BinaryNotFound"
+    | "NotExecutable"
+    | "TempDirFailed"
+    | "SpawnFailed"
+    | "ConsoleFailed"
+    | "ExitedEarly"
+    | "MonitorFailed"
+    | "Timeout"
   /** The machine's name. */
   readonly name: string
   /** What happened, in a sentence. */
@@ -64,6 +74,11 @@ export class LaunchError extends Data.TaggedError("LaunchError")<{
  */
 export class AbnormalShutdown extends Data.TaggedError("AbnormalShutdown")<{
   readonly name: string
+  /**
+   * `Timeout`: QEMU did not exit within the bound (after `quit` or SIGTERM, or waiting for the
+   * guest); `QuitFailed`: the `quit` command itself failed.
+   */
+  readonly reason: "Timeout" | "QuitFailed"
   /** Why the graceful path failed. */
   readonly detail: string
   /** The timeout that elapsed, when it was a timeout. */

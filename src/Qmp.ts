@@ -29,17 +29,24 @@ import * as ExactJson from "./internal/exactJson.js"
 import { LineDecoder, preview, printable } from "./internal/lineDecoder.js"
 import * as Events from "./internal/qmp/events.js"
 import * as ScmRights from "./internal/ScmRights.js"
-import { ScmRightsError } from "./internal/ScmRights.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import * as Transport from "./internal/transport.js"
 import type { CommandReturn, ExecuteParams } from "./QmpCommands.js"
-import { QmpConnectError, QmpDisconnected, QmpMatchError, QmpProtocolError, QmpTimeout } from "./QmpError.js"
+import {
+  QmpArgumentError,
+  QmpConnectError,
+  QmpDisconnected,
+  QmpMatchError,
+  QmpProtocolError,
+  QmpTimeout,
+  ScmRightsError
+} from "./QmpError.js"
 import { QmpCommandError, QmpReplyError } from "./QmpError.js"
 import type { QmpEventError, QmpExecuteError } from "./QmpError.js"
 import type { EventFilter, EventPattern, QmpEvent, QmpFailure, QmpResponse } from "./QmpMessage.js"
 import { isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
-import { QmpArgumentError, validateArgs } from "./QmpValidate.js"
+import { validateArgs } from "./QmpValidate.js"
 
 /**
  * How a session behaves. Every field has a default.
@@ -189,7 +196,7 @@ export interface QmpClient {
     args?: Record<string, unknown> | undefined,
     options?: ExecuteOptions
   ) => Effect.Effect<unknown, QmpExecuteError | ScmRightsError>
-  /** Runs a command and returns the raw reply, error replies included (the seed's `qmp()`). */
+  /** Runs a command and returns the raw reply, error replies included (Python's `QEMUMachine.qmp()`). */
   readonly raw: (
     command: string,
     args?: Record<string, unknown> | undefined,
@@ -200,7 +207,7 @@ export interface QmpClient {
     name: K | ReadonlyArray<K>,
     options?: WaitEventOptions<K>
   ) => Effect.Effect<QmpEvent<K>, QmpEventError>
-  /** Waits for the first event that satisfies any of the filters (the seed's `events_wait`). */
+  /** Waits for the first event that satisfies any of the filters (Python's `QEMUMachine.events_wait`). */
   readonly waitEvents: (
     filters: ReadonlyArray<EventFilter>,
     options?: Omit<WaitEventOptions, "match">
@@ -219,7 +226,7 @@ export interface QmpClient {
   readonly subscribe: Effect.Effect<EventSubscription, never, Scope.Scope>
   /** Every event that arrives while the stream runs. Ends when the connection ends. */
   readonly events: Stream.Stream<QmpEvent>
-  /** Takes every event from the mailbox, oldest first (the seed's `get_qmp_events`). */
+  /** Takes every event from the mailbox, oldest first (Python's `QEMUMachine.get_qmp_events`). */
   readonly takeEvents: Effect.Effect<ReadonlyArray<QmpEvent>>
   /** Empties the mailbox. */
   readonly clearEvents: Effect.Effect<void>

@@ -6,7 +6,6 @@
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import { printable } from "./internal/lineDecoder.js"
-import type { QmpArgumentError } from "./QmpValidate.js"
 
 /**
  * QEMU answered a command with an error reply.
@@ -163,5 +162,77 @@ export class QmpMatchError extends Data.TaggedError("QmpMatchError")<{
 }> {
   get message(): string {
     return `the match predicate threw on event ${printable(this.event)}: ${printable(this.detail)}`
+  }
+}
+
+/**
+ * The arguments of a call are not acceptable, found before anything is sent: they do not fit the
+ * schema (`checkArgs`), cannot be sent as JSON without changing them (`NotSerializable`: `NaN`, a
+ * function, a cycle, a value nested too deeply), or an option of the call is invalid
+ * (`InvalidOption`, e.g. a timeout that is no positive duration). `path` names the offending
+ * member (`"options.driver"`, `"devices[2].id"`, `"timeout"`), empty for the arguments object itself.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class QmpArgumentError extends Data.TaggedError("QmpArgumentError")<{
+  readonly command: string
+  readonly reason:
+    | "UnknownCommand"
+    | "UnknownMember"
+    | "MissingMember"
+    | "WrongType"
+    | "BadEnumValue"
+    | "NotSerializable"
+    | "InvalidOption"
+  readonly path: string
+  readonly detail: string
+}> {
+  get message(): string {
+    const where = this.path.length > 0 ? ` at ${this.path}` : ""
+    return `invalid arguments for ${printable(this.command)}${where}: ${this.detail}`
+  }
+}
+
+/**
+ * Sending a descriptor failed. `reason` says which way:
+ * - `HelperMissing`: no python3 (install the `python3` package) or the helper script is absent;
+ * - `InvalidArgument`: the descriptor is not an integer >= 0, or the socket is closed;
+ * - `HelperFailed`: the helper ran and exited non-zero (`exitCode`, `stderr`);
+ * - `Timeout`: the helper did not finish within `timeout` and was killed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ScmRightsError extends Data.TaggedError("ScmRightsError")<{
+  readonly reason: "HelperMissing" | "InvalidArgument" | "HelperFailed" | "Timeout"
+  readonly fd: number
+  readonly detail: string
+  readonly exitCode?: number | null
+  readonly stderr?: string
+  readonly cause?: unknown
+}> {
+  get message(): string {
+    const stderr = this.stderr !== undefined && this.stderr.length > 0 ? ` (helper stderr: ${this.stderr.trim()})` : ""
+    return `cannot send fd ${this.fd} over the QMP socket: ${this.detail}${stderr}`
+  }
+}
+
+/**
+ * A launch-time descriptor that QEMU would refuse, or that would not mean what was asked.
+ * `index` is the position in the list given (or -1 for `firstChildFd`), `field` what to fix.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FdPassError extends Data.TaggedError("FdPassError")<{
+  readonly index: number
+  readonly field: "fd" | "set" | "opaque" | "opts" | "firstChildFd"
+  readonly value: unknown
+  readonly reason: string
+}> {
+  get message(): string {
+    const where = this.index < 0 ? this.field : `fds[${this.index}].${this.field}`
+    return `${where} = ${JSON.stringify(this.value)}: ${this.reason}`
   }
 }

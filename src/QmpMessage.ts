@@ -89,7 +89,7 @@ export interface QmpFailure {
 }
 
 /**
- * A raw reply to a command: what the seed's `qmp()` returns.
+ * A raw reply to a command: what Python's `QEMUMachine.qmp()` returns.
  *
  * @since 0.1.0
  * @category models

@@ -7,39 +7,17 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
-import * as Schema from "effect/Schema"
 import type { ObjectInfo, ObjectMember, SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
 import { enumValues, isOptional, makeIndex } from "./codegen/Introspect.js"
+import { QmpArgumentError } from "./QmpError.js"
 
 /**
- * The arguments of a call are not acceptable, found before anything is sent: they do not fit the
- * schema (`checkArgs`), cannot be sent as JSON without changing them (`NotSerializable`: `NaN`, a
- * function, a cycle, a value nested too deeply), or an option of the call is invalid
- * (`InvalidOption`, e.g. a timeout that is no positive duration). `path` names the offending
- * member (`"options.driver"`, `"devices[2].id"`, `"timeout"`), empty for the arguments object itself.
+ * Re-exported from `QmpError`, where every QMP error lives.
  *
  * @since 0.1.0
  * @category errors
  */
-export class QmpArgumentError extends Schema.TaggedError<QmpArgumentError>()("QmpArgumentError", {
-  command: Schema.String,
-  reason: Schema.Literal(
-    "UnknownCommand",
-    "UnknownMember",
-    "MissingMember",
-    "WrongType",
-    "BadEnumValue",
-    "NotSerializable",
-    "InvalidOption"
-  ),
-  path: Schema.String,
-  detail: Schema.String
-}) {
-  get message(): string {
-    const where = this.path.length > 0 ? ` at ${this.path}` : ""
-    return `invalid arguments for ${this.command}${where}: ${this.detail}`
-  }
-}
+export { QmpArgumentError } from "./QmpError.js"
 
 type Problem = Omit<ConstructorParameters<typeof QmpArgumentError>[0], "command">
 

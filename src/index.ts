@@ -87,10 +87,3 @@ export * from "./ConsoleError.js"
  * @since 0.1.0
  */
 export * as TinyGuest from "./TinyGuest.js"
-
-/**
- * Passing descriptors to QEMU can fail with this error.
- *
- * @since 0.1.0
- */
-export { ScmRightsError } from "./internal/ScmRights.js"

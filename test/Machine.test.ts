@@ -311,9 +311,9 @@ describe("Machine launch failures", () => {
     ))
 
   const configError = (name: string, config: Machine.MachineConfigInput, field: string) =>
-    it.scopedLive(`${name} fails with a ConfigError naming ${field}`, () =>
+    it.scopedLive(`${name} fails with a MachineConfigError naming ${field}`, () =>
       expectNothingLeft<{ _tag: string; field: string; message: string }>(config, (error) => {
-        assert.strictEqual(error._tag, "ConfigError")
+        assert.strictEqual(error._tag, "MachineConfigError")
         assert.strictEqual(error.field, field)
       }))
 

@@ -74,19 +74,30 @@ describe("Machine bounds", () => {
       ]
       for (const [extra, field] of cases) {
         const error = yield* Effect.flip(Effect.scoped(Machine.make({ args: noneArgs, ...extra } as never)))
-        assert.strictEqual(error._tag, "ConfigError", field)
+        assert.strictEqual(error._tag, "MachineConfigError", field)
         assert.strictEqual((error as { field: string }).field, field)
       }
     }))
+
+  it("config durations are typed as Duration.DurationInput: a misspelt unit does not compile", () => {
+    const typed = () => [
+      // @ts-expect-error "secnds" is no unit
+      Machine.make({ launchTimeout: "30 secnds" }),
+      // @ts-expect-error a symbol is no duration
+      Machine.make({ shutdownTimeout: Symbol() }),
+      Machine.make({ launchTimeout: "30 seconds", shutdownTimeout: 500, qmpOptions: { decodeReplies: true } })
+    ]
+    assert.isFunction(typed)
+  })
 
   it.scopedLive("shutdown and wait with a bad timeout fail typed, and the machine still runs", () =>
     Effect.gen(function*() {
       const vm = yield* Machine.make({ args: noneArgs })
       const bad = yield* Effect.flip(vm.shutdown({ timeout: "banana" as never }))
-      assert.strictEqual(bad._tag, "ConfigError")
+      assert.strictEqual(bad._tag, "MachineConfigError")
       assert.include(bad.message, "banana")
       const negative = yield* Effect.flip(vm.wait({ timeout: -1 }))
-      assert.strictEqual(negative._tag, "ConfigError")
+      assert.strictEqual(negative._tag, "MachineConfigError")
       assert.isTrue(yield* vm.isRunning)
     }))
 
@@ -170,10 +181,10 @@ describe("A forking wrapper", () => {
 })
 
 describe("Configuration that would escape the machine", () => {
-  it.live("-daemonize is refused with a ConfigError naming the argument", () =>
+  it.live("-daemonize is refused with a MachineConfigError naming the argument", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Effect.scoped(Machine.make({ args: [...noneArgs, "-daemonize"] })))
-      assert.strictEqual(error._tag, "ConfigError")
+      assert.strictEqual(error._tag, "MachineConfigError")
       assert.strictEqual((error as { field: string }).field, "args.3")
       assert.include(error.message, "-daemonize")
     }))
@@ -185,7 +196,7 @@ describe("Configuration that would escape the machine", () => {
       const { execFileSync } = yield* Effect.promise(() => import("node:child_process"))
       execFileSync("mkfifo", [fifo])
       const error = yield* Effect.flip(Machine.make({ args: noneArgs, console: { logFile: fifo } }))
-      assert.strictEqual(error._tag, "ConfigError")
+      assert.strictEqual(error._tag, "MachineConfigError")
       assert.strictEqual((error as { field: string }).field, "console.logFile")
     }))
 })

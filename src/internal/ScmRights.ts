@@ -7,13 +7,13 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import type * as Net from "node:net"
 import { fileURLToPath } from "node:url"
+import { ScmRightsError } from "../QmpError.js"
 import { withHotSpan } from "./tracing.js"
 
 /**
@@ -24,29 +24,7 @@ import { withHotSpan } from "./tracing.js"
  */
 export const helperPath: string = fileURLToPath(new URL("../../helpers/send-fd.py", import.meta.url))
 
-/**
- * Sending a descriptor failed. `reason` says which way:
- * - `HelperMissing`: no python3 (install the `python3` package) or the helper script is absent;
- * - `InvalidArgument`: the descriptor is not an integer >= 0, or the socket is closed;
- * - `HelperFailed`: the helper ran and exited non-zero (`exitCode`, `stderr`);
- * - `Timeout`: the helper did not finish within `timeout` and was killed.
- *
- * @since 0.1.0
- * @category errors
- */
-export class ScmRightsError extends Data.TaggedError("ScmRightsError")<{
-  readonly reason: "HelperMissing" | "InvalidArgument" | "HelperFailed" | "Timeout"
-  readonly fd: number
-  readonly detail: string
-  readonly exitCode?: number | null
-  readonly stderr?: string
-  readonly cause?: unknown
-}> {
-  get message(): string {
-    const stderr = this.stderr !== undefined && this.stderr.length > 0 ? ` (helper stderr: ${this.stderr.trim()})` : ""
-    return `cannot send fd ${this.fd} over the QMP socket: ${this.detail}${stderr}`
-  }
-}
+export { ScmRightsError } from "../QmpError.js"
 
 // Slots in the helper's descriptor table; the helper is told them on its command line.
 const SOCKET_SLOT = 3

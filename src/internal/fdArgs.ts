@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import * as Either from "effect/Either"
+import { FdPassError } from "../QmpError.js"
 
 /**
  * A descriptor of this process to hand to QEMU at launch, placed in fd set `set`.
@@ -40,24 +40,7 @@ export interface FdArgs {
   readonly childFds: ReadonlyArray<number>
 }
 
-/**
- * A launch-time descriptor that QEMU would refuse, or that would not mean what was asked.
- * `index` is the position in the list given (or -1 for `firstChildFd`), `field` what to fix.
- *
- * @since 0.1.0
- * @category errors
- */
-export class FdPassError extends Data.TaggedError("FdPassError")<{
-  readonly index: number
-  readonly field: "fd" | "set" | "opaque" | "opts" | "firstChildFd"
-  readonly value: unknown
-  readonly reason: string
-}> {
-  get message(): string {
-    const where = this.index < 0 ? this.field : `fds[${this.index}].${this.field}`
-    return `${where} = ${JSON.stringify(this.value)}: ${this.reason}`
-  }
-}
+export { FdPassError } from "../QmpError.js"
 
 const isDescriptor = (n: number): boolean => Number.isSafeInteger(n) && n >= 0
 

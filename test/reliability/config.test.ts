@@ -23,7 +23,7 @@ describe("Bad configuration", () => {
   const refused = (
     name: string,
     config: (dir: string) => Machine.MachineConfigInput,
-    expected: { readonly tag: "ConfigError" | "LaunchError"; readonly field: string; readonly reason?: string }
+    expected: { readonly tag: "MachineConfigError" | "LaunchError"; readonly field: string; readonly reason?: string }
   ) =>
     it.scopedLive(`${name}: ${expected.tag} naming ${expected.field}, nothing spawned or created`, () =>
       Effect.gen(function*() {
@@ -38,7 +38,7 @@ describe("Bad configuration", () => {
         if (Exit.isFailure(exit)) {
           const error = Option.getOrThrow(Cause.failureOption(exit.cause))
           assert.strictEqual(error._tag, expected.tag, error.message)
-          if (error._tag === "ConfigError") assert.strictEqual(error.field, expected.field, error.message)
+          if (error._tag === "MachineConfigError") assert.strictEqual(error.field, expected.field, error.message)
           if (error._tag === "LaunchError") {
             assert.strictEqual(error.reason, expected.reason)
             assert.isTrue(error.detail.startsWith(`${expected.field}: `), error.detail)
@@ -51,7 +51,7 @@ describe("Bad configuration", () => {
         assert.strictEqual(Fs.statSync(dir).mtimeMs, before, "the base temp dir was written to")
       }))
 
-  refused("an empty binary", () => ({ binary: "" }), { tag: "ConfigError", field: "binary" })
+  refused("an empty binary", () => ({ binary: "" }), { tag: "MachineConfigError", field: "binary" })
   refused("a binary not on PATH", () => ({ binary: "qemu-system-none" }), {
     tag: "LaunchError",
     field: "binary",
@@ -73,15 +73,15 @@ describe("Bad configuration", () => {
     reason: "BinaryNotFound"
   })
   refused("a relative temp dir that does not exist", () => ({ baseTempDir: "no/such/relative/dir" }), {
-    tag: "ConfigError",
+    tag: "MachineConfigError",
     field: "baseTempDir"
   })
   refused("a file as temp dir", () => ({ baseTempDir: "/dev/null" }), {
-    tag: "ConfigError",
+    tag: "MachineConfigError",
     field: "baseTempDir"
   })
   refused("a UNIX socket path over 107 bytes", () => ({ monitor: { _tag: "Unix", path: `/tmp/${"s".repeat(103)}` } }), {
-    tag: "ConfigError",
+    tag: "MachineConfigError",
     field: "monitor.path"
   })
   refused(
@@ -91,7 +91,7 @@ describe("Bad configuration", () => {
       Fs.mkdirSync(sockDir)
       return { monitor: { _tag: "Unix" }, sockDir }
     },
-    { tag: "ConfigError", field: "sockDir" }
+    { tag: "MachineConfigError", field: "sockDir" }
   )
   refused(
     "a long name that makes the default socket path too long",
@@ -100,28 +100,28 @@ describe("Bad configuration", () => {
       // Short enough for `<dir>/effect-qemu-XXXXXX/<name>-qmp.sock`, too long once the name is in the directory too.
       name: "n".repeat(Math.floor((107 - Buffer.byteLength(dir) - "/effect-qemu-XXXXXX/-qmp.sock".length) / 2) + 4)
     }),
-    { tag: "ConfigError", field: "baseTempDir" }
+    { tag: "MachineConfigError", field: "baseTempDir" }
   )
   refused("a monitor address with qmp off", () => ({ qmp: false, monitor: { _tag: "Tcp" } }), {
-    tag: "ConfigError",
+    tag: "MachineConfigError",
     field: "monitor"
   })
   refused("oob with qmp off", () => ({ qmp: false, qmpOptions: { oob: true } }), {
-    tag: "ConfigError",
+    tag: "MachineConfigError",
     field: "qmpOptions.oob"
   })
   refused(
     "a monitor path and a sockDir both given",
     (dir) => ({ monitor: { _tag: "Unix", path: Path.join(dir, "m.sock") }, sockDir: dir }),
-    { tag: "ConfigError", field: "sockDir" }
+    { tag: "MachineConfigError", field: "sockDir" }
   )
   refused(
     "a console log file in a directory that does not exist",
     (dir) => ({ args: noneArgs, console: { logFile: Path.join(dir, "missing", "console.log") } }),
-    { tag: "ConfigError", field: "console.logFile" }
+    { tag: "MachineConfigError", field: "console.logFile" }
   )
   refused("a launch timeout that is no duration", () => ({ launchTimeout: "whenever" as never }), {
-    tag: "ConfigError",
+    tag: "MachineConfigError",
     field: "launchTimeout"
   })
 })
