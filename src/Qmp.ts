@@ -8,7 +8,6 @@
  *
  * @since 0.1.0
  */
-import type * as Socket from "@effect/platform/Socket"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -426,33 +425,16 @@ const describeAddress = (address: QmpAddress): string => {
 
 const openNet = (address: Exclude<QmpAddress, { _tag: "Duplex" }>, label: string, timeout: Duration.Duration) =>
   Effect.acquireRelease(
-    Effect.async<Net.Socket, QmpConnectError>((resume) => {
-      const socket = address._tag === "Unix"
-        ? Net.createConnection({ path: address.path })
-        : Net.createConnection({ host: address.host, port: address.port })
-      const fail = (detail: string, cause?: unknown) => {
-        disarm()
-        socket.destroy()
-        resume(Effect.fail(new QmpConnectError({ reason: "Open", address: label, detail, cause })))
-      }
-      const onError = (cause: Error) => fail(cause.message, cause)
-      // A peer whose accept queue is full leaves a TCP connect pending for minutes: bounded here.
-      const disarm = Timer.arm(
-        timeout,
-        () => fail(`could not connect within ${Duration.format(timeout)} (greetingTimeout)`)
+    Transport.connectNet(address._tag === "Unix" ? { path: address.path } : address, timeout).pipe(
+      Effect.mapError((failure) =>
+        new QmpConnectError({
+          reason: "Open",
+          address: label,
+          detail: failure.cause === undefined ? `${failure.detail} (greetingTimeout)` : failure.detail,
+          cause: failure.cause
+        })
       )
-      socket.once("error", onError)
-      socket.once("connect", () => {
-        disarm()
-        socket.off("error", onError)
-        if (address._tag === "Tcp") socket.setNoDelay(true)
-        resume(Effect.succeed(socket))
-      })
-      return Effect.sync(() => {
-        disarm()
-        socket.destroy()
-      })
-    }),
+    ),
     (socket) => Effect.sync(() => socket.destroy())
   )
 
@@ -997,13 +979,22 @@ export const make = (
 }
 
 /**
+ * What {@link fromSocket} needs of an `@effect/platform` `Socket`, described by its shape: any
+ * `Socket.Socket` fits, and the library does not depend on `@effect/platform` for it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PlatformSocket extends Transport.PlatformSocket {}
+
+/**
  * Opens a session over an `@effect/platform` `Socket` the caller already has.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const fromSocket = (
-  socket: Socket.Socket,
+  socket: PlatformSocket,
   options: QmpOptions & { readonly address?: string } = {}
 ): Effect.Effect<QmpClient, QmpConnectError, Scope.Scope> =>
   makeSession(Transport.fromSocket(socket, options.address ?? "socket"), options)

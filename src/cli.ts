@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `effect-qemu` command line. One command for now:
  *
@@ -130,10 +129,24 @@ export const codegen = (args: CodegenArgs) =>
     )
   })
 
-const main = parseArgs(process.argv.slice(2)).pipe(
-  Effect.flatMap(codegen),
-  Effect.tapError((error) => Console.error(error.message)),
-  Effect.provide(NodeContext.layer)
-)
+/**
+ * The whole command line for the given arguments: parse, run, print errors. Running it is the
+ * `effect-qemu` binary's job (`bin.ts`): importing this module runs nothing.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const main = (argv: ReadonlyArray<string>) =>
+  parseArgs(argv).pipe(
+    Effect.flatMap(codegen),
+    Effect.tapError((error) => Console.error(error.message)),
+    Effect.provide(NodeContext.layer)
+  )
 
-NodeRuntime.runMain(main, { disableErrorReporting: true })
+/**
+ * Runs {@link main} on this process's arguments, with Node's runtime (exit code, signals).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const run = (): void => NodeRuntime.runMain(main(process.argv.slice(2)), { disableErrorReporting: true })

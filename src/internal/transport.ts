@@ -4,7 +4,6 @@
  *
  * @internal
  */
-import type * as Socket from "@effect/platform/Socket"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -69,8 +68,21 @@ export const fromDuplex = (duplex: Duplex, address: string): Transport => ({
   }
 })
 
+/**
+ * What a session needs of an `@effect/platform` `Socket`, described by its shape so that the core
+ * does not depend on `@effect/platform`: any `Socket.Socket` fits.
+ */
+export interface PlatformSocket {
+  readonly writer: Effect.Effect<(chunk: string) => Effect.Effect<void, unknown>, never, Scope.Scope>
+  readonly run: (handler: (chunk: Uint8Array) => void) => Effect.Effect<void, unknown>
+}
+
+const isSocketClose = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "SocketError" &&
+  (error as { reason?: unknown }).reason === "Close"
+
 /** A transport over an `@effect/platform` `Socket`. */
-export const fromSocket = (socket: Socket.Socket, address: string): Transport => {
+export const fromSocket = (socket: PlatformSocket, address: string): Transport => {
   let write: ((data: string) => void) | undefined
   let destroy: (() => void) | undefined
   return {
@@ -86,7 +98,7 @@ export const fromSocket = (socket: Socket.Socket, address: string): Transport =>
           Effect.match({
             onFailure: (error) =>
               handlers.onEnd(
-                error._tag === "SocketError" && error.reason === "Close"
+                isSocketClose(error)
                   ? { reason: "peer closed the connection", cause: error }
                   : describeError((error as { cause?: unknown }).cause ?? error)
               ),

@@ -19,7 +19,7 @@ const cli = (args: ReadonlyArray<string>) =>
   Effect.async<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
     execFile(
       process.execPath,
-      [tsx, Path.join(root, "src/cli.ts"), ...args],
+      [tsx, Path.join(root, "src/bin.ts"), ...args],
       (error, stdout, stderr) =>
         resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }))
     )

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Packs the library and uses it as a user would: installs the tarball into a fresh project beside
+# effect 3.x (its peer), checks that exactly one copy of effect is installed, type-checks a program
+# from the README under strict NodeNext and Bundler settings, and runs it against real QEMU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/effect-qemu-check-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+npm run build >/dev/null
+tarball=$(npm pack --silent --pack-destination "$work" | tail -1)
+effect_version=$(node -p 'require("./node_modules/effect/package.json").version')
+ts_version=$(node -p 'require("./node_modules/typescript/package.json").version')
+
+cd "$work"
+cat > package.json <<JSON
+{ "name": "effect-qemu-user", "private": true, "type": "module" }
+JSON
+npm install --no-audit --no-fund --silent "./$tarball" "effect@$effect_version" "typescript@$ts_version" "@types/node@^20" >/dev/null
+
+copies=$(find node_modules -path '*/effect/package.json' -not -path '*/@effect/*' | wc -l)
+if [ "$copies" != "1" ]; then
+  echo "check:package: $copies copies of effect installed (expected exactly one)" >&2
+  find node_modules -path '*/effect/package.json' -not -path '*/@effect/*' >&2
+  exit 1
+fi
+
+mkdir -p src
+cat > src/main.ts <<'TS'
+import { Effect } from "effect"
+import { Machine } from "effect-qemu"
+import { QmpCommandError } from "effect-qemu/QmpError"
+
+const program = Effect.scoped(Effect.gen(function*() {
+  const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+  const status = yield* vm.execute("query-status")
+  const running: boolean = status.running
+  yield* vm.executeAndWait("stop", undefined, "STOP")
+  const error = yield* Effect.flip(vm.execute("no-such-command" as "query-status"))
+  if (!(error instanceof QmpCommandError)) throw new Error(`expected a QmpCommandError, got ${error._tag}`)
+  return `QEMU ${vm.qmp.version} was ${status.status} (running: ${running}), then stopped`
+}))
+
+Effect.runPromise(program).then((line) => console.log(line))
+TS
+for resolution in NodeNext Bundler; do
+  module=$([ "$resolution" = NodeNext ] && echo NodeNext || echo ESNext)
+  cat > tsconfig.json <<JSON
+{
+  "compilerOptions": {
+    "strict": true, "exactOptionalPropertyTypes": true, "noEmit": true, "skipLibCheck": false,
+    "target": "ES2022", "module": "$module", "moduleResolution": "$resolution", "types": ["node"]
+  },
+  "include": ["src"]
+}
+JSON
+  npx tsc -p tsconfig.json
+  echo "check:package: type-checks under moduleResolution $resolution"
+done
+
+cat > tsconfig.json <<JSON
+{ "compilerOptions": { "strict": true, "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext", "outDir": "out", "types": ["node"] }, "include": ["src"] }
+JSON
+npx tsc -p tsconfig.json
+node out/main.js
+if node --input-type=module -e 'await import("effect-qemu/internal/timer")' 2>/dev/null; then
+  echo "check:package: effect-qemu/internal/* is importable, and must not be" >&2
+  exit 1
+fi
+echo "check:package: ok ($tarball, effect $effect_version)"
