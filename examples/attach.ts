@@ -44,7 +44,7 @@ const program = Effect.gen(function*() {
   yield* Stdout.log(`attached to QEMU ${qmp.version} at ${qmp.address}`)
   const status = yield* qmp.execute("query-status")
   yield* Stdout.log(`status: ${status.status}`)
-  const [, stop] = yield* qmp.executeAndWait("stop", undefined, "STOP")
+  const [, stop] = yield* qmp.executeAndWait("stop", { event: "STOP" })
   yield* Stdout.log(`event: ${stop.event}`)
   yield* qmp.execute("quit")
   yield* Stdout.log(`closed: ${(yield* qmp.closed).message}`)

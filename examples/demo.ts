@@ -38,9 +38,9 @@ const program = Effect.gen(function*() {
   const echo = yield* vm.console.waitFor("echo me", { timeout: "10 seconds" })
   yield* Stdout.log(`console echoed: "${echo}"`)
 
-  const [, stop] = yield* vm.executeAndWait("stop", undefined, "STOP", { timeout: "5 seconds" })
+  const [, stop] = yield* vm.executeAndWait("stop", { event: "STOP", timeout: "5 seconds" })
   yield* Stdout.log(`paused: event ${stop.event} at ${stop.timestamp.seconds}.${stop.timestamp.microseconds}`)
-  const [, resume] = yield* vm.executeAndWait("cont", undefined, "RESUME", { timeout: "5 seconds" })
+  const [, resume] = yield* vm.executeAndWait("cont", { event: "RESUME", timeout: "5 seconds" })
   yield* Stdout.log(`resumed: event ${resume.event}`)
 
   const cpus = yield* vm.execute("query-cpus-fast")

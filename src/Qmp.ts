@@ -31,7 +31,19 @@ import * as ScmRights from "./internal/ScmRights.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import * as Transport from "./internal/transport.js"
-import type { CommandReturn, ExecuteParams } from "./QmpCommands.js"
+import type {
+  ArgsOption,
+  CommandName,
+  CommandNameOf,
+  CommandReturn,
+  EventMatch,
+  EventName,
+  EventNameOf,
+  ExecuteParams,
+  NameInput,
+  UntypedName
+} from "./QmpCommands.js"
+import { untyped } from "./QmpCommands.js"
 import {
   QmpArgumentError,
   QmpConnectError,
@@ -43,7 +55,7 @@ import {
 } from "./QmpError.js"
 import { QmpCommandError, QmpReplyError } from "./QmpError.js"
 import type { QmpEventError, QmpExecuteError } from "./QmpError.js"
-import type { EventFilter, EventPattern, QmpEvent, QmpFailure, QmpResponse } from "./QmpMessage.js"
+import type { EventFilter, QmpEvent, QmpFailure, QmpResponse } from "./QmpMessage.js"
 import { isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
 import { validateArgs } from "./QmpValidate.js"
 
@@ -127,8 +139,11 @@ export interface ExecuteOptions {
  * @category models
  */
 export interface WaitEventOptions<K extends string = string> {
-  /** A pattern the event must contain, or a predicate. */
-  readonly match?: EventPattern | ((event: QmpEvent<K>) => boolean) | undefined
+  /**
+   * A pattern the event must contain (typed against the event: a misspelt member does not
+   * compile), or a predicate on the typed event.
+   */
+  readonly match?: EventMatch<K> | undefined
   /** How long to wait. Default: 60 seconds; `Duration.infinity` for no bound. */
   readonly timeout?: Duration.DurationInput | undefined
   /**
@@ -149,14 +164,32 @@ export interface WaitEventOptions<K extends string = string> {
 export interface EventSubscription {
   /** The next event, whatever its name. Fails when the connection ends. */
   readonly take: Effect.Effect<QmpEvent, QmpDisconnected | QmpProtocolError>
-  /** Skips events until one matches, within the timeout. */
-  readonly waitEvent: <K extends string>(
-    name: K | ReadonlyArray<K>,
+  /** Skips events until one matches, within the timeout. Names are checked as `Qmp.waitEvent`'s. */
+  readonly waitEvent: <K extends NameInput<EventName>>(
+    name: EventNameOf<K> | ReadonlyArray<EventNameOf<K>>,
     options?: Omit<WaitEventOptions<K>, "buffered">
   ) => Effect.Effect<QmpEvent<K>, QmpEventError>
   /** The subscription's events as a stream; ends when the connection ends. */
   readonly stream: Stream.Stream<QmpEvent>
 }
+
+/**
+ * Options of `executeAndWait`: the command's `args` (typed as `execute`'s), the `event` (or
+ * events) it causes, a `match` on that event, the wait's `timeout` and the command's
+ * `commandTimeout`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ExecuteAndWaitOptions<K extends string, E extends string> =
+  & ArgsOption<K>
+  & Omit<WaitEventOptions<E>, "buffered">
+  & {
+    /** The event the command causes, or any of several. */
+    readonly event: EventNameOf<E> | ReadonlyArray<EventNameOf<E>>
+    /** Overrides the session's `commandTimeout` for the command. */
+    readonly commandTimeout?: Duration.DurationInput | undefined
+  }
 
 /**
  * The operations of a QMP session.
@@ -177,11 +210,13 @@ export interface QmpClient {
   readonly capabilities: ReadonlyArray<string>
   /**
    * Runs a command and returns its `return` value; an error reply fails with `QmpCommandError`.
-   * Typed for commands of the generated surface; any other name is accepted untyped.
-   * A `quit` whose reply is cut off by QEMU's exit succeeds.
+   * Known names complete in the editor and are typed; a misspelt one does not compile. A command
+   * the surface does not know is reached untyped with `QmpCommands.untyped("name")` (or a name
+   * typed `string`; see `QmpCommands.CheckedName`). A `quit` whose reply is cut off by QEMU's exit
+   * succeeds.
    */
-  readonly execute: <K extends string>(
-    command: K,
+  readonly execute: <K extends NameInput<CommandName>>(
+    command: CommandNameOf<K>,
     ...params: ExecuteParams<K, ExecuteOptions>
   ) => Effect.Effect<CommandReturn<K>, QmpExecuteError>
   /**
@@ -201,9 +236,13 @@ export interface QmpClient {
     args?: Record<string, unknown> | undefined,
     options?: ExecuteOptions
   ) => Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError>
-  /** Waits for an event by name (or any of several names), optionally matching a pattern. */
-  readonly waitEvent: <K extends string>(
-    name: K | ReadonlyArray<K>,
+  /**
+   * Waits for an event by name (or any of several names), optionally matching a pattern. Names
+   * are checked as `execute`'s: known ones complete, misspelt ones do not compile, others go
+   * through `QmpCommands.untyped`.
+   */
+  readonly waitEvent: <K extends NameInput<EventName>>(
+    name: EventNameOf<K> | ReadonlyArray<EventNameOf<K>>,
     options?: WaitEventOptions<K>
   ) => Effect.Effect<QmpEvent<K>, QmpEventError>
   /** Waits for the first event that satisfies any of the filters (Python's `QEMUMachine.events_wait`). */
@@ -214,12 +253,20 @@ export interface QmpClient {
   /**
    * Subscribes first, runs the command, then waits for the event it causes, so that the event
    * cannot be missed or confused with an older one. Returns the command's result and the event.
+   *
+   * @example
+   * ```ts
+   * const [, deleted] = yield* qmp.executeAndWait("device_del", {
+   *   args: { id: "nic1" },
+   *   event: "DEVICE_DELETED",
+   *   match: { data: { device: "nic1" } },
+   *   timeout: "10 seconds"
+   * })
+   * ```
    */
-  readonly executeAndWait: <K extends string, E extends string>(
-    command: K,
-    args: Record<string, unknown> | undefined,
-    event: E | ReadonlyArray<E>,
-    options?: Omit<WaitEventOptions<E>, "buffered"> & { readonly commandTimeout?: Duration.DurationInput }
+  readonly executeAndWait: <K extends NameInput<CommandName>, E extends NameInput<EventName>>(
+    command: CommandNameOf<K>,
+    options: ExecuteAndWaitOptions<K, E>
   ) => Effect.Effect<readonly [CommandReturn<K>, QmpEvent<E>], QmpExecuteError>
   /** A live subscription; see {@link EventSubscription}. */
   readonly subscribe: Effect.Effect<EventSubscription, never, Scope.Scope>
@@ -818,9 +865,10 @@ const makeSession = (
         })
     ).pipe(Effect.map((inbox) => {
       const take = Effect.mapError(inbox.take, () => endedWith ?? new QmpDisconnected({ reason: "subscription ended" }))
-      const waitEvent = <K extends string>(
-        eventName: K | ReadonlyArray<K>,
-        waitOptions?: Omit<WaitEventOptions<K>, "buffered">
+      // Typed by `EventSubscription`; the names and the match are checked there.
+      const waitEvent = (
+        eventName: string | ReadonlyArray<string>,
+        waitOptions?: Omit<WaitEventOptions, "buffered">
       ) => {
         const filters = toFilters(eventName, waitOptions?.match as EventFilter["match"])
         const operation = `event ${filters.map((filter) => filter.name).join("|")}`
@@ -835,10 +883,10 @@ const makeSession = (
           Effect.mapError(loop, (error) => withOperation(error, operation)),
           waitOptions?.timeout ?? defaultEventTimeout,
           operation
-        ) as Effect.Effect<QmpEvent<K>, QmpEventError>
+        )
       }
       const stream = Stream.repeatEffectOption(Effect.mapError(inbox.take, () => Option.none()))
-      return { take, waitEvent, stream }
+      return { take, waitEvent: waitEvent as EventSubscription["waitEvent"], stream }
     }))
 
     const greeting = yield* greeted.await(greetingTimeout, () =>
@@ -922,11 +970,15 @@ const makeSession = (
       waitEvent: (eventName, waitOptions) =>
         waitFiltered(toFilters(eventName, waitOptions?.match as EventFilter["match"]), waitOptions) as never,
       waitEvents: waitFiltered,
-      executeAndWait: (command, args, event, waitOptions) =>
+      executeAndWait: (command, waitOptions) =>
         Effect.scoped(Effect.gen(function*() {
           const subscription = yield* subscribe
-          const result = yield* execute(command, args, { timeout: waitOptions?.commandTimeout })
-          const seen = yield* subscription.waitEvent(event, waitOptions)
+          const args = waitOptions.args as Record<string, unknown> | undefined
+          const result = yield* execute(command, args, { timeout: waitOptions.commandTimeout })
+          const seen = yield* subscription.waitEvent(untyped(waitOptions.event as string), {
+            match: waitOptions.match as EventMatch<UntypedName>,
+            timeout: waitOptions.timeout
+          })
           // The event was awaited, so it is consumed: a later `waitEvent` must not find it again.
           mailbox.remove(seen)
           return [result, seen] as const

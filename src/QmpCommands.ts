@@ -35,6 +35,9 @@ export interface QmpSurface {
  * }
  * ```
  *
+ * Registering `readonly strictNames: true` here as well makes a name typed only as `string`
+ * a compile error too: then only {@link untyped} leaves the typed surface.
+ *
  * A registered surface replaces the bundled one instead of merging with it, because two QEMU
  * versions disagree on some commands (a member added, a return type changed) and interface merging
  * of two conflicting declarations of one key does not compile. Only one surface can be registered
@@ -126,3 +129,137 @@ export type ExecuteParams<K extends string, Options> = [CommandArgs<K>] extends 
   ? [args?: undefined, options?: Options]
   : {} extends CommandArgs<K> ? [args?: CommandArgs<K>, options?: Options]
   : [args: CommandArgs<K>, options?: Options]
+
+/**
+ * Every command name of the surface in force.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommandName = keyof QmpCommandMap & string
+
+/**
+ * Every event name of the surface in force.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventName = keyof QmpEventMap & string
+
+declare const untypedName: unique symbol
+
+/**
+ * A name deliberately outside the typed surface, made by {@link untyped}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UntypedName = string & { readonly [untypedName]: true }
+
+/**
+ * Marks a command or event name as deliberately outside the typed surface (a command of a newer
+ * QEMU, a vendor's `__com.example_x`): the call compiles and is untyped, arguments free-form and
+ * result `unknown`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { QmpCommands } from "effect-qemu"
+ *
+ * qmp.execute(QmpCommands.untyped("x-query-new-thing"), { verbose: true }) // Effect<unknown, ...>
+ * ```
+ */
+export const untyped = (name: string): UntypedName => name as UntypedName
+
+/**
+ * Whether `strictNames` is registered (see {@link QmpSurfaceRegistry}): then only names marked
+ * with {@link untyped} may leave the typed surface.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StrictNames = QmpSurfaceRegistry extends { readonly strictNames: true } ? true : false
+
+/**
+ * What a name parameter accepts once `K` is known: `K` itself when it is a known name or marked
+ * {@link untyped}; when it is typed only as `string` (a name computed at run time), `K` again,
+ * unless `strictNames` is registered; otherwise the known names, so a misspelt literal fails to
+ * compile, naming what it should have been.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CheckedName<K extends string, Known extends string, Strict extends boolean = StrictNames> = [K] extends
+  [Known] ? K
+  : [K] extends [UntypedName] ? K
+  : string extends K ? Strict extends true ? Known : K
+  : Known
+
+/**
+ * The type of `execute`'s name parameter: known commands complete in the editor, a literal that
+ * is not one (`"query-stauts"`) is a compile error, and {@link untyped} (or, unless `strictNames`
+ * is registered, a name typed `string`) reaches any other command, untyped.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommandNameOf<K extends string> = CheckedName<K, CommandName>
+
+/**
+ * The type of `waitEvent`'s name parameter, checked like {@link CommandNameOf}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventNameOf<K extends string> = CheckedName<K, EventName>
+
+/**
+ * What a name's type parameter is constrained to: a known name or any string, so that the editor
+ * offers the known ones (the check itself is {@link CheckedName}'s).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NameInput<Known extends string> = Known | (string & {})
+
+/**
+ * A pattern an event must contain, typed against the event: every member may be left out, `null`
+ * matches anything, a misspelt member is a compile error. See `QmpMessage.matches`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DeepPartial<T> = T extends string | number | bigint | boolean | symbol | null | undefined ? T
+  : T extends ReadonlyArray<infer E> ? ReadonlyArray<DeepPartial<E> | null>
+  : T extends object ? { readonly [P in keyof T]?: DeepPartial<T[P]> | null | undefined }
+  : T
+
+/**
+ * How `waitEvent` and `executeAndWait` select among events of the awaited names: a
+ * {@link DeepPartial} pattern of the event, or a predicate on the typed event.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EventMatch<K extends string> =
+  | DeepPartial<TypedEvent<K>>
+  | ((event: TypedEvent<K>) => boolean)
+
+// `QmpMessage.QmpEvent`, written here too so the two modules need not import each other's values.
+interface TypedEvent<K extends string> {
+  readonly event: K
+  readonly data: EventData<K>
+  readonly timestamp: { readonly seconds: number; readonly microseconds: number }
+}
+
+/**
+ * The `args` member of `executeAndWait`'s options: required when the command needs arguments,
+ * optional when it takes none or only optional ones.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ArgsOption<K extends string> = [CommandArgs<K>] extends [undefined | void] ? { readonly args?: undefined }
+  : {} extends CommandArgs<K> ? { readonly args?: CommandArgs<K> | undefined }
+  : { readonly args: CommandArgs<K> }

@@ -8,7 +8,7 @@
  */
 import * as Either from "effect/Either"
 import type { ObjectInfo, ObjectMember, SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
-import { enumValues, isOptional, makeIndex } from "./codegen/Introspect.js"
+import { enumValues, isOptional, makeIndex, takesExtraMembers } from "./codegen/Introspect.js"
 import { QmpArgumentError } from "./QmpError.js"
 
 /**
@@ -55,7 +55,13 @@ const membersOf = (index: SchemaIndex, info: ObjectInfo, value: Record<string, u
   return members
 }
 
-const check = (index: SchemaIndex, type: string, value: unknown, path: string): Problem | undefined => {
+const check = (
+  index: SchemaIndex,
+  type: string,
+  value: unknown,
+  path: string,
+  extraMembers = false
+): Problem | undefined => {
   const info = index.types.get(type)
   if (info === undefined) return undefined
   const wrongType = (expected: string): Problem => ({
@@ -130,7 +136,7 @@ const check = (index: SchemaIndex, type: string, value: unknown, path: string): 
       const known = new Set(members.map((member) => member.name))
       // `undefined` members are dropped by JSON.stringify, so they are as good as absent.
       const unknown = Object.keys(value).filter((key) => !known.has(key) && value[key] !== undefined).sort()
-      if (unknown.length > 0) {
+      if (unknown.length > 0 && !extraMembers) {
         return {
           reason: "UnknownMember",
           path: join(path, unknown[0]),
@@ -172,6 +178,7 @@ export const validateArgs = (
       new QmpArgumentError({ command, reason: "UnknownCommand", path: "", detail: "this QEMU has no such command" })
     )
   }
-  const problem = check(index, info["arg-type"], args === undefined ? {} : args, "")
+  const free = takesExtraMembers(index, info)
+  const problem = check(index, info["arg-type"], args === undefined ? {} : args, "", free)
   return problem === undefined ? Either.void : Either.left(new QmpArgumentError({ command, ...problem }))
 }

@@ -11,6 +11,7 @@ import * as Option from "effect/Option"
 import { spawn } from "node:child_process"
 import * as Net from "node:net"
 import * as Qmp from "../src/Qmp.js"
+import { untyped } from "../src/QmpCommands.js"
 import { answerDefault, fakePeer } from "./kit/fakePeer.js"
 import { rawQemu } from "./kit/qemu.js"
 
@@ -216,10 +217,10 @@ describe("Error text from the peer is escaped", () => {
         }
       })
       const qmp = yield* connect(path)
-      const evil = yield* Effect.flip(qmp.execute("evil"))
+      const evil = yield* Effect.flip(qmp.execute(untyped("evil")))
       assert.notMatch(evil.message, /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/)
       assert.include(evil.message, "\\u001b[2JGenericError")
-      const bare = yield* Effect.flip(qmp.execute("bare"))
+      const bare = yield* Effect.flip(qmp.execute(untyped("bare")))
       assert.include(bare.message, "GenericError: (QEMU gave no description)")
       assert.notInclude(bare.message, "undefined")
     }))
@@ -230,7 +231,7 @@ describe("Every timeout means what it says", () => {
     Effect.gen(function*() {
       const qmp = yield* qemu({ commandTimeout: "30 days", greetingTimeout: "30 days" })
       assert.deepInclude(yield* qmp.execute("query-status", undefined, { timeout: "30 days" }), { status: "running" })
-      const waiting = yield* Effect.fork(qmp.waitEvent("NEVER", { timeout: "30 days" }))
+      const waiting = yield* Effect.fork(qmp.waitEvent(untyped("NEVER"), { timeout: "30 days" }))
       yield* Effect.sleep("200 millis")
       assert.isTrue(Option.isNone(yield* Fiber.poll(waiting)))
       yield* Fiber.interrupt(waiting)
@@ -306,7 +307,7 @@ describe("Event buffers are bounded by bytes too", () => {
       const [kept, logs] = yield* withLogs(Effect.scoped(Effect.gen(function*() {
         const qmp = yield* connect(path, { eventBufferBytes: 1024 * 1024 })
         const subscription = yield* qmp.subscribe
-        yield* qmp.execute("flood")
+        yield* qmp.execute(untyped("flood"))
         const mailbox = yield* qmp.takeEvents
         const first = yield* subscription.take
         return { mailbox, first }
@@ -325,7 +326,7 @@ describe("executeAndWait consumes the event it waited for", () => {
   it.scopedLive("a later waitEvent does not return the old STOP", () =>
     Effect.gen(function*() {
       const qmp = yield* qemu()
-      const [, stop] = yield* qmp.executeAndWait("stop", undefined, "STOP")
+      const [, stop] = yield* qmp.executeAndWait("stop", { event: "STOP" })
       assert.strictEqual(stop.event, "STOP")
       const again = yield* Effect.flip(qmp.waitEvent("STOP", { timeout: "300 millis" }))
       assert.strictEqual(again._tag, "QmpTimeout")

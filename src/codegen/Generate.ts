@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import type { ObjectInfo, QemuVersion, SchemaInfo, SchemaInfoList } from "./Introspect.js"
-import { enumValues, isOptional, makeIndex } from "./Introspect.js"
+import type { CommandInfo, ObjectInfo, QemuVersion, SchemaInfo, SchemaInfoList } from "./Introspect.js"
+import { enumValues, isOptional, makeIndex, takesExtraMembers } from "./Introspect.js"
 import type { Shapes, Usage } from "./Shapes.js"
 import { makeShapes } from "./Shapes.js"
 
@@ -418,6 +418,18 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
 
   const argsType = (type: string): string => (isEmpty(type) ? "undefined" : typeExpr(type))
   const argsSchema = (type: string): string => (isEmpty(type) ? "Schema.Undefined" : schemaExpr(type))
+  // Free-form commands (see `takesExtraMembers`) take any member besides their listed ones.
+  const extra = (command: CommandInfo): boolean => !isEmpty(command["arg-type"]) && takesExtraMembers(index, command)
+  const commandArgsType = (command: CommandInfo): string =>
+    extra(command)
+      ? `${argsType(command["arg-type"])} & { readonly [property: string]: unknown }`
+      : argsType(command["arg-type"])
+  const commandArgsSchema = (command: CommandInfo): string =>
+    extra(command)
+      ? `Schema.extend(${
+        argsSchema(command["arg-type"])
+      }, Schema.Record({ key: Schema.String, value: Schema.Unknown }))`
+      : argsSchema(command["arg-type"])
 
   out.push(...docComment("", [
     `The QMP surface of ${version}${
@@ -451,10 +463,11 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
   for (const command of shapes.commands) {
     out.push(...docComment("  ", [
       `Command ${code(command.name)}${command["allow-oob"] === true ? ", which may run out of band" : ""}.`,
+      ...(extra(command) ? ["It takes members beyond those listed (QEMU parses them itself)."] : []),
       ...featureNotes(command.features)
     ]))
     out.push(
-      `  readonly ${key(command.name)}: { readonly args: ${argsType(command["arg-type"])}; readonly return: ${
+      `  readonly ${key(command.name)}: { readonly args: ${commandArgsType(command)}; readonly return: ${
         typeExpr(command["ret-type"])
       } }`
     )
@@ -501,9 +514,7 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
   out.push("  commands: {")
   for (const command of shapes.commands) {
     out.push(
-      `    ${key(command.name)}: { args: ${argsSchema(command["arg-type"])}, return: ${
-        schemaExpr(command["ret-type"])
-      } },`
+      `    ${key(command.name)}: { args: ${commandArgsSchema(command)}, return: ${schemaExpr(command["ret-type"])} },`
     )
   }
   out.push("  },")

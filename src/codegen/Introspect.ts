@@ -301,3 +301,19 @@ export const makeIndex = (schema: SchemaInfoList): SchemaIndex => {
  * @category models
  */
 export const isOptional = (member: ObjectMember): boolean => member.default !== undefined
+
+/**
+ * Whether a command takes members beyond those its schema lists. QAPI's `gen: false` commands
+ * parse their own arguments, and introspection does not say which they are: `device_add` passes
+ * every other member to the device as a property (`"socket-id"`, `"drive"`...), and so did
+ * `object-add` before its arguments became a union (QEMU 6.0), and `netdev_add` before that.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const takesExtraMembers = (index: SchemaIndex, command: CommandInfo): boolean => {
+  if (command.name === "device_add") return true
+  if (command.name !== "object-add" && command.name !== "netdev_add") return false
+  const args = index.types.get(command["arg-type"])
+  return args?.["meta-type"] === "object" && args.tag === undefined
+}

@@ -17993,10 +17993,11 @@ export interface Commands {
   readonly "device-list-properties": { readonly args: DeviceListPropertiesArgs; readonly return: ReadonlyArray<DeviceListPropertiesReturnItem> }
   /**
    * Command `device_add`.
+   * It takes members beyond those listed (QEMU parses them itself).
    * QEMU feature `json-cli`.
    * QEMU feature `json-cli-hotplug`.
    */
-  readonly device_add: { readonly args: DeviceAddArgs; readonly return: Empty }
+  readonly device_add: { readonly args: DeviceAddArgs & { readonly [property: string]: unknown }; readonly return: Empty }
   /** Command `device_del`. */
   readonly device_del: { readonly args: BlockJobDismissArgs; readonly return: Empty }
   /** Command `display-reload`. */
@@ -18593,7 +18594,7 @@ export const QmpSchemas: QmpSchemas = {
     closefd: { args: ClosefdArgs, return: Empty },
     cont: { args: Schema.Undefined, return: Empty },
     "device-list-properties": { args: DeviceListPropertiesArgs, return: Schema.Array(DeviceListPropertiesReturnItem) },
-    device_add: { args: DeviceAddArgs, return: Empty },
+    device_add: { args: Schema.extend(DeviceAddArgs, Schema.Record({ key: Schema.String, value: Schema.Unknown })), return: Empty },
     device_del: { args: BlockJobDismissArgs, return: Empty },
     "display-reload": { args: DisplayReloadArgs, return: Empty },
     "display-update": { args: DisplayUpdateArgs, return: Empty },

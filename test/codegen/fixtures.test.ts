@@ -164,6 +164,10 @@ describe("surfaces generated from QEMU 5.2, 7.2, 8.2 and 10.0 schemas", () => {
         }))
         expect(decode(completed, `{"type": "mirror", "device": "job0", "len": "1", "offset": 0, "speed": 0}`)._tag)
           .toBe("Left")
+        const deviceAdd = QmpSchemas.commands.device_add.args
+        expect(decode(deviceAdd, `{"driver": "virtio-net-pci", "id": "n", "socket-id": 0, "mq": true}`)._tag)
+          .toBe("Right")
+        expect(decode(deviceAdd, `{"id": "n", "socket-id": 0}`)._tag).toBe("Left")
         expect(decode(QmpSchemas.events.STOP, "null")._tag).toBe("Left")
         expect(Schema.decodeUnknownEither(QmpSchemas.events.STOP)(undefined)._tag).toBe("Right")
       })))

@@ -80,6 +80,17 @@ describe("the generated surface against a running QEMU 7.2", () => {
     }))
 })
 
+describe("free-form arguments against a running QEMU 7.2", () => {
+  it.scopedLive("device_add takes the device's own properties, typed without a cast, and QEMU applies them", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: ["-M", "pc", "-nodefaults", "-S"] })
+      const mac = "52:54:00:12:34:56"
+      yield* vm.execute("device_add", { driver: "virtio-net-pci", id: "nic1", mac, mq: true })
+      expect(yield* vm.execute("qom-get", { path: "/machine/peripheral/nic1", property: "mac" })).toBe(mac)
+      expect(yield* vm.execute("qom-get", { path: "/machine/peripheral/nic1", property: "mq" })).toBe(true)
+    }))
+})
+
 describe("effect-qemu codegen", () => {
   it.live("gives identical output on two runs, and the committed surface is what it generates now", () =>
     Effect.gen(function*() {

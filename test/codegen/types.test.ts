@@ -2,7 +2,15 @@ import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import { Effect, type Schema } from "effect"
 import type * as Qemu from "../../src/generated/qemu.js"
 import { QmpSchemas } from "../../src/generated/qemu.js"
-import type { CommandArgs, CommandReturn, EventData, ExecuteParams } from "../../src/QmpCommands.js"
+import type {
+  CheckedName,
+  CommandArgs,
+  CommandReturn,
+  EventData,
+  ExecuteParams,
+  UntypedName
+} from "../../src/QmpCommands.js"
+import { untyped } from "../../src/QmpCommands.js"
 import type { QmpEvent } from "../../src/QmpMessage.js"
 import { isEvent } from "../../src/QmpMessage.js"
 
@@ -131,5 +139,87 @@ describe("the real client's signatures, at the type level", () => {
     expectTypeOf<Job["data"]["device"]>().toEqualTypeOf<string>()
     const event = undefined as unknown as QmpEvent
     if (isEvent("STOP")(event)) expectTypeOf(event).toEqualTypeOf<QmpEvent<"STOP">>()
+  })
+})
+
+describe("names, event patterns and free-form arguments, through QmpClient", () => {
+  // Never run: only the types of these calls are under test.
+  const client = undefined as unknown as import("../../src/Qmp.js").QmpClient
+
+  it("catches a misspelt command or event name, and reaches unknown ones through untyped", () => {
+    if (client === undefined) return
+    // @ts-expect-error: a typo of query-status
+    client.execute("query-stauts")
+    // @ts-expect-error: a typo of BLOCK_JOB_COMPLETED
+    client.waitEvent("BLOCK_JOB_COMPLETD")
+    // @ts-expect-error: one typo among several names
+    client.waitEvent(["STOP", "RESUM"])
+    const _any = client.execute(untyped("x-query-new-thing"), { verbose: true })
+    expectTypeOf<Success<typeof _any>>().toEqualTypeOf<unknown>()
+    const computed: string = "query-" + "status"
+    const _computed = client.execute(computed)
+    expectTypeOf<Success<typeof _computed>>().toEqualTypeOf<unknown>()
+    const _both = client.waitEvent(["STOP", "RESUME"])
+    expectTypeOf<Success<typeof _both>["event"]>().toEqualTypeOf<"STOP" | "RESUME">()
+    const _vendor = client.waitEvent(untyped("__com.example_EVENT"))
+    expectTypeOf<Success<typeof _vendor>["data"]>().toEqualTypeOf<Record<string, unknown> | undefined>()
+  })
+
+  it("in strict mode, refuses names typed only as string but still takes untyped ones", () => {
+    type Known = "query-status" | "stop"
+    expectTypeOf<CheckedName<"stop", Known, true>>().toEqualTypeOf<"stop">()
+    expectTypeOf<CheckedName<"stpo", Known, true>>().toEqualTypeOf<Known>()
+    expectTypeOf<CheckedName<string, Known, true>>().toEqualTypeOf<Known>()
+    expectTypeOf<CheckedName<string, Known, false>>().toEqualTypeOf<string>()
+    expectTypeOf<CheckedName<UntypedName, Known, true>>().toEqualTypeOf<UntypedName>()
+  })
+
+  it("types executeAndWait's arguments like execute's, and its match against the event", () => {
+    if (client === undefined) return
+    const _deleted = client.executeAndWait("device_del", {
+      args: { id: "nic1" },
+      event: "DEVICE_DELETED",
+      match: { data: { device: "nic1" } },
+      timeout: "10 seconds"
+    })
+    expectTypeOf<Success<typeof _deleted>[1]["data"]["device"]>().toEqualTypeOf<string | undefined>()
+    client.executeAndWait("stop", { event: "STOP" })
+    client.executeAndWait("device_del", {
+      args: { id: "nic1" },
+      event: "DEVICE_DELETED",
+      match: (event) => event.data.path.endsWith("/nic1")
+    })
+    // @ts-expect-error: device_del needs its arguments
+    client.executeAndWait("device_del", { event: "DEVICE_DELETED" })
+    // @ts-expect-error: `ids` is not an argument of device_del
+    client.executeAndWait("device_del", { args: { ids: "nic1" }, event: "DEVICE_DELETED" })
+    client.executeAndWait("device_del", {
+      args: { id: "n" },
+      event: "DEVICE_DELETED",
+      // @ts-expect-error: `devcie` is not a member of DEVICE_DELETED's data
+      match: { data: { devcie: "n" } }
+    })
+    // @ts-expect-error: a misspelt event
+    client.executeAndWait("stop", { event: "STPO" })
+    client.waitEvent("SHUTDOWN", { match: { data: { reason: "host-qmp-quit" } } })
+    // @ts-expect-error: not a shutdown reason
+    client.waitEvent("SHUTDOWN", { match: { data: { reason: "bored" } } })
+    client.waitEvent("SHUTDOWN", { match: { data: { guest: null } } })
+  })
+
+  it("lets free-form commands take members their schema does not list", () => {
+    if (client === undefined) return
+    client.execute("device_add", { driver: "virtio-net-pci", id: "nic1", "socket-id": 0, mac: "52:54:00:12:34:56" })
+    // @ts-expect-error: `driver` is still required and a string
+    client.execute("device_add", { driver: 1, id: "nic1" })
+    // @ts-expect-error: other commands still refuse unknown members
+    client.execute("blockdev-del", { "node-name": "d", force: true })
+  })
+
+  it("takes a bigint wherever QAPI has an integer, and says a reply's integer may be one", () => {
+    if (client === undefined) return
+    client.execute("block_resize", { "node-name": "disk0", size: 18446744073709551104n })
+    client.execute("block_resize", { "node-name": "disk0", size: 1024 })
+    expectTypeOf<EventData<"BLOCK_JOB_COMPLETED">["offset"]>().toEqualTypeOf<number | bigint>()
   })
 })

@@ -70,6 +70,17 @@ describe("validateArgs against QEMU 10.0's schema (fixture)", () => {
       .toBe("MissingMember channels[0].addr.str")
   })
 
+  it("lets device_add take properties its schema does not list, but still wants its driver", () => {
+    expect(reasonOf(validateArgs(schema, "device_add", { driver: "virtio-net-pci", id: "n", "socket-id": 0 })))
+      .toBe("ok")
+    expect(reasonOf(validateArgs(schema, "device_add", { id: "n", mac: "52:54:00:12:34:56" }))).toBe(
+      "MissingMember driver"
+    )
+    expect(reasonOf(validateArgs(schema, "object-add", { "qom-type": "iothread", id: "io", bogus: 1 }))).toBe(
+      "UnknownMember bogus"
+    )
+  })
+
   it("takes a bigint where QAPI has an integer, and refuses one where it has a string", () => {
     expect(reasonOf(validateArgs(schema, "block_resize", { "node-name": "d", size: 18446744073709551104n }))).toBe("ok")
     expect(reasonOf(validateArgs(schema, "block_resize", { "node-name": 1n, size: 1 }))).toBe("WrongType node-name")

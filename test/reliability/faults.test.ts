@@ -12,6 +12,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Machine from "../../src/Machine.js"
+import { untyped } from "../../src/QmpCommands.js"
 import { floodGuest, floppyBootArgs, writeGuest } from "../kit/guests.js"
 import {
   baseDir,
@@ -46,7 +47,7 @@ describe("QEMU SIGKILLed from outside in the middle of a command", () => {
         // Stopped, QEMU reads no more: the call below is in flight when the SIGKILL lands.
         process.kill(vm.pid, "SIGSTOP")
         const call = yield* Effect.fork(vm.execute("query-status", undefined, { timeout: "30 seconds" }))
-        const wait = yield* Effect.fork(vm.waitEvent("NEVER", { timeout: "30 seconds" }))
+        const wait = yield* Effect.fork(vm.waitEvent(untyped("NEVER"), { timeout: "30 seconds" }))
         // Both forked fibers run (the request is written, the waiter registered) before this one resumes.
         yield* Effect.yieldNow()
         process.kill(vm.pid, "SIGKILL")

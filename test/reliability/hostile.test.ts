@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Net from "node:net"
 import * as Qmp from "../../src/Qmp.js"
+import { untyped } from "../../src/QmpCommands.js"
 import { answerDefault, fakePeer, greetingLine, type PeerContext } from "../kit/fakePeer.js"
 import {
   announceSeed,
@@ -288,7 +289,7 @@ describe("Hostile QMP peers", () => {
       const qmp = yield* connect(path, { eventBufferSize })
       // A subscriber that never reads, and a waiter for an event that never comes.
       const subscription = yield* qmp.subscribe
-      const never = yield* Effect.fork(qmp.waitEvent("NEVER", { timeout: "30 seconds" }))
+      const never = yield* Effect.fork(qmp.waitEvent(untyped("NEVER"), { timeout: "30 seconds" }))
       yield* Effect.sleep("300 millis")
       const retainedBefore = retainedBytes()
       let slowest = 0

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+import ts from "typescript"
+
+// What an editor shows, asked of TypeScript's language service as an editor asks it, on a file
+// that uses the client the way an application does.
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const file = Path.join(root, "test/codegen/__editor_probe__.ts")
+const source = `import type { QmpClient } from "../../src/Qmp.js"
+declare const qmp: QmpClient
+qmp.execute("query-sta")
+qmp.waitEvent("BLOCK_JOB_")
+qmp.executeAndWait("device_del", { args: { id: "n" }, event: "DEVICE_DEL" })
+qmp.executeAndWait("device_del", { args: { id: "n" }, event: "DEVICE_DELETED", match: { data: { dev: "n" } } })
+`
+
+const service = () => {
+  const config = ts.getParsedCommandLineOfConfigFile(Path.join(root, "tsconfig.json"), {}, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: () => {}
+  })!
+  const host: ts.LanguageServiceHost = {
+    getScriptFileNames: () => [file],
+    getScriptVersion: () => "1",
+    getScriptSnapshot: (name) =>
+      name === file
+        ? ts.ScriptSnapshot.fromString(source)
+        : Fs.existsSync(name)
+        ? ts.ScriptSnapshot.fromString(Fs.readFileSync(name, "utf8"))
+        : undefined,
+    getCurrentDirectory: () => root,
+    getCompilationSettings: () => config.options,
+    getDefaultLibFileName: (options) => ts.getDefaultLibFilePath(options),
+    fileExists: (name) => name === file || ts.sys.fileExists(name),
+    readFile: (name) => name === file ? source : ts.sys.readFile(name),
+    readDirectory: ts.sys.readDirectory,
+    directoryExists: ts.sys.directoryExists,
+    getDirectories: ts.sys.getDirectories
+  }
+  return ts.createLanguageService(host)
+}
+
+const completionsAt = (languageService: ts.LanguageService, marker: string): Array<string> => {
+  const position = source.indexOf(marker) + marker.length
+  return (languageService.getCompletionsAtPosition(file, position, {})?.entries ?? []).map((entry) => entry.name)
+}
+
+describe("editor help on the client's names", () => {
+  it.effect("completes command, event and event-member names, and flags misspelt ones", () =>
+    Effect.sync(() => {
+      const languageService = service()
+      expect(completionsAt(languageService, `qmp.execute("query-sta`)).toContain("query-status")
+      expect(completionsAt(languageService, `qmp.waitEvent("BLOCK_JOB_`)).toContain("BLOCK_JOB_COMPLETED")
+      expect(completionsAt(languageService, `event: "DEVICE_DEL`)).toContain("DEVICE_DELETED")
+      expect(completionsAt(languageService, `match: { data: { dev`)).toContain("device")
+      const errors = languageService.getSemanticDiagnostics(file).map((diagnostic) =>
+        source.slice(diagnostic.start, diagnostic.start! + diagnostic.length!)
+      )
+      // The misspelt event is reported on the `event` member that holds it.
+      expect(errors).toEqual([`"query-sta"`, `"BLOCK_JOB_"`, "event", "dev"])
+    }), 120_000)
+})
