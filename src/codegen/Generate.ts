@@ -414,22 +414,56 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
 
   const declared = [...shapes.names].sort(([, a], [, b]) => (a < b ? -1 : a > b ? 1 : 0))
   for (const [shape] of declared) visit(shape)
+  // A command's or event's own name for a shape another use named first (see `Shapes.aliases`).
+  const aliasOf = new Map<string, string>()
+  for (const alias of shapes.aliases) {
+    const { usage } = alias
+    if (usage._tag === "CommandReturn" && usage.element) continue
+    const owner = usage._tag === "EventData" ?
+      usage.event :
+      usage._tag === "CommandArgs" || usage._tag === "CommandReturn"
+      ? usage.command
+      : ""
+    aliasOf.set(`${usage._tag}:${owner}`, alias.name)
+  }
+  for (const alias of shapes.aliases) {
+    const target = shapes.names.get(alias.shape)!
+    out.push(...docComment("", [
+      `${capitalize(describeUsage(alias.usage))}: the same shape as {@link ${target}}.`,
+      "",
+      "@since 0.1.0",
+      "@category models"
+    ]))
+    out.push(`export type ${alias.name} = ${target}`)
+    out.push("")
+    out.push(...schemaHeader(alias.name))
+    out.push(`export const ${alias.name}: Schema.Schema<${alias.name}> = ${target}`)
+    out.push("")
+  }
   const declarations = out.splice(0, out.length)
+  const named = (usage: string, owner: string, type: string, orElse: (type: string) => string): string =>
+    aliasOf.get(`${usage}:${owner}`) ?? orElse(type)
 
-  const argsType = (type: string): string => (isEmpty(type) ? "undefined" : typeExpr(type))
-  const argsSchema = (type: string): string => (isEmpty(type) ? "Schema.Undefined" : schemaExpr(type))
+  const argsType = (type: string, owner = ""): string =>
+    isEmpty(type) ? "undefined" : named("CommandArgs", owner, type, typeExpr)
+  const argsSchema = (type: string, owner = ""): string =>
+    isEmpty(type) ? "Schema.Undefined" : named("CommandArgs", owner, type, schemaExpr)
+  const dataType = (type: string, owner: string): string =>
+    isEmpty(type) ? "undefined" : named("EventData", owner, type, typeExpr)
+  const dataSchema = (type: string, owner: string): string =>
+    isEmpty(type) ? "Schema.Undefined" : named("EventData", owner, type, schemaExpr)
   // Free-form commands (see `takesExtraMembers`) take any member besides their listed ones.
   const extra = (command: CommandInfo): boolean => !isEmpty(command["arg-type"]) && takesExtraMembers(index, command)
   const commandArgsType = (command: CommandInfo): string =>
     extra(command)
-      ? `${argsType(command["arg-type"])} & { readonly [property: string]: unknown }`
-      : argsType(command["arg-type"])
+      ? `${argsType(command["arg-type"], command.name)} & { readonly [property: string]: unknown }`
+      : argsType(command["arg-type"], command.name)
   const commandArgsSchema = (command: CommandInfo): string =>
     extra(command)
       ? `Schema.extend(${
-        argsSchema(command["arg-type"])
+        argsSchema(command["arg-type"], command.name)
       }, Schema.Record({ key: Schema.String, value: Schema.Unknown }))`
-      : argsSchema(command["arg-type"])
+      : argsSchema(command["arg-type"], command.name)
 
   out.push(...docComment("", [
     `The QMP surface of ${version}${
@@ -468,7 +502,7 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
     ]))
     out.push(
       `  readonly ${key(command.name)}: { readonly args: ${commandArgsType(command)}; readonly return: ${
-        typeExpr(command["ret-type"])
+        named("CommandReturn", command.name, command["ret-type"], typeExpr)
       } }`
     )
   }
@@ -483,7 +517,7 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
   out.push("export interface Events {")
   for (const event of shapes.events) {
     out.push(...docComment("  ", [`Event ${code(event.name)}.`, ...featureNotes(event.features)]))
-    out.push(`  readonly ${key(event.name)}: ${argsType(event["arg-type"])}`)
+    out.push(`  readonly ${key(event.name)}: ${dataType(event["arg-type"], event.name)}`)
   }
   out.push("}")
   out.push("")
@@ -514,13 +548,15 @@ export const generate = (schema: SchemaInfoList, options: GenerateOptions): Gene
   out.push("  commands: {")
   for (const command of shapes.commands) {
     out.push(
-      `    ${key(command.name)}: { args: ${commandArgsSchema(command)}, return: ${schemaExpr(command["ret-type"])} },`
+      `    ${key(command.name)}: { args: ${commandArgsSchema(command)}, return: ${
+        named("CommandReturn", command.name, command["ret-type"], schemaExpr)
+      } },`
     )
   }
   out.push("  },")
   out.push("  events: {")
   for (const event of shapes.events) {
-    out.push(`    ${key(event.name)}: ${argsSchema(event["arg-type"])},`)
+    out.push(`    ${key(event.name)}: ${dataSchema(event["arg-type"], event.name)},`)
   }
   out.push("  }")
   out.push("}")

@@ -42,6 +42,12 @@ export interface Shapes {
   readonly empty: number | undefined
   readonly commands: ReadonlyArray<CommandInfo>
   readonly events: ReadonlyArray<EventInfo>
+  /**
+   * Names of a command's arguments or result (or its element) and of an event's data that did not
+   * name their shape because another use named it first: each is declared as an alias, so that
+   * every command and event has its `…Args`, `…Return` and `…Data` names whatever it shares.
+   */
+  readonly aliases: ReadonlyArray<{ readonly name: string; readonly shape: number; readonly usage: Usage }>
 }
 
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -169,6 +175,16 @@ export const makeShapes = (index: SchemaIndex): Shapes => {
   const taken = new Set(reservedNames)
   if (empty !== undefined) names.set(empty, "Empty")
   const queue: Array<number> = []
+  const aliases: Array<{ name: string; shape: number; usage: Usage }> = []
+  const free = (name: string): boolean => !taken.has(name) && !taken.has(`${name}Base`)
+  const take = (name: string): string => {
+    const base = /^[A-Za-z]/.test(name) ? name : `T${name}`
+    let unique = base
+    for (let n = 2; !free(unique); n++) unique = `${base}${n}`
+    taken.add(unique)
+    taken.add(`${unique}Base`)
+    return unique
+  }
 
   // Offers a name to the shape behind `type`, looking through arrays; the first offer wins.
   const use = (type: string, name: string, usage: Usage): void => {
@@ -184,13 +200,13 @@ export const makeShapes = (index: SchemaIndex): Shapes => {
     const list = usages.get(shape) ?? []
     list.push(usage)
     usages.set(shape, list)
-    if (names.has(shape)) return
+    const topLevel = usage._tag === "CommandArgs" || usage._tag === "CommandReturn" || usage._tag === "EventData"
+    if (names.has(shape)) {
+      if (topLevel && names.get(shape) !== "Empty") aliases.push({ name: take(suggested), shape, usage })
+      return
+    }
     // A union `X` also declares `XBase`, so both must be free.
-    const base = /^[A-Za-z]/.test(suggested) ? suggested : `T${suggested}`
-    let unique = base
-    for (let n = 2; taken.has(unique) || taken.has(`${unique}Base`); n++) unique = `${base}${n}`
-    taken.add(unique)
-    taken.add(`${unique}Base`)
+    const unique = take(suggested)
     names.set(shape, unique)
     queue.push(shape)
   }
@@ -234,5 +250,5 @@ export const makeShapes = (index: SchemaIndex): Shapes => {
     }
   }
 
-  return { shapeOf, representative, names, usages, empty, commands, events }
+  return { shapeOf, representative, names, usages, empty, commands, events, aliases }
 }

@@ -17878,6 +17878,918 @@ export const YankArgs: Schema.Schema<YankArgs> = Schema.Struct({
 })
 
 /**
+ * The arguments of command `block-dirty-bitmap-disable`: the same shape as {@link BlockDirtyBitmapClearArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockDirtyBitmapDisableArgs = BlockDirtyBitmapClearArgs
+
+/**
+ * The `Schema` of {@link BlockDirtyBitmapDisableArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockDirtyBitmapDisableArgs: Schema.Schema<BlockDirtyBitmapDisableArgs> = BlockDirtyBitmapClearArgs
+
+/**
+ * The arguments of command `block-dirty-bitmap-enable`: the same shape as {@link BlockDirtyBitmapClearArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockDirtyBitmapEnableArgs = BlockDirtyBitmapClearArgs
+
+/**
+ * The `Schema` of {@link BlockDirtyBitmapEnableArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockDirtyBitmapEnableArgs: Schema.Schema<BlockDirtyBitmapEnableArgs> = BlockDirtyBitmapClearArgs
+
+/**
+ * The arguments of command `block-dirty-bitmap-remove`: the same shape as {@link BlockDirtyBitmapClearArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockDirtyBitmapRemoveArgs = BlockDirtyBitmapClearArgs
+
+/**
+ * The `Schema` of {@link BlockDirtyBitmapRemoveArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockDirtyBitmapRemoveArgs: Schema.Schema<BlockDirtyBitmapRemoveArgs> = BlockDirtyBitmapClearArgs
+
+/**
+ * The arguments of command `block-job-finalize`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockJobFinalizeArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link BlockJobFinalizeArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockJobFinalizeArgs: Schema.Schema<BlockJobFinalizeArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `block-job-pause`: the same shape as {@link BlockJobCompleteArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockJobPauseArgs = BlockJobCompleteArgs
+
+/**
+ * The `Schema` of {@link BlockJobPauseArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockJobPauseArgs: Schema.Schema<BlockJobPauseArgs> = BlockJobCompleteArgs
+
+/**
+ * The arguments of command `block-job-resume`: the same shape as {@link BlockJobCompleteArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockJobResumeArgs = BlockJobCompleteArgs
+
+/**
+ * The `Schema` of {@link BlockJobResumeArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockJobResumeArgs: Schema.Schema<BlockJobResumeArgs> = BlockJobCompleteArgs
+
+/**
+ * The arguments of command `blockdev-remove-medium`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockdevRemoveMediumArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link BlockdevRemoveMediumArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockdevRemoveMediumArgs: Schema.Schema<BlockdevRemoveMediumArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `chardev-change`: the same shape as {@link ChardevAddArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ChardevChangeArgs = ChardevAddArgs
+
+/**
+ * The `Schema` of {@link ChardevChangeArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChardevChangeArgs: Schema.Schema<ChardevChangeArgs> = ChardevAddArgs
+
+/**
+ * What command `chardev-change` returns: the same shape as {@link ChardevAddReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ChardevChangeReturn = ChardevAddReturn
+
+/**
+ * The `Schema` of {@link ChardevChangeReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChardevChangeReturn: Schema.Schema<ChardevChangeReturn> = ChardevAddReturn
+
+/**
+ * The arguments of command `chardev-remove`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ChardevRemoveArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link ChardevRemoveArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChardevRemoveArgs: Schema.Schema<ChardevRemoveArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `chardev-send-break`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ChardevSendBreakArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link ChardevSendBreakArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChardevSendBreakArgs: Schema.Schema<ChardevSendBreakArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `device_del`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DeviceDelArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link DeviceDelArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DeviceDelArgs: Schema.Schema<DeviceDelArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `eject`: the same shape as {@link BlockdevOpenTrayArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EjectArgs = BlockdevOpenTrayArgs
+
+/**
+ * The `Schema` of {@link EjectArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const EjectArgs: Schema.Schema<EjectArgs> = BlockdevOpenTrayArgs
+
+/**
+ * The arguments of command `getfd`: the same shape as {@link ClosefdArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type GetfdArgs = ClosefdArgs
+
+/**
+ * The `Schema` of {@link GetfdArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GetfdArgs: Schema.Schema<GetfdArgs> = ClosefdArgs
+
+/**
+ * The arguments of command `job-cancel`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JobCancelArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link JobCancelArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobCancelArgs: Schema.Schema<JobCancelArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `job-complete`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JobCompleteArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link JobCompleteArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobCompleteArgs: Schema.Schema<JobCompleteArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `job-dismiss`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JobDismissArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link JobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobDismissArgs: Schema.Schema<JobDismissArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `job-finalize`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JobFinalizeArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link JobFinalizeArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobFinalizeArgs: Schema.Schema<JobFinalizeArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `job-pause`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JobPauseArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link JobPauseArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobPauseArgs: Schema.Schema<JobPauseArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `job-resume`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type JobResumeArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link JobResumeArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JobResumeArgs: Schema.Schema<JobResumeArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `migrate-recover`: the same shape as {@link MigrateIncomingArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MigrateRecoverArgs = MigrateIncomingArgs
+
+/**
+ * The `Schema` of {@link MigrateRecoverArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const MigrateRecoverArgs: Schema.Schema<MigrateRecoverArgs> = MigrateIncomingArgs
+
+/**
+ * The arguments of command `netdev_del`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NetdevDelArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link NetdevDelArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const NetdevDelArgs: Schema.Schema<NetdevDelArgs> = BlockJobDismissArgs
+
+/**
+ * The arguments of command `object-del`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ObjectDelArgs = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link ObjectDelArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ObjectDelArgs: Schema.Schema<ObjectDelArgs> = BlockJobDismissArgs
+
+/**
+ * Each element of what command `qom-list` returns: the same shape as {@link DeviceListPropertiesReturnItem}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QomListReturnItem = DeviceListPropertiesReturnItem
+
+/**
+ * The `Schema` of {@link QomListReturnItem}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QomListReturnItem: Schema.Schema<QomListReturnItem> = DeviceListPropertiesReturnItem
+
+/**
+ * The arguments of command `qom-list-properties`: the same shape as {@link DeviceListPropertiesArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QomListPropertiesArgs = DeviceListPropertiesArgs
+
+/**
+ * The `Schema` of {@link QomListPropertiesArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QomListPropertiesArgs: Schema.Schema<QomListPropertiesArgs> = DeviceListPropertiesArgs
+
+/**
+ * Each element of what command `qom-list-properties` returns: the same shape as {@link DeviceListPropertiesReturnItem}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QomListPropertiesReturnItem = DeviceListPropertiesReturnItem
+
+/**
+ * The `Schema` of {@link QomListPropertiesReturnItem}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QomListPropertiesReturnItem: Schema.Schema<QomListPropertiesReturnItem> = DeviceListPropertiesReturnItem
+
+/**
+ * Each element of what command `query-commands` returns: the same shape as {@link QueryChardevBackendsReturnItem}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QueryCommandsReturnItem = QueryChardevBackendsReturnItem
+
+/**
+ * The `Schema` of {@link QueryCommandsReturnItem}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QueryCommandsReturnItem: Schema.Schema<QueryCommandsReturnItem> = QueryChardevBackendsReturnItem
+
+/**
+ * The arguments of command `query-rocker`: the same shape as {@link QueryChardevBackendsReturnItem}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QueryRockerArgs = QueryChardevBackendsReturnItem
+
+/**
+ * The `Schema` of {@link QueryRockerArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QueryRockerArgs: Schema.Schema<QueryRockerArgs> = QueryChardevBackendsReturnItem
+
+/**
+ * The arguments of command `query-rocker-ports`: the same shape as {@link QueryChardevBackendsReturnItem}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QueryRockerPortsArgs = QueryChardevBackendsReturnItem
+
+/**
+ * The `Schema` of {@link QueryRockerPortsArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QueryRockerPortsArgs: Schema.Schema<QueryRockerPortsArgs> = QueryChardevBackendsReturnItem
+
+/**
+ * The arguments of command `query-rx-filter`: the same shape as {@link QueryNameReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QueryRxFilterArgs = QueryNameReturn
+
+/**
+ * The `Schema` of {@link QueryRxFilterArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QueryRxFilterArgs: Schema.Schema<QueryRxFilterArgs> = QueryNameReturn
+
+/**
+ * What command `query-sev-launch-measure` returns: the same shape as {@link QuerySevAttestationReportReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QuerySevLaunchMeasureReturn = QuerySevAttestationReportReturn
+
+/**
+ * The `Schema` of {@link QuerySevLaunchMeasureReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QuerySevLaunchMeasureReturn: Schema.Schema<QuerySevLaunchMeasureReturn> = QuerySevAttestationReportReturn
+
+/**
+ * What command `query-sgx-capabilities` returns: the same shape as {@link QuerySgxReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type QuerySgxCapabilitiesReturn = QuerySgxReturn
+
+/**
+ * The `Schema` of {@link QuerySgxCapabilitiesReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const QuerySgxCapabilitiesReturn: Schema.Schema<QuerySgxCapabilitiesReturn> = QuerySgxReturn
+
+/**
+ * The arguments of command `replay-seek`: the same shape as {@link ReplayBreakArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ReplaySeekArgs = ReplayBreakArgs
+
+/**
+ * The `Schema` of {@link ReplaySeekArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ReplaySeekArgs: Schema.Schema<ReplaySeekArgs> = ReplayBreakArgs
+
+/**
+ * The arguments of command `snapshot-save`: the same shape as {@link SnapshotLoadArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SnapshotSaveArgs = SnapshotLoadArgs
+
+/**
+ * The `Schema` of {@link SnapshotSaveArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SnapshotSaveArgs: Schema.Schema<SnapshotSaveArgs> = SnapshotLoadArgs
+
+/**
+ * The arguments of command `x-debug-block-dirty-bitmap-sha256`: the same shape as {@link BlockDirtyBitmapClearArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XDebugBlockDirtyBitmapSha256Args = BlockDirtyBitmapClearArgs
+
+/**
+ * The `Schema` of {@link XDebugBlockDirtyBitmapSha256Args}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XDebugBlockDirtyBitmapSha256Args: Schema.Schema<XDebugBlockDirtyBitmapSha256Args> = BlockDirtyBitmapClearArgs
+
+/**
+ * What command `x-query-jit` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryJitReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryJitReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryJitReturn: Schema.Schema<XQueryJitReturn> = XQueryIrqReturn
+
+/**
+ * What command `x-query-numa` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryNumaReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryNumaReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryNumaReturn: Schema.Schema<XQueryNumaReturn> = XQueryIrqReturn
+
+/**
+ * What command `x-query-opcount` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryOpcountReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryOpcountReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryOpcountReturn: Schema.Schema<XQueryOpcountReturn> = XQueryIrqReturn
+
+/**
+ * What command `x-query-profile` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryProfileReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryProfileReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryProfileReturn: Schema.Schema<XQueryProfileReturn> = XQueryIrqReturn
+
+/**
+ * What command `x-query-ramblock` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryRamblockReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryRamblockReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryRamblockReturn: Schema.Schema<XQueryRamblockReturn> = XQueryIrqReturn
+
+/**
+ * What command `x-query-rdma` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryRdmaReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryRdmaReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryRdmaReturn: Schema.Schema<XQueryRdmaReturn> = XQueryIrqReturn
+
+/**
+ * What command `x-query-roms` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryRomsReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryRomsReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryRomsReturn: Schema.Schema<XQueryRomsReturn> = XQueryIrqReturn
+
+/**
+ * What command `x-query-usb` returns: the same shape as {@link XQueryIrqReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryUsbReturn = XQueryIrqReturn
+
+/**
+ * The `Schema` of {@link XQueryUsbReturn}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryUsbReturn: Schema.Schema<XQueryUsbReturn> = XQueryIrqReturn
+
+/**
+ * The arguments of command `x-query-virtio-status`: the same shape as {@link QomListArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryVirtioStatusArgs = QomListArgs
+
+/**
+ * The `Schema` of {@link XQueryVirtioStatusArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryVirtioStatusArgs: Schema.Schema<XQueryVirtioStatusArgs> = QomListArgs
+
+/**
+ * The arguments of command `x-query-virtio-vhost-queue-status`: the same shape as {@link XQueryVirtioQueueStatusArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XQueryVirtioVhostQueueStatusArgs = XQueryVirtioQueueStatusArgs
+
+/**
+ * The `Schema` of {@link XQueryVirtioVhostQueueStatusArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XQueryVirtioVhostQueueStatusArgs: Schema.Schema<XQueryVirtioVhostQueueStatusArgs> = XQueryVirtioQueueStatusArgs
+
+/**
+ * The arguments of command `xen-load-devices-state`: the same shape as {@link DumpdtbArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type XenLoadDevicesStateArgs = DumpdtbArgs
+
+/**
+ * The `Schema` of {@link XenLoadDevicesStateArgs}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const XenLoadDevicesStateArgs: Schema.Schema<XenLoadDevicesStateArgs> = DumpdtbArgs
+
+/**
+ * The data of event `BALLOON_CHANGE`: the same shape as {@link QueryBalloonReturn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BalloonChangeData = QueryBalloonReturn
+
+/**
+ * The `Schema` of {@link BalloonChangeData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BalloonChangeData: Schema.Schema<BalloonChangeData> = QueryBalloonReturn
+
+/**
+ * The data of event `BLOCK_EXPORT_DELETED`: the same shape as {@link BlockJobDismissArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockExportDeletedData = BlockJobDismissArgs
+
+/**
+ * The `Schema` of {@link BlockExportDeletedData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockExportDeletedData: Schema.Schema<BlockExportDeletedData> = BlockJobDismissArgs
+
+/**
+ * The data of event `BLOCK_JOB_READY`: the same shape as {@link BlockJobCancelledData}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BlockJobReadyData = BlockJobCancelledData
+
+/**
+ * The `Schema` of {@link BlockJobReadyData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BlockJobReadyData: Schema.Schema<BlockJobReadyData> = BlockJobCancelledData
+
+/**
+ * The data of event `DEVICE_UNPLUG_GUEST_ERROR`: the same shape as {@link DeviceDeletedData}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DeviceUnplugGuestErrorData = DeviceDeletedData
+
+/**
+ * The `Schema` of {@link DeviceUnplugGuestErrorData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DeviceUnplugGuestErrorData: Schema.Schema<DeviceUnplugGuestErrorData> = DeviceDeletedData
+
+/**
+ * The data of event `GUEST_PANICKED`: the same shape as {@link GuestCrashloadedData}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type GuestPanickedData = GuestCrashloadedData
+
+/**
+ * The `Schema` of {@link GuestPanickedData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GuestPanickedData: Schema.Schema<GuestPanickedData> = GuestCrashloadedData
+
+/**
+ * The data of event `PR_MANAGER_STATUS_CHANGED`: the same shape as {@link QueryPrManagersReturnItem}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PrManagerStatusChangedData = QueryPrManagersReturnItem
+
+/**
+ * The `Schema` of {@link PrManagerStatusChangedData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PrManagerStatusChangedData: Schema.Schema<PrManagerStatusChangedData> = QueryPrManagersReturnItem
+
+/**
+ * The data of event `SHUTDOWN`: the same shape as {@link ResetData}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ShutdownData = ResetData
+
+/**
+ * The `Schema` of {@link ShutdownData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ShutdownData: Schema.Schema<ShutdownData> = ResetData
+
+/**
+ * The data of event `SPICE_DISCONNECTED`: the same shape as {@link SpiceConnectedData}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SpiceDisconnectedData = SpiceConnectedData
+
+/**
+ * The `Schema` of {@link SpiceDisconnectedData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SpiceDisconnectedData: Schema.Schema<SpiceDisconnectedData> = SpiceConnectedData
+
+/**
+ * The data of event `UNPLUG_PRIMARY`: the same shape as {@link FailoverNegotiatedData}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UnplugPrimaryData = FailoverNegotiatedData
+
+/**
+ * The `Schema` of {@link UnplugPrimaryData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const UnplugPrimaryData: Schema.Schema<UnplugPrimaryData> = FailoverNegotiatedData
+
+/**
+ * The data of event `VNC_INITIALIZED`: the same shape as {@link VncDisconnectedData}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type VncInitializedData = VncDisconnectedData
+
+/**
+ * The `Schema` of {@link VncInitializedData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const VncInitializedData: Schema.Schema<VncInitializedData> = VncDisconnectedData
+
+/**
+ * The data of event `WATCHDOG`: the same shape as {@link WatchdogSetActionArgs}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type WatchdogData = WatchdogSetActionArgs
+
+/**
+ * The `Schema` of {@link WatchdogData}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const WatchdogData: Schema.Schema<WatchdogData> = WatchdogSetActionArgs
+
+/**
  * Command name to its arguments and return type, for QEMU 7.2.22.
  *
  * @since 0.1.0
@@ -17899,13 +18811,13 @@ export interface Commands {
   /** Command `block-dirty-bitmap-clear`. */
   readonly "block-dirty-bitmap-clear": { readonly args: BlockDirtyBitmapClearArgs; readonly return: Empty }
   /** Command `block-dirty-bitmap-disable`. */
-  readonly "block-dirty-bitmap-disable": { readonly args: BlockDirtyBitmapClearArgs; readonly return: Empty }
+  readonly "block-dirty-bitmap-disable": { readonly args: BlockDirtyBitmapDisableArgs; readonly return: Empty }
   /** Command `block-dirty-bitmap-enable`. */
-  readonly "block-dirty-bitmap-enable": { readonly args: BlockDirtyBitmapClearArgs; readonly return: Empty }
+  readonly "block-dirty-bitmap-enable": { readonly args: BlockDirtyBitmapEnableArgs; readonly return: Empty }
   /** Command `block-dirty-bitmap-merge`. */
   readonly "block-dirty-bitmap-merge": { readonly args: BlockDirtyBitmapMergeArgs; readonly return: Empty }
   /** Command `block-dirty-bitmap-remove`. */
-  readonly "block-dirty-bitmap-remove": { readonly args: BlockDirtyBitmapClearArgs; readonly return: Empty }
+  readonly "block-dirty-bitmap-remove": { readonly args: BlockDirtyBitmapRemoveArgs; readonly return: Empty }
   /** Command `block-export-add`. */
   readonly "block-export-add": { readonly args: BlockExportAddArgs; readonly return: Empty }
   /** Command `block-export-del`. */
@@ -17917,11 +18829,11 @@ export interface Commands {
   /** Command `block-job-dismiss`. */
   readonly "block-job-dismiss": { readonly args: BlockJobDismissArgs; readonly return: Empty }
   /** Command `block-job-finalize`. */
-  readonly "block-job-finalize": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "block-job-finalize": { readonly args: BlockJobFinalizeArgs; readonly return: Empty }
   /** Command `block-job-pause`. */
-  readonly "block-job-pause": { readonly args: BlockJobCompleteArgs; readonly return: Empty }
+  readonly "block-job-pause": { readonly args: BlockJobPauseArgs; readonly return: Empty }
   /** Command `block-job-resume`. */
-  readonly "block-job-resume": { readonly args: BlockJobCompleteArgs; readonly return: Empty }
+  readonly "block-job-resume": { readonly args: BlockJobResumeArgs; readonly return: Empty }
   /** Command `block-job-set-speed`. */
   readonly "block-job-set-speed": { readonly args: BlockJobSetSpeedArgs; readonly return: Empty }
   /** Command `block-latency-histogram-set`. */
@@ -17953,7 +18865,7 @@ export interface Commands {
   /** Command `blockdev-open-tray`. */
   readonly "blockdev-open-tray": { readonly args: BlockdevOpenTrayArgs; readonly return: Empty }
   /** Command `blockdev-remove-medium`. */
-  readonly "blockdev-remove-medium": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "blockdev-remove-medium": { readonly args: BlockdevRemoveMediumArgs; readonly return: Empty }
   /** Command `blockdev-reopen`. */
   readonly "blockdev-reopen": { readonly args: BlockdevReopenArgs; readonly return: Empty }
   /**
@@ -17978,11 +18890,11 @@ export interface Commands {
   /** Command `chardev-add`. */
   readonly "chardev-add": { readonly args: ChardevAddArgs; readonly return: ChardevAddReturn }
   /** Command `chardev-change`. */
-  readonly "chardev-change": { readonly args: ChardevAddArgs; readonly return: ChardevAddReturn }
+  readonly "chardev-change": { readonly args: ChardevChangeArgs; readonly return: ChardevChangeReturn }
   /** Command `chardev-remove`. */
-  readonly "chardev-remove": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "chardev-remove": { readonly args: ChardevRemoveArgs; readonly return: Empty }
   /** Command `chardev-send-break`. */
-  readonly "chardev-send-break": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "chardev-send-break": { readonly args: ChardevSendBreakArgs; readonly return: Empty }
   /** Command `client_migrate_info`. */
   readonly client_migrate_info: { readonly args: ClientMigrateInfoArgs; readonly return: Empty }
   /** Command `closefd`. */
@@ -17999,7 +18911,7 @@ export interface Commands {
    */
   readonly device_add: { readonly args: DeviceAddArgs & { readonly [property: string]: unknown }; readonly return: Empty }
   /** Command `device_del`. */
-  readonly device_del: { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly device_del: { readonly args: DeviceDelArgs; readonly return: Empty }
   /** Command `display-reload`. */
   readonly "display-reload": { readonly args: DisplayReloadArgs; readonly return: Empty }
   /** Command `display-update`. */
@@ -18016,11 +18928,11 @@ export interface Commands {
   /** Command `dumpdtb`. */
   readonly dumpdtb: { readonly args: DumpdtbArgs; readonly return: Empty }
   /** Command `eject`. */
-  readonly eject: { readonly args: BlockdevOpenTrayArgs; readonly return: Empty }
+  readonly eject: { readonly args: EjectArgs; readonly return: Empty }
   /** Command `expire_password`. */
   readonly expire_password: { readonly args: ExpirePasswordArgs; readonly return: Empty }
   /** Command `getfd`. */
-  readonly getfd: { readonly args: ClosefdArgs; readonly return: Empty }
+  readonly getfd: { readonly args: GetfdArgs; readonly return: Empty }
   /**
    * Command `human-monitor-command`.
    * QEMU feature `savevm-monitor-nodes`.
@@ -18031,17 +18943,17 @@ export interface Commands {
   /** Command `input-send-event`. */
   readonly "input-send-event": { readonly args: InputSendEventArgs; readonly return: Empty }
   /** Command `job-cancel`. */
-  readonly "job-cancel": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "job-cancel": { readonly args: JobCancelArgs; readonly return: Empty }
   /** Command `job-complete`. */
-  readonly "job-complete": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "job-complete": { readonly args: JobCompleteArgs; readonly return: Empty }
   /** Command `job-dismiss`. */
-  readonly "job-dismiss": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "job-dismiss": { readonly args: JobDismissArgs; readonly return: Empty }
   /** Command `job-finalize`. */
-  readonly "job-finalize": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "job-finalize": { readonly args: JobFinalizeArgs; readonly return: Empty }
   /** Command `job-pause`. */
-  readonly "job-pause": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "job-pause": { readonly args: JobPauseArgs; readonly return: Empty }
   /** Command `job-resume`. */
-  readonly "job-resume": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "job-resume": { readonly args: JobResumeArgs; readonly return: Empty }
   /** Command `memsave`. */
   readonly memsave: { readonly args: MemsaveArgs; readonly return: Empty }
   /** Command `migrate`. */
@@ -18053,7 +18965,7 @@ export interface Commands {
   /** Command `migrate-pause`, which may run out of band. */
   readonly "migrate-pause": { readonly args: undefined; readonly return: Empty }
   /** Command `migrate-recover`, which may run out of band. */
-  readonly "migrate-recover": { readonly args: MigrateIncomingArgs; readonly return: Empty }
+  readonly "migrate-recover": { readonly args: MigrateRecoverArgs; readonly return: Empty }
   /** Command `migrate-set-capabilities`. */
   readonly "migrate-set-capabilities": { readonly args: MigrateSetCapabilitiesArgs; readonly return: Empty }
   /** Command `migrate-set-parameters`. */
@@ -18079,11 +18991,11 @@ export interface Commands {
   /** Command `netdev_add`. */
   readonly netdev_add: { readonly args: NetdevAddArgs; readonly return: Empty }
   /** Command `netdev_del`. */
-  readonly netdev_del: { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly netdev_del: { readonly args: NetdevDelArgs; readonly return: Empty }
   /** Command `object-add`. */
   readonly "object-add": { readonly args: ObjectAddArgs; readonly return: Empty }
   /** Command `object-del`. */
-  readonly "object-del": { readonly args: BlockJobDismissArgs; readonly return: Empty }
+  readonly "object-del": { readonly args: ObjectDelArgs; readonly return: Empty }
   /** Command `pmemsave`. */
   readonly pmemsave: { readonly args: PmemsaveArgs; readonly return: Empty }
   /** Command `qmp_capabilities`. */
@@ -18093,7 +19005,7 @@ export interface Commands {
   /** Command `qom-list`. */
   readonly "qom-list": { readonly args: QomListArgs; readonly return: ReadonlyArray<DeviceListPropertiesReturnItem> }
   /** Command `qom-list-properties`. */
-  readonly "qom-list-properties": { readonly args: DeviceListPropertiesArgs; readonly return: ReadonlyArray<DeviceListPropertiesReturnItem> }
+  readonly "qom-list-properties": { readonly args: QomListPropertiesArgs; readonly return: ReadonlyArray<DeviceListPropertiesReturnItem> }
   /** Command `qom-list-types`. */
   readonly "qom-list-types": { readonly args: QomListTypesArgs; readonly return: ReadonlyArray<QomListTypesReturnItem> }
   /** Command `qom-set`. */
@@ -18175,15 +19087,15 @@ export interface Commands {
   /** Command `query-replay`. */
   readonly "query-replay": { readonly args: undefined; readonly return: QueryReplayReturn }
   /** Command `query-rocker`. */
-  readonly "query-rocker": { readonly args: QueryChardevBackendsReturnItem; readonly return: QueryRockerReturn }
+  readonly "query-rocker": { readonly args: QueryRockerArgs; readonly return: QueryRockerReturn }
   /** Command `query-rocker-of-dpa-flows`. */
   readonly "query-rocker-of-dpa-flows": { readonly args: QueryRockerOfDpaFlowsArgs; readonly return: ReadonlyArray<QueryRockerOfDpaFlowsReturnItem> }
   /** Command `query-rocker-of-dpa-groups`. */
   readonly "query-rocker-of-dpa-groups": { readonly args: QueryRockerOfDpaGroupsArgs; readonly return: ReadonlyArray<QueryRockerOfDpaGroupsReturnItem> }
   /** Command `query-rocker-ports`. */
-  readonly "query-rocker-ports": { readonly args: QueryChardevBackendsReturnItem; readonly return: ReadonlyArray<QueryRockerPortsReturnItem> }
+  readonly "query-rocker-ports": { readonly args: QueryRockerPortsArgs; readonly return: ReadonlyArray<QueryRockerPortsReturnItem> }
   /** Command `query-rx-filter`. */
-  readonly "query-rx-filter": { readonly args: QueryNameReturn; readonly return: ReadonlyArray<QueryRxFilterReturnItem> }
+  readonly "query-rx-filter": { readonly args: QueryRxFilterArgs; readonly return: ReadonlyArray<QueryRxFilterReturnItem> }
   /** Command `query-sev`. */
   readonly "query-sev": { readonly args: undefined; readonly return: QuerySevReturn }
   /** Command `query-sev-attestation-report`. */
@@ -18191,11 +19103,11 @@ export interface Commands {
   /** Command `query-sev-capabilities`. */
   readonly "query-sev-capabilities": { readonly args: undefined; readonly return: QuerySevCapabilitiesReturn }
   /** Command `query-sev-launch-measure`. */
-  readonly "query-sev-launch-measure": { readonly args: undefined; readonly return: QuerySevAttestationReportReturn }
+  readonly "query-sev-launch-measure": { readonly args: undefined; readonly return: QuerySevLaunchMeasureReturn }
   /** Command `query-sgx`. */
   readonly "query-sgx": { readonly args: undefined; readonly return: QuerySgxReturn }
   /** Command `query-sgx-capabilities`. */
-  readonly "query-sgx-capabilities": { readonly args: undefined; readonly return: QuerySgxReturn }
+  readonly "query-sgx-capabilities": { readonly args: undefined; readonly return: QuerySgxCapabilitiesReturn }
   /** Command `query-spice`. */
   readonly "query-spice": { readonly args: undefined; readonly return: QuerySpiceReturn }
   /** Command `query-stats`. */
@@ -18237,7 +19149,7 @@ export interface Commands {
   /** Command `replay-delete-break`. */
   readonly "replay-delete-break": { readonly args: undefined; readonly return: Empty }
   /** Command `replay-seek`. */
-  readonly "replay-seek": { readonly args: ReplayBreakArgs; readonly return: Empty }
+  readonly "replay-seek": { readonly args: ReplaySeekArgs; readonly return: Empty }
   /** Command `ringbuf-read`. */
   readonly "ringbuf-read": { readonly args: RingbufReadArgs; readonly return: string }
   /** Command `ringbuf-write`. */
@@ -18265,7 +19177,7 @@ export interface Commands {
   /** Command `snapshot-load`. */
   readonly "snapshot-load": { readonly args: SnapshotLoadArgs; readonly return: Empty }
   /** Command `snapshot-save`. */
-  readonly "snapshot-save": { readonly args: SnapshotLoadArgs; readonly return: Empty }
+  readonly "snapshot-save": { readonly args: SnapshotSaveArgs; readonly return: Empty }
   /** Command `stop`. */
   readonly stop: { readonly args: undefined; readonly return: Empty }
   /** Command `system_powerdown`. */
@@ -18306,7 +19218,7 @@ export interface Commands {
    * Command `x-debug-block-dirty-bitmap-sha256`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-debug-block-dirty-bitmap-sha256": { readonly args: BlockDirtyBitmapClearArgs; readonly return: XDebugBlockDirtyBitmapSha256Return }
+  readonly "x-debug-block-dirty-bitmap-sha256": { readonly args: XDebugBlockDirtyBitmapSha256Args; readonly return: XDebugBlockDirtyBitmapSha256Return }
   /**
    * Command `x-debug-query-block-graph`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
@@ -18326,42 +19238,42 @@ export interface Commands {
    * Command `x-query-jit`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-jit": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-jit": { readonly args: undefined; readonly return: XQueryJitReturn }
   /**
    * Command `x-query-numa`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-numa": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-numa": { readonly args: undefined; readonly return: XQueryNumaReturn }
   /**
    * Command `x-query-opcount`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-opcount": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-opcount": { readonly args: undefined; readonly return: XQueryOpcountReturn }
   /**
    * Command `x-query-profile`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-profile": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-profile": { readonly args: undefined; readonly return: XQueryProfileReturn }
   /**
    * Command `x-query-ramblock`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-ramblock": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-ramblock": { readonly args: undefined; readonly return: XQueryRamblockReturn }
   /**
    * Command `x-query-rdma`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-rdma": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-rdma": { readonly args: undefined; readonly return: XQueryRdmaReturn }
   /**
    * Command `x-query-roms`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-roms": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-roms": { readonly args: undefined; readonly return: XQueryRomsReturn }
   /**
    * Command `x-query-usb`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-usb": { readonly args: undefined; readonly return: XQueryIrqReturn }
+  readonly "x-query-usb": { readonly args: undefined; readonly return: XQueryUsbReturn }
   /**
    * Command `x-query-virtio`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
@@ -18381,16 +19293,16 @@ export interface Commands {
    * Command `x-query-virtio-status`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-virtio-status": { readonly args: QomListArgs; readonly return: XQueryVirtioStatusReturn }
+  readonly "x-query-virtio-status": { readonly args: XQueryVirtioStatusArgs; readonly return: XQueryVirtioStatusReturn }
   /**
    * Command `x-query-virtio-vhost-queue-status`.
    * @experimental QEMU marks this `unstable`: it may change or go away in any release.
    */
-  readonly "x-query-virtio-vhost-queue-status": { readonly args: XQueryVirtioQueueStatusArgs; readonly return: XQueryVirtioVhostQueueStatusReturn }
+  readonly "x-query-virtio-vhost-queue-status": { readonly args: XQueryVirtioVhostQueueStatusArgs; readonly return: XQueryVirtioVhostQueueStatusReturn }
   /** Command `xen-colo-do-checkpoint`. */
   readonly "xen-colo-do-checkpoint": { readonly args: undefined; readonly return: Empty }
   /** Command `xen-load-devices-state`. */
-  readonly "xen-load-devices-state": { readonly args: DumpdtbArgs; readonly return: Empty }
+  readonly "xen-load-devices-state": { readonly args: XenLoadDevicesStateArgs; readonly return: Empty }
   /** Command `xen-save-devices-state`. */
   readonly "xen-save-devices-state": { readonly args: XenSaveDevicesStateArgs; readonly return: Empty }
   /** Command `xen-set-global-dirty-log`. */
@@ -18411,9 +19323,9 @@ export interface Events {
   /** Event `ACPI_DEVICE_OST`. */
   readonly ACPI_DEVICE_OST: AcpiDeviceOstData
   /** Event `BALLOON_CHANGE`. */
-  readonly BALLOON_CHANGE: QueryBalloonReturn
+  readonly BALLOON_CHANGE: BalloonChangeData
   /** Event `BLOCK_EXPORT_DELETED`. */
-  readonly BLOCK_EXPORT_DELETED: BlockJobDismissArgs
+  readonly BLOCK_EXPORT_DELETED: BlockExportDeletedData
   /** Event `BLOCK_IMAGE_CORRUPTED`. */
   readonly BLOCK_IMAGE_CORRUPTED: BlockImageCorruptedData
   /** Event `BLOCK_IO_ERROR`. */
@@ -18427,7 +19339,7 @@ export interface Events {
   /** Event `BLOCK_JOB_PENDING`. */
   readonly BLOCK_JOB_PENDING: BlockJobPendingData
   /** Event `BLOCK_JOB_READY`. */
-  readonly BLOCK_JOB_READY: BlockJobCancelledData
+  readonly BLOCK_JOB_READY: BlockJobReadyData
   /** Event `BLOCK_WRITE_THRESHOLD`. */
   readonly BLOCK_WRITE_THRESHOLD: BlockWriteThresholdData
   /** Event `COLO_EXIT`. */
@@ -18437,7 +19349,7 @@ export interface Events {
   /** Event `DEVICE_TRAY_MOVED`. */
   readonly DEVICE_TRAY_MOVED: DeviceTrayMovedData
   /** Event `DEVICE_UNPLUG_GUEST_ERROR`. */
-  readonly DEVICE_UNPLUG_GUEST_ERROR: DeviceDeletedData
+  readonly DEVICE_UNPLUG_GUEST_ERROR: DeviceUnplugGuestErrorData
   /** Event `DUMP_COMPLETED`. */
   readonly DUMP_COMPLETED: DumpCompletedData
   /** Event `FAILOVER_NEGOTIATED`. */
@@ -18445,7 +19357,7 @@ export interface Events {
   /** Event `GUEST_CRASHLOADED`. */
   readonly GUEST_CRASHLOADED: GuestCrashloadedData
   /** Event `GUEST_PANICKED`. */
-  readonly GUEST_PANICKED: GuestCrashloadedData
+  readonly GUEST_PANICKED: GuestPanickedData
   /** Event `JOB_STATUS_CHANGE`. */
   readonly JOB_STATUS_CHANGE: JobStatusChangeData
   /** Event `MEMORY_DEVICE_SIZE_CHANGE`. */
@@ -18470,7 +19382,7 @@ export interface Events {
   /** Event `POWERDOWN`. */
   readonly POWERDOWN: undefined
   /** Event `PR_MANAGER_STATUS_CHANGED`. */
-  readonly PR_MANAGER_STATUS_CHANGED: QueryPrManagersReturnItem
+  readonly PR_MANAGER_STATUS_CHANGED: PrManagerStatusChangedData
   /** Event `QUORUM_FAILURE`. */
   readonly QUORUM_FAILURE: QuorumFailureData
   /** Event `QUORUM_REPORT_BAD`. */
@@ -18484,11 +19396,11 @@ export interface Events {
   /** Event `RTC_CHANGE`. */
   readonly RTC_CHANGE: RtcChangeData
   /** Event `SHUTDOWN`. */
-  readonly SHUTDOWN: ResetData
+  readonly SHUTDOWN: ShutdownData
   /** Event `SPICE_CONNECTED`. */
   readonly SPICE_CONNECTED: SpiceConnectedData
   /** Event `SPICE_DISCONNECTED`. */
-  readonly SPICE_DISCONNECTED: SpiceConnectedData
+  readonly SPICE_DISCONNECTED: SpiceDisconnectedData
   /** Event `SPICE_INITIALIZED`. */
   readonly SPICE_INITIALIZED: SpiceInitializedData
   /** Event `SPICE_MIGRATE_COMPLETED`. */
@@ -18500,7 +19412,7 @@ export interface Events {
   /** Event `SUSPEND_DISK`. */
   readonly SUSPEND_DISK: undefined
   /** Event `UNPLUG_PRIMARY`. */
-  readonly UNPLUG_PRIMARY: FailoverNegotiatedData
+  readonly UNPLUG_PRIMARY: UnplugPrimaryData
   /** Event `VFU_CLIENT_HANGUP`. */
   readonly VFU_CLIENT_HANGUP: VfuClientHangupData
   /** Event `VNC_CONNECTED`. */
@@ -18508,13 +19420,13 @@ export interface Events {
   /** Event `VNC_DISCONNECTED`. */
   readonly VNC_DISCONNECTED: VncDisconnectedData
   /** Event `VNC_INITIALIZED`. */
-  readonly VNC_INITIALIZED: VncDisconnectedData
+  readonly VNC_INITIALIZED: VncInitializedData
   /** Event `VSERPORT_CHANGE`. */
   readonly VSERPORT_CHANGE: VserportChangeData
   /** Event `WAKEUP`. */
   readonly WAKEUP: undefined
   /** Event `WATCHDOG`. */
-  readonly WATCHDOG: WatchdogSetActionArgs
+  readonly WATCHDOG: WatchdogData
 }
 
 /**
@@ -18549,18 +19461,18 @@ export const QmpSchemas: QmpSchemas = {
     "block-commit": { args: BlockCommitArgs, return: Empty },
     "block-dirty-bitmap-add": { args: BlockDirtyBitmapAddArgs, return: Empty },
     "block-dirty-bitmap-clear": { args: BlockDirtyBitmapClearArgs, return: Empty },
-    "block-dirty-bitmap-disable": { args: BlockDirtyBitmapClearArgs, return: Empty },
-    "block-dirty-bitmap-enable": { args: BlockDirtyBitmapClearArgs, return: Empty },
+    "block-dirty-bitmap-disable": { args: BlockDirtyBitmapDisableArgs, return: Empty },
+    "block-dirty-bitmap-enable": { args: BlockDirtyBitmapEnableArgs, return: Empty },
     "block-dirty-bitmap-merge": { args: BlockDirtyBitmapMergeArgs, return: Empty },
-    "block-dirty-bitmap-remove": { args: BlockDirtyBitmapClearArgs, return: Empty },
+    "block-dirty-bitmap-remove": { args: BlockDirtyBitmapRemoveArgs, return: Empty },
     "block-export-add": { args: BlockExportAddArgs, return: Empty },
     "block-export-del": { args: BlockExportDelArgs, return: Empty },
     "block-job-cancel": { args: BlockJobCancelArgs, return: Empty },
     "block-job-complete": { args: BlockJobCompleteArgs, return: Empty },
     "block-job-dismiss": { args: BlockJobDismissArgs, return: Empty },
-    "block-job-finalize": { args: BlockJobDismissArgs, return: Empty },
-    "block-job-pause": { args: BlockJobCompleteArgs, return: Empty },
-    "block-job-resume": { args: BlockJobCompleteArgs, return: Empty },
+    "block-job-finalize": { args: BlockJobFinalizeArgs, return: Empty },
+    "block-job-pause": { args: BlockJobPauseArgs, return: Empty },
+    "block-job-resume": { args: BlockJobResumeArgs, return: Empty },
     "block-job-set-speed": { args: BlockJobSetSpeedArgs, return: Empty },
     "block-latency-histogram-set": { args: BlockLatencyHistogramSetArgs, return: Empty },
     "block-set-write-threshold": { args: BlockSetWriteThresholdArgs, return: Empty },
@@ -18576,7 +19488,7 @@ export const QmpSchemas: QmpSchemas = {
     "blockdev-insert-medium": { args: BlockdevInsertMediumArgs, return: Empty },
     "blockdev-mirror": { args: BlockdevMirrorArgs, return: Empty },
     "blockdev-open-tray": { args: BlockdevOpenTrayArgs, return: Empty },
-    "blockdev-remove-medium": { args: BlockJobDismissArgs, return: Empty },
+    "blockdev-remove-medium": { args: BlockdevRemoveMediumArgs, return: Empty },
     "blockdev-reopen": { args: BlockdevReopenArgs, return: Empty },
     "blockdev-snapshot": { args: BlockdevSnapshotArgs, return: Empty },
     "blockdev-snapshot-delete-internal-sync": { args: BlockdevSnapshotDeleteInternalSyncArgs, return: BlockdevSnapshotDeleteInternalSyncReturn },
@@ -18587,39 +19499,39 @@ export const QmpSchemas: QmpSchemas = {
     "change-backing-file": { args: ChangeBackingFileArgs, return: Empty },
     "change-vnc-password": { args: ChangeVncPasswordArgs, return: Empty },
     "chardev-add": { args: ChardevAddArgs, return: ChardevAddReturn },
-    "chardev-change": { args: ChardevAddArgs, return: ChardevAddReturn },
-    "chardev-remove": { args: BlockJobDismissArgs, return: Empty },
-    "chardev-send-break": { args: BlockJobDismissArgs, return: Empty },
+    "chardev-change": { args: ChardevChangeArgs, return: ChardevChangeReturn },
+    "chardev-remove": { args: ChardevRemoveArgs, return: Empty },
+    "chardev-send-break": { args: ChardevSendBreakArgs, return: Empty },
     client_migrate_info: { args: ClientMigrateInfoArgs, return: Empty },
     closefd: { args: ClosefdArgs, return: Empty },
     cont: { args: Schema.Undefined, return: Empty },
     "device-list-properties": { args: DeviceListPropertiesArgs, return: Schema.Array(DeviceListPropertiesReturnItem) },
     device_add: { args: Schema.extend(DeviceAddArgs, Schema.Record({ key: Schema.String, value: Schema.Unknown })), return: Empty },
-    device_del: { args: BlockJobDismissArgs, return: Empty },
+    device_del: { args: DeviceDelArgs, return: Empty },
     "display-reload": { args: DisplayReloadArgs, return: Empty },
     "display-update": { args: DisplayUpdateArgs, return: Empty },
     "drive-backup": { args: DriveBackupArgs, return: Empty },
     "drive-mirror": { args: DriveMirrorArgs, return: Empty },
     "dump-guest-memory": { args: DumpGuestMemoryArgs, return: Empty },
     dumpdtb: { args: DumpdtbArgs, return: Empty },
-    eject: { args: BlockdevOpenTrayArgs, return: Empty },
+    eject: { args: EjectArgs, return: Empty },
     expire_password: { args: ExpirePasswordArgs, return: Empty },
-    getfd: { args: ClosefdArgs, return: Empty },
+    getfd: { args: GetfdArgs, return: Empty },
     "human-monitor-command": { args: HumanMonitorCommandArgs, return: Schema.String },
     "inject-nmi": { args: Schema.Undefined, return: Empty },
     "input-send-event": { args: InputSendEventArgs, return: Empty },
-    "job-cancel": { args: BlockJobDismissArgs, return: Empty },
-    "job-complete": { args: BlockJobDismissArgs, return: Empty },
-    "job-dismiss": { args: BlockJobDismissArgs, return: Empty },
-    "job-finalize": { args: BlockJobDismissArgs, return: Empty },
-    "job-pause": { args: BlockJobDismissArgs, return: Empty },
-    "job-resume": { args: BlockJobDismissArgs, return: Empty },
+    "job-cancel": { args: JobCancelArgs, return: Empty },
+    "job-complete": { args: JobCompleteArgs, return: Empty },
+    "job-dismiss": { args: JobDismissArgs, return: Empty },
+    "job-finalize": { args: JobFinalizeArgs, return: Empty },
+    "job-pause": { args: JobPauseArgs, return: Empty },
+    "job-resume": { args: JobResumeArgs, return: Empty },
     memsave: { args: MemsaveArgs, return: Empty },
     migrate: { args: MigrateArgs, return: Empty },
     "migrate-continue": { args: MigrateContinueArgs, return: Empty },
     "migrate-incoming": { args: MigrateIncomingArgs, return: Empty },
     "migrate-pause": { args: Schema.Undefined, return: Empty },
-    "migrate-recover": { args: MigrateIncomingArgs, return: Empty },
+    "migrate-recover": { args: MigrateRecoverArgs, return: Empty },
     "migrate-set-capabilities": { args: MigrateSetCapabilitiesArgs, return: Empty },
     "migrate-set-parameters": { args: MigrateSetParametersArgs, return: Empty },
     "migrate-start-postcopy": { args: Schema.Undefined, return: Empty },
@@ -18629,14 +19541,14 @@ export const QmpSchemas: QmpSchemas = {
     "nbd-server-start": { args: NbdServerStartArgs, return: Empty },
     "nbd-server-stop": { args: Schema.Undefined, return: Empty },
     netdev_add: { args: NetdevAddArgs, return: Empty },
-    netdev_del: { args: BlockJobDismissArgs, return: Empty },
+    netdev_del: { args: NetdevDelArgs, return: Empty },
     "object-add": { args: ObjectAddArgs, return: Empty },
-    "object-del": { args: BlockJobDismissArgs, return: Empty },
+    "object-del": { args: ObjectDelArgs, return: Empty },
     pmemsave: { args: PmemsaveArgs, return: Empty },
     qmp_capabilities: { args: QmpCapabilitiesArgs, return: Empty },
     "qom-get": { args: QomGetArgs, return: Schema.Unknown },
     "qom-list": { args: QomListArgs, return: Schema.Array(DeviceListPropertiesReturnItem) },
-    "qom-list-properties": { args: DeviceListPropertiesArgs, return: Schema.Array(DeviceListPropertiesReturnItem) },
+    "qom-list-properties": { args: QomListPropertiesArgs, return: Schema.Array(DeviceListPropertiesReturnItem) },
     "qom-list-types": { args: QomListTypesArgs, return: Schema.Array(QomListTypesReturnItem) },
     "qom-set": { args: QomSetArgs, return: Empty },
     "query-acpi-ospm-status": { args: Schema.Undefined, return: Schema.Array(QueryAcpiOspmStatusReturnItem) },
@@ -18677,17 +19589,17 @@ export const QmpSchemas: QmpSchemas = {
     "query-pr-managers": { args: Schema.Undefined, return: Schema.Array(QueryPrManagersReturnItem) },
     "query-qmp-schema": { args: Schema.Undefined, return: Schema.Array(QueryQmpSchemaReturnItem) },
     "query-replay": { args: Schema.Undefined, return: QueryReplayReturn },
-    "query-rocker": { args: QueryChardevBackendsReturnItem, return: QueryRockerReturn },
+    "query-rocker": { args: QueryRockerArgs, return: QueryRockerReturn },
     "query-rocker-of-dpa-flows": { args: QueryRockerOfDpaFlowsArgs, return: Schema.Array(QueryRockerOfDpaFlowsReturnItem) },
     "query-rocker-of-dpa-groups": { args: QueryRockerOfDpaGroupsArgs, return: Schema.Array(QueryRockerOfDpaGroupsReturnItem) },
-    "query-rocker-ports": { args: QueryChardevBackendsReturnItem, return: Schema.Array(QueryRockerPortsReturnItem) },
-    "query-rx-filter": { args: QueryNameReturn, return: Schema.Array(QueryRxFilterReturnItem) },
+    "query-rocker-ports": { args: QueryRockerPortsArgs, return: Schema.Array(QueryRockerPortsReturnItem) },
+    "query-rx-filter": { args: QueryRxFilterArgs, return: Schema.Array(QueryRxFilterReturnItem) },
     "query-sev": { args: Schema.Undefined, return: QuerySevReturn },
     "query-sev-attestation-report": { args: QuerySevAttestationReportArgs, return: QuerySevAttestationReportReturn },
     "query-sev-capabilities": { args: Schema.Undefined, return: QuerySevCapabilitiesReturn },
-    "query-sev-launch-measure": { args: Schema.Undefined, return: QuerySevAttestationReportReturn },
+    "query-sev-launch-measure": { args: Schema.Undefined, return: QuerySevLaunchMeasureReturn },
     "query-sgx": { args: Schema.Undefined, return: QuerySgxReturn },
-    "query-sgx-capabilities": { args: Schema.Undefined, return: QuerySgxReturn },
+    "query-sgx-capabilities": { args: Schema.Undefined, return: QuerySgxCapabilitiesReturn },
     "query-spice": { args: Schema.Undefined, return: QuerySpiceReturn },
     "query-stats": { args: QueryStatsArgs, return: Schema.Array(QueryStatsReturnItem) },
     "query-stats-schemas": { args: QueryStatsSchemasArgs, return: Schema.Array(QueryStatsSchemasReturnItem) },
@@ -18708,7 +19620,7 @@ export const QmpSchemas: QmpSchemas = {
     "remove-fd": { args: RemoveFdArgs, return: Empty },
     "replay-break": { args: ReplayBreakArgs, return: Empty },
     "replay-delete-break": { args: Schema.Undefined, return: Empty },
-    "replay-seek": { args: ReplayBreakArgs, return: Empty },
+    "replay-seek": { args: ReplaySeekArgs, return: Empty },
     "ringbuf-read": { args: RingbufReadArgs, return: Schema.String },
     "ringbuf-write": { args: RingbufWriteArgs, return: Empty },
     "rtc-reset-reinjection": { args: Schema.Undefined, return: Empty },
@@ -18722,7 +19634,7 @@ export const QmpSchemas: QmpSchemas = {
     "sev-inject-launch-secret": { args: SevInjectLaunchSecretArgs, return: Empty },
     "snapshot-delete": { args: SnapshotDeleteArgs, return: Empty },
     "snapshot-load": { args: SnapshotLoadArgs, return: Empty },
-    "snapshot-save": { args: SnapshotLoadArgs, return: Empty },
+    "snapshot-save": { args: SnapshotSaveArgs, return: Empty },
     stop: { args: Schema.Undefined, return: Empty },
     system_powerdown: { args: Schema.Undefined, return: Empty },
     system_reset: { args: Schema.Undefined, return: Empty },
@@ -18735,25 +19647,25 @@ export const QmpSchemas: QmpSchemas = {
     "x-blockdev-change": { args: XBlockdevChangeArgs, return: Empty },
     "x-blockdev-set-iothread": { args: XBlockdevSetIothreadArgs, return: Empty },
     "x-colo-lost-heartbeat": { args: Schema.Undefined, return: Empty },
-    "x-debug-block-dirty-bitmap-sha256": { args: BlockDirtyBitmapClearArgs, return: XDebugBlockDirtyBitmapSha256Return },
+    "x-debug-block-dirty-bitmap-sha256": { args: XDebugBlockDirtyBitmapSha256Args, return: XDebugBlockDirtyBitmapSha256Return },
     "x-debug-query-block-graph": { args: Schema.Undefined, return: XDebugQueryBlockGraphReturn },
     "x-exit-preconfig": { args: Schema.Undefined, return: Empty },
     "x-query-irq": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-jit": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-numa": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-opcount": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-profile": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-ramblock": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-rdma": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-roms": { args: Schema.Undefined, return: XQueryIrqReturn },
-    "x-query-usb": { args: Schema.Undefined, return: XQueryIrqReturn },
+    "x-query-jit": { args: Schema.Undefined, return: XQueryJitReturn },
+    "x-query-numa": { args: Schema.Undefined, return: XQueryNumaReturn },
+    "x-query-opcount": { args: Schema.Undefined, return: XQueryOpcountReturn },
+    "x-query-profile": { args: Schema.Undefined, return: XQueryProfileReturn },
+    "x-query-ramblock": { args: Schema.Undefined, return: XQueryRamblockReturn },
+    "x-query-rdma": { args: Schema.Undefined, return: XQueryRdmaReturn },
+    "x-query-roms": { args: Schema.Undefined, return: XQueryRomsReturn },
+    "x-query-usb": { args: Schema.Undefined, return: XQueryUsbReturn },
     "x-query-virtio": { args: Schema.Undefined, return: Schema.Array(XQueryVirtioReturnItem) },
     "x-query-virtio-queue-element": { args: XQueryVirtioQueueElementArgs, return: XQueryVirtioQueueElementReturn },
     "x-query-virtio-queue-status": { args: XQueryVirtioQueueStatusArgs, return: XQueryVirtioQueueStatusReturn },
-    "x-query-virtio-status": { args: QomListArgs, return: XQueryVirtioStatusReturn },
-    "x-query-virtio-vhost-queue-status": { args: XQueryVirtioQueueStatusArgs, return: XQueryVirtioVhostQueueStatusReturn },
+    "x-query-virtio-status": { args: XQueryVirtioStatusArgs, return: XQueryVirtioStatusReturn },
+    "x-query-virtio-vhost-queue-status": { args: XQueryVirtioVhostQueueStatusArgs, return: XQueryVirtioVhostQueueStatusReturn },
     "xen-colo-do-checkpoint": { args: Schema.Undefined, return: Empty },
-    "xen-load-devices-state": { args: DumpdtbArgs, return: Empty },
+    "xen-load-devices-state": { args: XenLoadDevicesStateArgs, return: Empty },
     "xen-save-devices-state": { args: XenSaveDevicesStateArgs, return: Empty },
     "xen-set-global-dirty-log": { args: XenSetGlobalDirtyLogArgs, return: Empty },
     "xen-set-replication": { args: XenSetReplicationArgs, return: Empty },
@@ -18761,24 +19673,24 @@ export const QmpSchemas: QmpSchemas = {
   },
   events: {
     ACPI_DEVICE_OST: AcpiDeviceOstData,
-    BALLOON_CHANGE: QueryBalloonReturn,
-    BLOCK_EXPORT_DELETED: BlockJobDismissArgs,
+    BALLOON_CHANGE: BalloonChangeData,
+    BLOCK_EXPORT_DELETED: BlockExportDeletedData,
     BLOCK_IMAGE_CORRUPTED: BlockImageCorruptedData,
     BLOCK_IO_ERROR: BlockIoErrorData,
     BLOCK_JOB_CANCELLED: BlockJobCancelledData,
     BLOCK_JOB_COMPLETED: BlockJobCompletedData,
     BLOCK_JOB_ERROR: BlockJobErrorData,
     BLOCK_JOB_PENDING: BlockJobPendingData,
-    BLOCK_JOB_READY: BlockJobCancelledData,
+    BLOCK_JOB_READY: BlockJobReadyData,
     BLOCK_WRITE_THRESHOLD: BlockWriteThresholdData,
     COLO_EXIT: ColoExitData,
     DEVICE_DELETED: DeviceDeletedData,
     DEVICE_TRAY_MOVED: DeviceTrayMovedData,
-    DEVICE_UNPLUG_GUEST_ERROR: DeviceDeletedData,
+    DEVICE_UNPLUG_GUEST_ERROR: DeviceUnplugGuestErrorData,
     DUMP_COMPLETED: DumpCompletedData,
     FAILOVER_NEGOTIATED: FailoverNegotiatedData,
     GUEST_CRASHLOADED: GuestCrashloadedData,
-    GUEST_PANICKED: GuestCrashloadedData,
+    GUEST_PANICKED: GuestPanickedData,
     JOB_STATUS_CHANGE: JobStatusChangeData,
     MEMORY_DEVICE_SIZE_CHANGE: MemoryDeviceSizeChangeData,
     MEMORY_FAILURE: MemoryFailureData,
@@ -18789,28 +19701,28 @@ export const QmpSchemas: QmpSchemas = {
     NETDEV_STREAM_DISCONNECTED: NetdevStreamDisconnectedData,
     NIC_RX_FILTER_CHANGED: NicRxFilterChangedData,
     POWERDOWN: Schema.Undefined,
-    PR_MANAGER_STATUS_CHANGED: QueryPrManagersReturnItem,
+    PR_MANAGER_STATUS_CHANGED: PrManagerStatusChangedData,
     QUORUM_FAILURE: QuorumFailureData,
     QUORUM_REPORT_BAD: QuorumReportBadData,
     RDMA_GID_STATUS_CHANGED: RdmaGidStatusChangedData,
     RESET: ResetData,
     RESUME: Schema.Undefined,
     RTC_CHANGE: RtcChangeData,
-    SHUTDOWN: ResetData,
+    SHUTDOWN: ShutdownData,
     SPICE_CONNECTED: SpiceConnectedData,
-    SPICE_DISCONNECTED: SpiceConnectedData,
+    SPICE_DISCONNECTED: SpiceDisconnectedData,
     SPICE_INITIALIZED: SpiceInitializedData,
     SPICE_MIGRATE_COMPLETED: Schema.Undefined,
     STOP: Schema.Undefined,
     SUSPEND: Schema.Undefined,
     SUSPEND_DISK: Schema.Undefined,
-    UNPLUG_PRIMARY: FailoverNegotiatedData,
+    UNPLUG_PRIMARY: UnplugPrimaryData,
     VFU_CLIENT_HANGUP: VfuClientHangupData,
     VNC_CONNECTED: VncConnectedData,
     VNC_DISCONNECTED: VncDisconnectedData,
-    VNC_INITIALIZED: VncDisconnectedData,
+    VNC_INITIALIZED: VncInitializedData,
     VSERPORT_CHANGE: VserportChangeData,
     WAKEUP: Schema.Undefined,
-    WATCHDOG: WatchdogSetActionArgs,
+    WATCHDOG: WatchdogData,
   }
 }

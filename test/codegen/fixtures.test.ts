@@ -173,6 +173,46 @@ describe("surfaces generated from QEMU 5.2, 7.2, 8.2 and 10.0 schemas", () => {
       })))
   }
 
+  it.effect("names every command's and event's types after it, the same in every version where QEMU kept them", () =>
+    Effect.sync(() => {
+      // What `Commands` and `Events` say for each name: the type a user's code refers to.
+      const surface = (version: Version) => {
+        const source = Fs.readFileSync(Path.join(dir, `qemu-${version}.ts`), "utf8")
+        const names = new Map<string, string>()
+        for (
+          const [, name, args, ret] of source.matchAll(
+            /^ {2}readonly (\S+): \{ readonly args: (.*); readonly return: (.*) \}$/gm
+          )
+        ) {
+          names.set(`${name} args`, args)
+          names.set(`${name} return`, ret)
+        }
+        const events = source.slice(
+          source.indexOf("export interface Events {"),
+          source.indexOf("export interface QmpSchemas")
+        )
+        for (const [, name, data] of events.matchAll(/^ {2}readonly (\S+): (.*)$/gm)) names.set(`${name} data`, data)
+        return names
+      }
+      const changed: Array<string> = []
+      for (let i = 0; i + 1 < versions.length; i++) {
+        const [older, newer] = [surface(versions[i]), surface(versions[i + 1])]
+        expect(older.size).toBeGreaterThan(400)
+        for (const [use, type] of older) {
+          const now = newer.get(use)
+          if (now !== undefined && now !== type) changed.push(`${versions[i + 1]} ${use}: ${type} -> ${now}`)
+        }
+      }
+      // Only where QEMU itself changed the command: object-add's arguments became a union in 6.0,
+      // query-dirty-rate and query-machines took their first arguments in 8.1 and 9.1.
+      expect(changed).toEqual([
+        `7.2.0 "object-add" args: ObjectAddArgs & { readonly [property: string]: unknown } -> ObjectAddArgs`,
+        `8.2.0 "query-dirty-rate" args: undefined -> QueryDirtyRateArgs`,
+        `10.0.0 "query-machines" args: undefined -> QueryMachinesArgs`
+      ])
+      expect(surface("10.0.0").get(`"migrate-recover" args`)).toBe("MigrateRecoverArgs")
+    }))
+
   it.live("a later QEMU's unknown shapes still generate, type-check (above), import and decode", () =>
     Effect.promise(() => load("future")).pipe(Effect.map(({ QmpSchemas }) => {
       const ret = QmpSchemas.commands.x.return

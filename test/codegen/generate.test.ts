@@ -8,7 +8,7 @@ import { QmpSchemas } from "../../src/generated/qemu.js"
 const version = QemuVersion.make({ qemu: { major: 1, minor: 2, micro: 3 }, package: "test" })
 
 describe("the generator, on a hand-written schema", () => {
-  it.effect("names shapes after their first use and merges identical ones", () =>
+  it.effect("names shapes after their first use, merges identical ones, and names every command's own", () =>
     Effect.sync(() => {
       const schema = Schema.decodeUnknownSync(SchemaInfoList)([
         { "meta-type": "builtin", name: "str", "json-type": "string" },
@@ -26,8 +26,10 @@ describe("the generator, on a hand-written schema", () => {
         register: "effect-qemu/QmpCommands"
       })
       expect(source).toContain("export interface GetThingArgs {")
-      expect(source).not.toContain("XOtherArgs")
-      expect(source).toContain(`readonly "x-other": { readonly args: GetThingArgs; readonly return: Empty }`)
+      // x-other's arguments have the shape of get-thing's: one declaration, and x-other's own name for it.
+      expect(source).not.toContain("export interface XOtherArgs")
+      expect(source).toContain("export type XOtherArgs = GetThingArgs")
+      expect(source).toContain(`readonly "x-other": { readonly args: XOtherArgs; readonly return: Empty }`)
       expect(source).toContain(`export type GetThingReturnKind = "a" | "b"`)
       expect(source).toContain("readonly kind?: GetThingReturnKind | undefined")
       expect(source).toContain("readonly THING_GONE: undefined")
