@@ -18,14 +18,14 @@ import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
-import type { Duplex } from "node:stream"
 import * as Console from "./Console.js"
+import { baseArgs, ChildFds } from "./internal/commandLine.js"
+import { disabledQmp } from "./internal/disabled.js"
 import { fdArgs } from "./internal/fdArgs.js"
+import { listenForMonitor } from "./internal/monitorListener.js"
 import { parentDeathWrapper } from "./internal/parentDeath.js"
+import { createTempDir } from "./internal/tempDir.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
@@ -35,7 +35,6 @@ import type { ExitStatus, QemuProcessService } from "./QemuProcess.js"
 import * as QemuProcess from "./QemuProcess.js"
 import * as Qmp from "./Qmp.js"
 import type { QmpClient } from "./Qmp.js"
-import { QmpDisconnected } from "./QmpError.js"
 
 export type {
   /** @since 0.1.0 */
@@ -126,209 +125,6 @@ export class Machine extends Context.Tag("effect-qemu/Machine")<Machine, Machine
 /** How much of QEMU's log is kept in memory after the temp directory is gone. */
 const logKeepBytes = 1024 * 1024
 
-const disabledQmp = (name: string): QmpClient => {
-  const error = new QmpDisconnected({ reason: `machine "${name}" was launched without a QMP monitor (qmp: false)` })
-  const fail = Effect.fail(error)
-  return {
-    name,
-    address: "none",
-    greeting: { QMP: { version: { qemu: { major: 0, minor: 0, micro: 0 }, package: "" }, capabilities: [] } },
-    version: "0.0.0",
-    capabilities: [],
-    execute: () => fail,
-    raw: () => fail,
-    executeWithFd: () => fail,
-    waitEvent: () => fail,
-    waitEvents: () => fail,
-    executeAndWait: () => fail,
-    subscribe: Effect.die(error),
-    events: Stream.empty,
-    takeEvents: Effect.succeed([]),
-    clearEvents: Effect.void,
-    isOpen: Effect.succeed(false),
-    closed: Effect.succeed(error),
-    close: Effect.void,
-    duplex: undefined
-  }
-}
-
-const swept = new Set<string>()
-
-const processAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else.
-    return (error as { code?: string }).code === "EPERM"
-  }
-}
-
-/**
- * Removes, once per base directory and process, the temp directories that controllers killed
- * without a chance to clean up left behind: ours by name, owned by this user, made by a process
- * that no longer exists. Best effort: what cannot be removed stays.
- */
-const sweepOrphans = (baseTempDir: string) => {
-  if (swept.has(baseTempDir)) return
-  swept.add(baseTempDir)
-  const uid = process.getuid?.()
-  let entries: Array<string>
-  try {
-    entries = Fs.readdirSync(baseTempDir)
-  } catch {
-    return
-  }
-  for (const entry of entries) {
-    const pid = MachineConfig.tempDirPattern.exec(entry)?.[1]
-    if (pid === undefined || Number(pid) === process.pid || processAlive(Number(pid))) continue
-    const path = Path.join(baseTempDir, entry)
-    try {
-      const stat = Fs.lstatSync(path)
-      if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) continue
-      Fs.rmSync(path, { recursive: true, force: true })
-    } catch {
-      // someone else's, or gone meanwhile
-    }
-  }
-}
-
-const createTempDir = (config: ResolvedConfig) =>
-  Effect.acquireRelease(
-    Effect.try({
-      try: () => {
-        sweepOrphans(config.baseTempDir)
-        return Fs.mkdtempSync(Path.join(config.baseTempDir, MachineConfig.tempDirPrefix(config.name)))
-      },
-      catch: (cause) =>
-        new LaunchError({
-          reason: "TempDirFailed",
-          name: config.name,
-          detail: `cannot create a temp directory in ${config.baseTempDir}: ${String(cause)}`,
-          commandLine: [],
-          cause
-        })
-    }),
-    (dir) =>
-      Effect.try(() => Fs.rmSync(dir, { recursive: true, force: true })).pipe(
-        Effect.catchAll((error) => Effect.logWarning(`cannot remove ${dir}`, error))
-      )
-  )
-
-interface Listener {
-  readonly chardev: string
-  readonly path?: string
-  /** The identity of the socket file this listener created (see `identity`). */
-  readonly created?: string | undefined
-  /** QEMU's connection, once it has come. */
-  readonly accept: Effect.Effect<Duplex>
-  readonly release: () => void
-}
-
-/** A listener QEMU connects to as a client, for the UNIX and TCP monitor modes. */
-const listenForMonitor = (config: ResolvedConfig, tempDir: string) =>
-  Effect.acquireRelease(
-    Effect.async<Listener, LaunchError>((resume) => {
-      const monitor = config.monitor
-      // The first connection is QEMU's; it is held here until taken, and destroyed with the
-      // listener either way, so an interrupted launch cannot leave it open. Later ones are refused.
-      let accepted: Net.Socket | undefined
-      let taker: ((socket: Net.Socket) => void) | undefined
-      const server = Net.createServer((socket) => {
-        if (accepted !== undefined) return void socket.destroy()
-        accepted = socket
-        server.close()
-        taker?.(socket)
-      })
-      const accept = Effect.async<Duplex>((resumeAccept) => {
-        if (accepted !== undefined) return resumeAccept(Effect.succeed(accepted))
-        taker = (socket) => resumeAccept(Effect.succeed(socket))
-        return Effect.sync(() => {
-          taker = undefined
-        })
-      })
-      const release = () => {
-        server.close()
-        accepted?.destroy()
-      }
-      const fail = (cause: Error) =>
-        resume(Effect.fail(
-          new LaunchError({
-            reason: "MonitorFailed",
-            name: config.name,
-            detail: `cannot listen for the QMP monitor: ${cause.message}`,
-            commandLine: [],
-            cause
-          })
-        ))
-      server.once("error", fail)
-      if (monitor._tag === "Unix") {
-        const path = monitor.path ?? Path.join(config.sockDir ?? tempDir, `${config.name}-qmp.sock`)
-        server.listen(path, () => {
-          server.off("error", fail)
-          try {
-            Fs.chmodSync(path, 0o600)
-          } catch (cause) {
-            // Thrown here it would be uncaught: it crashed the process and the launch never ended.
-            server.close()
-            return fail(cause as Error)
-          }
-          // What this listener created, to remove on release only if it is still the same file.
-          const created = identity(path)
-          resume(
-            Effect.succeed({ chardev: `socket,id=mon,path=${escapeOption(path)}`, path, created, accept, release })
-          )
-        })
-      } else if (monitor._tag === "Tcp") {
-        server.listen({ host: monitor.host, port: monitor.port }, () => {
-          server.off("error", fail)
-          const { port } = server.address() as Net.AddressInfo
-          resume(
-            Effect.succeed({
-              chardev: `socket,id=mon,host=${escapeOption(monitor.host)},port=${port}`,
-              accept,
-              release
-            })
-          )
-        })
-      }
-    }),
-    ({ created, path, release }) =>
-      Effect.sync(() => {
-        release()
-        // Another machine may listen on this path by now (same name and sockDir): unlink only
-        // the socket this listener made.
-        if (path !== undefined && created !== undefined && identity(path) === created) Fs.rmSync(path, { force: true })
-      })
-  )
-
-/** A file's identity (device and inode), or undefined when it does not exist. */
-const identity = (path: string): string | undefined => {
-  try {
-    const stat = Fs.lstatSync(path, { bigint: true })
-    return `${stat.dev}:${stat.ino}`
-  } catch {
-    return undefined
-  }
-}
-
-/** A value placed inside a QEMU option string (`key=value,...`): a comma is written twice. */
-export const escapeOption = (value: string): string => value.replaceAll(",", ",,")
-
-/** Builds the library's part of the command line (what every QEMU gets: no display, no VGA, the monitor, the console). */
-const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, consoleFd: number | undefined) => {
-  const args = ["-display", "none", "-vga", "none"]
-  if (monitorChardev !== undefined) args.push("-chardev", monitorChardev, "-mon", "chardev=mon,mode=control")
-  if (config.machineType !== undefined) args.push("-machine", config.machineType)
-  if (config.console !== undefined && consoleFd !== undefined) {
-    for (let index = 0; index < config.console.index; index++) args.push("-serial", "null")
-    args.push("-chardev", `socket,id=console,fd=${consoleFd}`)
-    if (config.console.deviceType === undefined) args.push("-serial", "chardev:console")
-    else args.push("-device", `${escapeOption(config.console.deviceType)},chardev=console`)
-  }
-  return args
-}
-
 const describeExit = (status: ExitStatus) =>
   status.signal !== null ? `killed by ${status.signal}` : `exited with code ${status.code}`
 
@@ -342,11 +138,12 @@ const launch = (config: ResolvedConfig) =>
     const listener = config.qmp && !useSocketpair ? yield* listenForMonitor(config, tempDir) : undefined
 
     // Child descriptors from 3 up: the monitor's socketpair, the console's, then -add-fd ones.
-    const extraStdio: Array<"pipe" | number> = []
-    const monitorFd = useSocketpair ? 3 + extraStdio.push("pipe") - 1 : undefined
-    const consoleFd = config.console !== undefined ? 3 + extraStdio.push("pipe") - 1 : undefined
-    const fds = Either.getOrThrow(fdArgs({ fds: config.fds, firstChildFd: 3 + extraStdio.length }))
-    extraStdio.push(...fds.stdio)
+    const childFds = new ChildFds()
+    const monitorFd = useSocketpair ? childFds.pipe() : undefined
+    const consoleFd = config.console !== undefined ? childFds.pipe() : undefined
+    // Checked by the config already: a Left here would be a bug, not the caller's input.
+    const fds = Either.getOrThrow(fdArgs({ fds: config.fds, firstChildFd: childFds.next }))
+    childFds.add(fds.stdio)
 
     const monitorChardev = monitorFd !== undefined ? `socket,id=mon,fd=${monitorFd}` : listener?.chardev
     // With a wrapper of the caller's, QEMU gets the parent-death signal too: when the wrapper dies
@@ -362,7 +159,7 @@ const launch = (config: ResolvedConfig) =>
       wrapper,
       args: [...baseArgs(config, monitorChardev, consoleFd), ...fds.args, ...config.args],
       logPath,
-      extraStdio
+      extraStdio: childFds.stdio
     })
 
     const exitedEarly = Effect.flatMap(process.awaitExit, (status) =>
