@@ -289,6 +289,11 @@ describe("Console", () => {
     withGuest(floodGuest("dropping"), ({ qemu }) =>
       Effect.gen(function*() {
         const console = yield* Console.make({ socket: qemu.console, drain: true, bufferBytes: 4096 })
+        // The flood is flowing (a loaded machine boots the guest later) before the timed waits.
+        yield* Effect.repeat(console.bytesRead, {
+          until: (read) => read > 16 * 4096,
+          schedule: Schedule.spaced("10 millis")
+        }).pipe(Effect.timeout("20 seconds"))
         const error = yield* Effect.flip(console.waitFor("never printed", { timeout: "500 millis" }))
         expect(error._tag).toBe("ConsoleTimeout")
         const timeout = error as ConsoleTimeout
@@ -296,7 +301,7 @@ describe("Console", () => {
         expect(timeout.message).toContain(
           `${timeout.droppedBytes} bytes of output after the cursor were dropped unread`
         )
-        const now = yield* Effect.flip(console.waitFor("never printed", { since: "now", timeout: "500 millis" }))
+        const now = yield* Effect.flip(console.waitFor("never printed", { since: "now", timeout: "3 seconds" }))
         expect((now as ConsoleTimeout).droppedBytes).toBeGreaterThan(0)
       })))
 
