@@ -15,6 +15,7 @@ qmp.execute("query-sta")
 qmp.waitEvent("BLOCK_JOB_")
 qmp.executeAndWait("device_del", { args: { id: "n" }, event: "DEVICE_DEL" })
 qmp.executeAndWait("device_del", { args: { id: "n" }, event: "DEVICE_DELETED", match: { data: { dev: "n" } } })
+qmp.execute("block-commit", { device: "d0", base: "/b.qcow2" })
 `
 
 const service = () => {
@@ -61,5 +62,15 @@ describe("editor help on the client's names", () => {
       )
       // The misspelt event is reported on the `event` member that holds it.
       expect(errors).toEqual([`"query-sta"`, `"BLOCK_JOB_"`, "event", "dev"])
+    }), 120_000)
+
+  it.effect("shows a member QEMU marks deprecated as deprecated where it is written", () =>
+    Effect.sync(() => {
+      const languageService = service()
+      // block-commit's `base` (a file name) is deprecated for `base-node`.
+      const hover = languageService.getQuickInfoAtPosition(file, source.indexOf("base: ") + 1)
+      expect(hover?.tags?.map((tag) => tag.name)).toEqual(["deprecated"])
+      const current = languageService.getQuickInfoAtPosition(file, source.indexOf("device: \"d0\"") + 1)
+      expect(current?.tags ?? []).toEqual([])
     }), 120_000)
 })

@@ -37,6 +37,39 @@ describe("the generator, on a hand-written schema", () => {
       expect(coverage).toMatchObject({ commands: 2, events: 1, typedCommands: 2, typedEvents: 1, types: 5, shapes: 4 })
     }))
 
+  it.effect("marks deprecated and unstable commands, events and members with doc tags editors show", () =>
+    Effect.sync(() => {
+      const schema = Schema.decodeUnknownSync(SchemaInfoList)([
+        { "meta-type": "builtin", name: "str", "json-type": "string" },
+        { "meta-type": "object", name: "0", members: [] },
+        {
+          "meta-type": "object",
+          name: "1",
+          members: [
+            { name: "old", type: "str", default: null, features: ["deprecated"] },
+            { name: "x-new", type: "str", default: null, features: ["unstable"] },
+            { name: "plain", type: "str" }
+          ]
+        },
+        { "meta-type": "command", name: "do-it", "arg-type": "1", "ret-type": "0", features: ["deprecated"] },
+        { "meta-type": "event", name: "X_HAPPENED", "arg-type": "0", features: ["unstable"] }
+      ])
+      const { source } = generate(schema, { version })
+      // The doc comment right above a declaration, if any.
+      const lines = source.split("\n")
+      const member = (name: string) => {
+        let i = lines.findIndex((line) => line.includes(`readonly ${name}`)) - 1
+        const doc: Array<string> = []
+        while (i >= 0 && /^\s*(\/\*\*|\*)/.test(lines[i])) doc.unshift(lines[i--])
+        return doc.join("\n")
+      }
+      expect(member("old")).toContain("@deprecated")
+      expect(member(`"x-new"`)).toContain("@experimental")
+      expect(member("plain")).not.toMatch(/@deprecated|@experimental/)
+      expect(member(`"do-it": {`)).toContain("@deprecated")
+      expect(member("X_HAPPENED: undefined")).toContain("@experimental")
+    }))
+
   it.effect("writes QAPI names in PascalCase", () =>
     Effect.sync(() => {
       expect(pascalCase("query-status")).toBe("QueryStatus")
