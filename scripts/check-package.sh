@@ -36,7 +36,7 @@ const program = Effect.scoped(Effect.gen(function*() {
   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
   const status = yield* vm.execute("query-status")
   const running: boolean = status.running
-  yield* vm.executeAndWait("stop", undefined, "STOP")
+  yield* vm.executeAndWait("stop", { event: "STOP" })
   const error = yield* Effect.flip(vm.execute("no-such-command" as "query-status"))
   if (!(error instanceof QmpCommandError)) throw new Error(`expected a QmpCommandError, got ${error._tag}`)
   return `QEMU ${vm.qmp.version} was ${status.status} (running: ${running}), then stopped`
