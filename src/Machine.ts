@@ -35,6 +35,7 @@ import type { ExitStatus, QemuProcessService } from "./QemuProcess.js"
 import * as QemuProcess from "./QemuProcess.js"
 import * as Qmp from "./Qmp.js"
 import type { QmpClient } from "./Qmp.js"
+import type { QmpEvent } from "./QmpMessage.js"
 
 export type {
   /** @since 0.1.0 */
@@ -89,12 +90,12 @@ export interface MachineService {
   readonly sendFd: (fd: number, name: string) => Effect.Effect<void, Qmp.FdError>
   /**
    * Shuts the machine down: `quit` (SIGTERM when there is no QMP session), then wait for QEMU
-   * to exit. If either fails or the timeout elapses, QEMU is killed and the result is
-   * `AbnormalShutdown`. Idempotent: later calls return the first call's outcome. With
+   * to exit, and say how it ended. If either fails or the timeout elapses, QEMU is killed and the
+   * result is `AbnormalShutdown`. Idempotent: later calls return the first call's outcome. With
    * `hard: true` during a graceful shutdown, the kill happens at once. A timeout that is no
    * positive duration is a `ConfigError`.
    */
-  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<void, AbnormalShutdown | MachineConfigError>
+  readonly shutdown: (options?: ShutdownOptions) => Effect.Effect<MachineExit, AbnormalShutdown | MachineConfigError>
   /**
    * Kills QEMU at once (SIGKILL to its process group, so a forking wrapper's children die too)
    * and waits until it is reaped. During a graceful shutdown it cuts that short.
@@ -102,16 +103,35 @@ export interface MachineService {
   readonly kill: Effect.Effect<void>
   /**
    * Waits for QEMU to exit on its own, e.g. after the guest powers off (Python's `wait`).
-   * No `quit` is sent. If the timeout elapses, QEMU is killed: `AbnormalShutdown`.
+   * No `quit` is sent. If the timeout elapses, QEMU is killed: `AbnormalShutdown`. Says how
+   * QEMU ended (exit status and `SHUTDOWN` reason): a non-zero exit is no clean power-off.
    */
   readonly wait: (
     options?: { readonly timeout?: Duration.DurationInput }
-  ) => Effect.Effect<void, AbnormalShutdown | MachineConfigError>
+  ) => Effect.Effect<MachineExit, AbnormalShutdown | MachineConfigError>
   readonly isRunning: Effect.Effect<boolean>
   /** How QEMU exited, once it has. */
   readonly exitStatus: Effect.Effect<Option.Option<ExitStatus>>
   /** What QEMU wrote to stdout and stderr; still available after shutdown (Python's `QEMUMachine.get_log`). */
   readonly log: Effect.Effect<string>
+}
+
+/**
+ * How a machine ended, as `shutdown` and `wait` report it: QEMU's exit status and the `SHUTDOWN`
+ * event it sent before exiting, if any. A guest that powered off has `clean: true` and a
+ * `shutdown` with `guest: true`; a migration destination whose incoming stream failed exits with
+ * code 1 and no `SHUTDOWN` event, so `clean` is false.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MachineExit {
+  /** QEMU's exit code and signal; both `null` only if QEMU survived SIGKILL. */
+  readonly status: ExitStatus
+  /** The `SHUTDOWN` event's data: `guest` (the guest asked) and `reason` (e.g. `"guest-shutdown"`, `"host-qmp-quit"`, `"host-signal"`). */
+  readonly shutdown: Option.Option<QmpEvent<"SHUTDOWN">["data"]>
+  /** QEMU exited with code 0. */
+  readonly clean: boolean
 }
 
 /**
@@ -292,7 +312,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     // How firmly the stop in progress ends QEMU: 0 waits for it to exit, 1 asks it to, 2 kills it.
     let level = 0
     let keptLog: string | undefined
-    const outcome = Deferred.unsafeMake<void, AbnormalShutdown>(FiberId.none)
+    const outcome = Deferred.unsafeMake<MachineExit, AbnormalShutdown>(FiberId.none)
     let started = false
 
     const readLog = Effect.map(process.readLog, (log) => log.length > logKeepBytes ? log.slice(-logKeepBytes) : log)
@@ -317,6 +337,17 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
           `QEMU received signal ${status.value.signal}; command: ${formatCommandLine(process.commandLine)}`
         )
       }
+    })
+
+    const ending = Effect.gen(function*() {
+      const status = Option.getOrElse(yield* process.exitStatus, () => ({ code: null, signal: null }))
+      const event = yield* qmp.lastShutdown
+      const exit: MachineExit = {
+        status,
+        shutdown: Option.map(event, (e) => e.data),
+        clean: status.code === 0
+      }
+      return exit
     })
 
     const hardKill = Effect.gen(function*() {
@@ -418,6 +449,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
           const run = Effect.uninterruptible(
             body.pipe(
               Effect.ensuring(finish),
+              Effect.zipRight(ending),
               Effect.exit,
               Effect.flatMap((exit) => Deferred.done(outcome, exit))
             )
@@ -484,7 +516,9 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       takeEvents: qmp.takeEvents,
       sendFd: (fd, fdname) => Effect.asVoid(qmp.executeWithFd(fd, "getfd", { fdname })),
       shutdown,
-      kill: Effect.catchAll(stop({ hard: true, timeout: shutdownTimeout, sendQuit: false }), () => Effect.void),
+      kill: Effect.asVoid(
+        Effect.catchAll(stop({ hard: true, timeout: shutdownTimeout, sendQuit: false }), () => Effect.void)
+      ),
       wait: (options) =>
         Effect.flatMap(timeoutOption(options?.timeout), (timeout) => stop({ hard: false, timeout, sendQuit: false })),
       isRunning: process.isRunning,

@@ -276,6 +276,11 @@ export interface QmpClient {
   readonly takeEvents: Effect.Effect<ReadonlyArray<QmpEvent>>
   /** Empties the mailbox. */
   readonly clearEvents: Effect.Effect<void>
+  /**
+   * The last `SHUTDOWN` event of the session, whether or not anyone took it: who asked QEMU to
+   * stop (`guest`) and why (`reason`). The machine reports it with QEMU's exit status.
+   */
+  readonly lastShutdown: Effect.Effect<Option.Option<QmpEvent<"SHUTDOWN">>>
   /** Whether the connection is still open. */
   readonly isOpen: Effect.Effect<boolean>
   /** Waits until the connection ends and tells why. */
@@ -572,7 +577,9 @@ const makeSession = (
     const protocolError = (reason: QmpProtocolError["reason"], detail: string) =>
       terminate(new QmpProtocolError({ reason, detail: printable(detail) }))
 
+    let lastShutdown: QmpEvent | undefined
     const deliverEvent = (event: QmpEvent) => {
+      if (event.event === "SHUTDOWN") lastShutdown = event
       let taken = false
       for (const waiter of waiters) {
         const matched = matchSafely(event, waiter.filters)
@@ -987,6 +994,7 @@ const makeSession = (
       events: Stream.unwrapScoped(Effect.map(subscribe, (subscription) => subscription.stream)),
       takeEvents: Effect.sync(() => mailbox.drain()),
       clearEvents: Effect.sync(() => void mailbox.drain()),
+      lastShutdown: Effect.sync(() => Option.fromNullable(lastShutdown as QmpEvent<"SHUTDOWN"> | undefined)),
       isOpen: Effect.sync(() => endedWith === undefined),
       closed: Deferred.await(ended),
       close: Effect.sync(() => terminate(new QmpDisconnected({ reason: "closed by the client" }))),

@@ -240,6 +240,47 @@ describe("Machine lifecycle", () => {
     }))
 })
 
+describe("Machine endings", () => {
+  it.scopedLive("shutdown says QEMU exited cleanly after a SHUTDOWN for host-qmp-quit, and a second call says the same", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      const ended = yield* vm.shutdown()
+      assert.deepStrictEqual(ended.status, { code: 0, signal: null })
+      assert.isTrue(ended.clean)
+      assert.deepStrictEqual(Option.getOrThrow(ended.shutdown), { guest: false, reason: "host-qmp-quit" })
+      assert.deepStrictEqual(yield* vm.shutdown(), ended)
+      assert.deepStrictEqual(yield* vm.wait(), ended)
+    }))
+
+  it.scopedLive("wait on a QEMU stopped by SIGTERM says so: host-signal", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      process.kill(vm.pid, "SIGTERM")
+      const ended = yield* vm.wait({ timeout: "20 seconds" })
+      assert.deepStrictEqual(Option.getOrThrow(ended.shutdown), { guest: false, reason: "host-signal" })
+      assert.isTrue(ended.clean)
+    }))
+
+  it.scopedLive("wait on a migration destination whose incoming stream fails: exit code 1, no SHUTDOWN, not clean", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: [...noneArgs, "-incoming", "defer"] })
+      yield* vm.execute("migrate-incoming", { uri: "exec:printf not-a-migration-stream" })
+      const ended = yield* vm.wait({ timeout: "20 seconds" })
+      assert.deepStrictEqual(ended.status, { code: 1, signal: null })
+      assert.isFalse(ended.clean)
+      assert.isTrue(Option.isNone(ended.shutdown))
+    }))
+
+  it.scopedLive("wait on a machine without QMP reports QEMU's own exit code 1 and no SHUTDOWN event", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: [...noneArgs, "-incoming", "exec:printf garbage"], qmp: false })
+      const ended = yield* vm.wait({ timeout: "20 seconds" })
+      assert.deepStrictEqual(ended.status, { code: 1, signal: null })
+      assert.isFalse(ended.clean)
+      assert.isTrue(Option.isNone(ended.shutdown))
+    }))
+})
+
 describe("Machine monitor addresses", () => {
   it.scopedLive("a UNIX socket monitor works and its socket is private (0600)", () =>
     Effect.gen(function*() {

@@ -29,6 +29,7 @@ export const disabledQmp = (name: string): QmpClient => {
     events: Stream.empty,
     takeEvents: Effect.succeed([]),
     clearEvents: Effect.void,
+    lastShutdown: Effect.succeedNone,
     isOpen: Effect.succeed(false),
     closed: Effect.succeed(error),
     close: Effect.void,
