@@ -2,7 +2,7 @@
  * The typed QMP surface: which commands and events exist, what they take and what they return.
  *
  * Out of the box the surface is the one generated from the QEMU the library bundles
- * (`src/generated/qemu.ts`, QEMU 7.2), so `execute("query-status")` is typed with no set-up.
+ * (`src/generated/qemu.js` with its `.d.ts`, QEMU 7.2), so `execute("query-status")` is typed with no set-up.
  * A command or event missing from the surface is still callable, untyped.
  *
  * @since 0.1.0

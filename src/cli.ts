@@ -7,7 +7,8 @@
  * effect-qemu codegen --schema qemu-10.0.json --qemu-version 10.0.0 --out src/qemu-surface.ts
  * ```
  *
- * writes the typed QMP surface of a QEMU: a binary (started with an empty machine for the call),
+ * writes the typed QMP surface of a QEMU (as `.ts`, or as `.js` + `.d.ts` when `--out` ends in `.js`,
+ * which costs the type checks of the program that imports it much less): a binary (started with an empty machine for the call),
  * a running QEMU's monitor (`unix:PATH` or `tcp:HOST:PORT`), or a saved `query-qmp-schema` reply.
  * With `--register MODULE`, the written module also registers itself as the surface `execute`
  * and `waitEvent` use (see `QmpSurfaceRegistry`).
@@ -17,6 +18,7 @@
 import { FileSystem, Path } from "@effect/platform"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Either } from "effect"
+import { toJsAndDeclarations } from "./codegen/Emit.js"
 import { generate } from "./codegen/Generate.js"
 import type { QemuVersion } from "./codegen/Introspect.js"
 import { parseVersion, probe, probeAddress, readSchemaFile } from "./codegen/Probe.js"
@@ -119,7 +121,14 @@ export const codegen = (args: CodegenArgs) =>
       : readSchemaFile({ file: args.source.file, version: args.source.version }))
     const { coverage, source } = generate(schema, { version, register: args.register })
     yield* fs.makeDirectory(path.dirname(args.out), { recursive: true })
-    yield* fs.writeFileString(args.out, source)
+    if (args.out.endsWith(".js")) {
+      // A .js output comes with its declarations, which is cheaper for the user's type checks.
+      const { dts, js } = yield* toJsAndDeclarations(source)
+      yield* fs.writeFileString(args.out, js)
+      yield* fs.writeFileString(args.out.replace(/\.js$/, ".d.ts"), dts)
+    } else {
+      yield* fs.writeFileString(args.out, source)
+    }
     yield* Console.log(
       `${args.out}: QEMU ${
         version?.number ?? "(version not given)"

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { readFileSync } from "node:fs"
+import { toJsAndDeclarations } from "../../src/codegen/Emit.js"
 import { generate } from "../../src/codegen/Generate.js"
 import { makeIndex, SchemaInfoList } from "../../src/codegen/Introspect.js"
 import { probe } from "../../src/codegen/Probe.js"
@@ -8,7 +9,9 @@ import { QmpSchemas } from "../../src/generated/qemu.js"
 import * as Machine from "../../src/Machine.js"
 
 const binary = "qemu-system-x86_64"
-const committedPath = new URL("../../src/generated/qemu.ts", import.meta.url)
+// The bundled surface is committed as .js + .d.ts (see codegen/Emit).
+const committedJs = new URL("../../src/generated/qemu.js", import.meta.url)
+const committedDts = new URL("../../src/generated/qemu.d.ts", import.meta.url)
 
 // Replies are decoded strictly: a member QEMU sends that the generated schema lacks is a failure.
 const decodeStrict = <A>(schema: Schema.Schema<A>, value: unknown) =>
@@ -100,7 +103,7 @@ describe("effect-qemu codegen", () => {
       const b = generate(second.schema, { version: second.version }).source
       expect(b).toBe(a)
 
-      const committed = readFileSync(committedPath, "utf8")
+      const committed = readFileSync(committedDts, "utf8")
       // Stable distributions bump QEMU's micro version and package string without touching the
       // schema; the comparison is of the surface, under the committed file's version stamp.
       const stamp = /^ \* The QMP surface of QEMU (\S+) \((.*)\): /m.exec(committed)
@@ -110,6 +113,10 @@ describe("effect-qemu codegen", () => {
         ? a
         : a.replaceAll(`QEMU ${first.version.number}`, `QEMU ${committedNumber}`)
           .replace(`(${first.version.package})`, `(${committedPackage})`)
-      expect(restamped, "src/generated/qemu.ts is stale: run `npm run codegen`").toBe(committed)
+      const emitted = yield* toJsAndDeclarations(restamped)
+      expect(emitted.dts, "src/generated/qemu.d.ts is stale: run `npm run codegen`").toBe(committed)
+      expect(emitted.js, "src/generated/qemu.js is stale: run `npm run codegen`").toBe(
+        readFileSync(committedJs, "utf8")
+      )
     }))
 })

@@ -5,7 +5,8 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import ts from "typescript"
 import { generate } from "../../src/codegen/Generate.js"
 import { SchemaInfoList } from "../../src/codegen/Introspect.js"
 import { parseAddress, parseVersion, probe, probeAddress, readSchemaFile } from "../../src/codegen/Probe.js"
@@ -83,6 +84,52 @@ describe("codegen from a schema file", () => {
       const version = Either.getOrThrow(parseVersion("10.0.0"))
       expect(Fs.readFileSync(out, "utf8")).toBe(generate(schema, { version }).source)
     }))
+
+  it.scopedLive(
+    "writes .js + .d.ts for an --out ending in .js: importable, declarations that type-check, registered",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        Fs.symlinkSync(Path.join(root, "node_modules"), Path.join(dir, "node_modules"))
+        Fs.writeFileSync(Path.join(dir, "package.json"), JSON.stringify({ type: "module" }))
+        const out = Path.join(dir, "qemu-10.js")
+        const run = yield* cli([
+          "codegen",
+          "--schema",
+          fixture,
+          "--qemu-version",
+          "10.0.0",
+          "--out",
+          out,
+          "--register",
+          "effect-qemu/QmpCommands"
+        ])
+        expect(run.stderr).toBe("")
+        const dts = Fs.readFileSync(Path.join(dir, "qemu-10.d.ts"), "utf8")
+        expect(dts).toContain(`declare module "effect-qemu/QmpCommands" {`)
+        expect(dts).toContain("export declare const QmpSchemas: QmpSchemas;")
+        expect(dts).not.toContain("Schema.Struct(")
+        const surface = yield* Effect.promise(() => import(/* @vite-ignore */ pathToFileURL(out).href))
+        const decoded = Schema.decodeUnknownEither(surface.QmpSchemas.commands["query-status"].return)({
+          running: true,
+          status: "running"
+        })
+        expect(decoded._tag).toBe("Right")
+        // The declarations alone, checked as a user's tsc would, without skipping library files.
+        const program = ts.createProgram([Path.join(dir, "qemu-10.d.ts")], {
+          strict: true,
+          exactOptionalPropertyTypes: true,
+          noEmit: true,
+          module: ts.ModuleKind.NodeNext,
+          moduleResolution: ts.ModuleResolutionKind.NodeNext,
+          target: ts.ScriptTarget.ES2022,
+          types: []
+        })
+        const problems = ts.getPreEmitDiagnostics(program).filter((d) => d.file?.fileName.includes("qemu-10"))
+        expect(problems.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"))).toEqual([])
+      }),
+    120_000
+  )
 
   it.effect("reads the bare list and the whole reply, and says what is wrong with anything else", () =>
     Effect.gen(function*() {
