@@ -309,6 +309,8 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     )
 
     let userKilled = false
+    // SIGTERM sent by a stop: QEMU dying of it (before its handler is installed) is no surprise.
+    let sentSigterm = false
     // How firmly the stop in progress ends QEMU: 0 waits for it to exit, 1 asks it to, 2 kills it.
     let level = 0
     let keptLog: string | undefined
@@ -332,7 +334,8 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       // QEMU is gone: keep what it printed last, then close
       yield* console.drainAndClose
       const status = yield* process.exitStatus
-      if (Option.isSome(status) && status.value.signal !== null && !userKilled) {
+      const expected = userKilled || (sentSigterm && status.pipe(Option.exists((s) => s.signal === "SIGTERM")))
+      if (Option.isSome(status) && status.value.signal !== null && !expected) {
         yield* Effect.logWarning(
           `QEMU received signal ${status.value.signal}; command: ${formatCommandLine(process.commandLine)}`
         )
@@ -364,7 +367,10 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     // Without a monitor to send `quit` to, SIGTERM asks QEMU to shut down just as well.
     const exitRequest = Effect.map(qmp.isOpen, (open) => config.qmp && open ? "quit" as const : "SIGTERM" as const)
     const requestExit = (via: "quit" | "SIGTERM", timeout: Duration.Duration) =>
-      via === "quit" ? qmp.execute("quit", undefined, { timeout }) : process.signal("SIGTERM")
+      via === "quit" ? qmp.execute("quit", undefined, { timeout }) : Effect.suspend(() => {
+        sentSigterm = true
+        return process.signal("SIGTERM")
+      })
 
     /** A graceful stop asked for while the machine only waits for QEMU to exit: ask it to now. */
     const escalateToGraceful = (timeout: Duration.Duration) =>
