@@ -17,15 +17,10 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
 import * as Qmp from "../src/Qmp.js"
-import { eventually, isRunning } from "./kit/qemu.js"
-
-const noneArgs = ["-M", "none", "-nodefaults"]
+import { eventually, isRunning, noneArgs, tempDir } from "./kit/qemu.js"
 
 /** A fresh base directory, so a test can see exactly what a machine left in it. */
-const baseDir = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-test-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
+const baseDir = tempDir()
 
 /** Captures log lines for the test's duration. */
 const captureLogs = () => {
@@ -134,6 +129,17 @@ describe("Machine lifecycle", () => {
         assert.deepStrictEqual(Option.getOrThrow(yield* vm.exitStatus), { code: null, signal: "SIGKILL" })
         assert.isFalse(isRunning(vm.pid))
       }).pipe(Effect.provide(logs.layer))
+      assert.isFalse(logs.lines.some((line) => line.startsWith("WARN")), logs.lines.join("\n"))
+    }))
+
+  it.scopedLive("a shutdown without QMP sends SIGTERM and logs no warning, even if QEMU dies of it", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const ended = yield* Effect.gen(function*() {
+        const vm = yield* Machine.make({ args: noneArgs, qmp: false })
+        return yield* vm.shutdown()
+      }).pipe(Effect.provide(logs.layer))
+      assert.isTrue(ended.status.code === 0 || ended.status.signal === "SIGTERM", JSON.stringify(ended.status))
       assert.isFalse(logs.lines.some((line) => line.startsWith("WARN")), logs.lines.join("\n"))
     }))
 

@@ -2,16 +2,12 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
 import { bannerEchoGuest, floppyBootArgs, poweroffGuest, writeGuest } from "./kit/guests.js"
-import { isRunning } from "./kit/qemu.js"
+import { isRunning, noneArgs, tempDir } from "./kit/qemu.js"
 
-const scratch = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-dev-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
+const scratch = tempDir("effect-qemu-dev-")
 
 /** Boots a guest sector from a floppy with the console on a socketpair. */
 const bootGuest = (
@@ -79,7 +75,7 @@ describe("Machine console", () => {
 
   it.scopedLive("a machine without a console fails console calls with ConsoleClosed", () =>
     Effect.gen(function*() {
-      const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const vm = yield* Machine.make({ args: noneArgs })
       const error = yield* Effect.flip(vm.console.waitFor("x", { timeout: "1 second" }))
       assert.strictEqual(error._tag, "ConsoleClosed")
       assert.include(error.message, "no console")
@@ -95,7 +91,7 @@ describe("Machine file descriptors", () => {
       const fd = Fs.openSync(file, "r+")
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
       const vm = yield* Machine.make({
-        args: ["-M", "none", "-nodefaults"],
+        args: noneArgs,
         fds: [{ fd, set: 7, opaque: "scratch-disk" }]
       })
       const fdsets = yield* vm.execute("query-fdsets")
@@ -112,7 +108,7 @@ describe("Machine file descriptors", () => {
       const dir = yield* scratch
       const fd = Fs.openSync(Path.join(dir, "passed"), "w")
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
-      const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const vm = yield* Machine.make({ args: noneArgs })
       yield* vm.sendFd(fd, "passed-fd")
       yield* vm.execute("closefd", { fdname: "passed-fd" })
       const error = yield* Effect.flip(vm.execute("closefd", { fdname: "passed-fd" }))
@@ -124,7 +120,7 @@ describe("Machine file descriptors", () => {
   it.scopedLive("requests made while a descriptor is passed wait, and every one gets its reply", () =>
     Effect.gen(function*() {
       const dir = yield* scratch
-      const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const vm = yield* Machine.make({ args: noneArgs })
       const fds = Array.from({ length: 5 }, (_, i) => Fs.openSync(Path.join(dir, `f${i}`), "w"))
       yield* Effect.addFinalizer(() => Effect.sync(() => fds.forEach((fd) => Fs.closeSync(fd))))
       const results = yield* Effect.all([
@@ -140,7 +136,7 @@ describe("Machine file descriptors", () => {
       const dir = yield* scratch
       const fd = Fs.openSync(Path.join(dir, "added"), "w")
       yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(fd)))
-      const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const vm = yield* Machine.make({ args: noneArgs })
       const info = (yield* vm.qmp.executeWithFd(fd, "add-fd", { opaque: "runtime" })) as { "fdset-id": number }
       const fdsets = yield* vm.execute("query-fdsets")
       const set = fdsets.find((entry) => entry["fdset-id"] === info["fdset-id"])

@@ -13,15 +13,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
-import { eventually, isRunning } from "./kit/qemu.js"
-
-const noneArgs = ["-M", "none", "-nodefaults"]
-
-const tempDir = (prefix = "effect-qemu-test-") =>
-  Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
+import { eventually, isRunning, noneArgs, tempDir } from "./kit/qemu.js"
 
 const parentOf = (pid: number): number | undefined => {
   try {

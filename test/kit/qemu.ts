@@ -105,14 +105,21 @@ export const spawnQemu = (args: ReadonlyArray<string>): Effect.Effect<QemuChild,
 export const rawQemu = (extraArgs: ReadonlyArray<string> = []): Effect.Effect<QemuChild, never, Scope.Scope> =>
   spawnWithFd3([...monitorArgs, ...extraArgs])
 
+/** The arguments of an empty machine, for tests that need QMP and nothing else. */
+export const noneArgs: ReadonlyArray<string> = ["-M", "none", "-nodefaults"]
+
+/** A fresh temporary directory named `prefix...`, removed with everything in it on release. */
+export const tempDir = (prefix = "effect-qemu-test-"): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), prefix))),
+    (directory) =>
+      Effect.tryPromise(() => NodeFs.rm(directory, { recursive: true, force: true })).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`could not remove ${directory}`, error.cause))
+      )
+  )
+
 /** A fresh temporary directory, removed with everything in it on release. */
-export const temporaryDirectory: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "effect-qemu-console-"))),
-  (directory) =>
-    Effect.tryPromise(() => NodeFs.rm(directory, { recursive: true, force: true })).pipe(
-      Effect.catchAll((error) => Effect.logWarning(`could not remove ${directory}`, error.cause))
-    )
-)
+export const temporaryDirectory: Effect.Effect<string, never, Scope.Scope> = tempDir("effect-qemu-console-")
 
 /**
  * Polls `check` until it holds, failing with `what` after `within` ms: for facts that settle a

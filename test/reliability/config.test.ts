@@ -10,9 +10,8 @@ import * as Option from "effect/Option"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Machine from "../../src/Machine.js"
+import { noneArgs } from "../kit/qemu.js"
 import { baseDir, expectNoChildren } from "./kit.js"
-
-const noneArgs = ["-M", "none", "-nodefaults"]
 
 describe("Bad configuration", () => {
   /**

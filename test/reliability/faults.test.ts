@@ -14,6 +14,7 @@ import * as Path from "node:path"
 import * as Machine from "../../src/Machine.js"
 import { untyped } from "../../src/QmpCommands.js"
 import { floodGuest, floppyBootArgs, writeGuest } from "../kit/guests.js"
+import { noneArgs } from "../kit/qemu.js"
 import {
   baseDir,
   expectEmptyDir,
@@ -26,8 +27,6 @@ import {
   rssBytes,
   settle
 } from "./kit.js"
-
-const noneArgs = ["-M", "none", "-nodefaults"]
 
 /** Runs `effect` and returns how long it took, in milliseconds. */
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>

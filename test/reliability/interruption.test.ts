@@ -10,6 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Machine from "../../src/Machine.js"
 import { bannerEchoGuest, floppyBootArgs, writeGuest } from "../kit/guests.js"
+import { noneArgs } from "../kit/qemu.js"
 import {
   announceSeed,
   baseDir,
@@ -22,8 +23,6 @@ import {
 } from "./kit.js"
 
 announceSeed("interruption")
-
-const noneArgs = ["-M", "none", "-nodefaults"]
 
 /** Forks `program`, lets it run `delayMs`, interrupts it and waits until it is fully released. */
 const interruptAfter = <A, E>(program: Effect.Effect<A, E>, delayMs: number) =>

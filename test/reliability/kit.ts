@@ -4,11 +4,10 @@
  */
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import { inject } from "vitest"
+import { tempDir } from "../kit/qemu.js"
 
 /**
  * The run's seed, chosen once in test/globalSetup.ts: `RELIABILITY_SEED` when set, otherwise a
@@ -46,10 +45,7 @@ export const random = (label: string): Random => {
 }
 
 /** A fresh base directory for a test's machines, removed on release. */
-export const baseDir: Effect.Effect<string, never, import("effect/Scope").Scope> = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-rel-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
+export const baseDir: Effect.Effect<string, never, import("effect/Scope").Scope> = tempDir("effect-qemu-rel-")
 
 const stateOf = (pid: number): string | undefined => {
   try {

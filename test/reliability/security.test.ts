@@ -10,9 +10,8 @@ import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Machine from "../../src/Machine.js"
+import { noneArgs } from "../kit/qemu.js"
 import { baseDir } from "./kit.js"
-
-const noneArgs = ["-M", "none", "-nodefaults"]
 
 /** Writes the probe into `dir`; its report lands in `dir/report.*` when a machine launches through it. */
 const probe = (dir: string) => {
