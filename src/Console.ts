@@ -25,7 +25,7 @@ import { inflow } from "./internal/consoleInflow.js"
 import { LineSplitter } from "./internal/consoleLines.js"
 import * as ConsoleSearch from "./internal/consoleSearch.js"
 import { RecentBytes } from "./internal/recentBytes.js"
-import { awaitWithin, decodeTimeout } from "./internal/timer.js"
+import { awaitWithin, decodeTimeoutOr } from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import * as Transport from "./internal/transport.js"
 
@@ -241,10 +241,8 @@ const timeoutOption = (
   operation: string,
   input: Duration.DurationInput | undefined,
   fallback: Duration.Duration
-): Either.Either<Duration.Duration, ConsoleError> => {
-  if (input === undefined) return Either.right(fallback)
-  return Either.mapLeft(decodeTimeout(input), (sentence) => invalid(`${operation} timeout: ${sentence}`))
-}
+): Either.Either<Duration.Duration, ConsoleError> =>
+  Either.mapLeft(decodeTimeoutOr(input, fallback), (sentence) => invalid(`${operation} timeout: ${sentence}`))
 
 const sinceValues: ReadonlyArray<unknown> = ["cursor", "now", "start"]
 

@@ -469,12 +469,10 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     const shutdownTimeout = config.shutdownTimeout
     /** A caller's timeout option: a positive duration, or the machine's `shutdownTimeout`. */
     const timeoutOption = (input: Duration.DurationInput | undefined) =>
-      input === undefined
-        ? Effect.succeed(shutdownTimeout)
-        : Either.match(Timer.decodeTimeout(input), {
-          onLeft: (detail) => Effect.fail(new MachineConfigError({ field: "timeout", detail })),
-          onRight: Effect.succeed
-        })
+      Either.match(Timer.decodeTimeoutOr(input, shutdownTimeout), {
+        onLeft: (detail) => Effect.fail(new MachineConfigError({ field: "timeout", detail })),
+        onRight: Effect.succeed
+      })
     const shutdown = (options?: ShutdownOptions) =>
       Effect.flatMap(
         timeoutOption(options?.timeout),

@@ -424,13 +424,12 @@ const sessionTimeout = (
   field: string,
   input: Duration.DurationInput | undefined,
   fallback: Duration.Duration
-): Effect.Effect<Duration.Duration, QmpConnectError> => {
-  if (input === undefined) return Effect.succeed(fallback)
-  const decoded = Timer.decodeTimeout(input)
-  return Either.isRight(decoded)
-    ? Effect.succeed(decoded.right)
-    : Effect.fail(new QmpConnectError({ reason: "InvalidOptions", address, detail: `${field}: ${decoded.left}` }))
-}
+): Effect.Effect<Duration.Duration, QmpConnectError> =>
+  Either.match(Timer.decodeTimeoutOr(input, fallback), {
+    onLeft: (detail) =>
+      Effect.fail(new QmpConnectError({ reason: "InvalidOptions", address, detail: `${field}: ${detail}` })),
+    onRight: Effect.succeed
+  })
 
 const bounded = <A, E, R>(
   effect: Effect.Effect<A, E, R>,

@@ -110,6 +110,12 @@ export const decodeTimeout = (input: unknown): Either.Either<Duration.Duration, 
   return Either.right(duration)
 }
 
+/** {@link decodeTimeout} of an optional input: `fallback` when there is none. */
+export const decodeTimeoutOr = (
+  input: unknown,
+  fallback: Duration.Duration
+): Either.Either<Duration.Duration, string> => input === undefined ? Either.right(fallback) : decodeTimeout(input)
+
 const describe = (input: unknown): string => {
   if (typeof input === "string") return JSON.stringify(input.length > 40 ? input.slice(0, 40) + "..." : input)
   if (typeof input === "bigint") return `${input}n`
