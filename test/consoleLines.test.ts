@@ -1,21 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as FastCheck from "effect/FastCheck"
 import { LineSplitter } from "../src/internal/consoleLines.js"
+import { splitAt } from "./kit/chunks.js"
 
 const encoder = new TextEncoder()
-
-/** Splits bytes at the given cut points (taken modulo the length, sorted). */
-const splitAt = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b)
-  const chunks: Array<Uint8Array> = []
-  let start = 0
-  for (const point of points) {
-    chunks.push(bytes.subarray(start, point))
-    start = point
-  }
-  chunks.push(bytes.subarray(start))
-  return chunks
-}
 
 const pieces = (line: string, maxLength: number): Array<string> => {
   if (line.length === 0) return [""]
