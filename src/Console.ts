@@ -131,6 +131,7 @@ export type WaitForError = ConsoleTimeout | ConsoleClosed | ConsoleFailureMatche
 export interface WaitFor {
   (pattern: string, options?: WaitForOptions): Effect.Effect<string, WaitForError>
   (pattern: RegExp, options?: WaitForOptions): Effect.Effect<RegExpExecArray, WaitForError>
+  (pattern: string | RegExp, options?: WaitForOptions): Effect.Effect<string | RegExpExecArray, WaitForError>
 }
 
 /**
