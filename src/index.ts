@@ -82,6 +82,13 @@ export * as Console from "./Console.js"
 export * from "./ConsoleError.js"
 
 /**
+ * A shell on the console: run a command in the guest, get its exit code and output.
+ *
+ * @since 0.1.0
+ */
+export * as Shell from "./Shell.js"
+
+/**
  * Tiny boot-sector guests for console tests and demos.
  *
  * @since 0.1.0
