@@ -30,7 +30,7 @@ mkdir -p src
 cat > src/main.ts <<'TS'
 import { Effect } from "effect"
 import { Machine } from "effect-qemu"
-import { QmpCommandError } from "effect-qemu/QmpError"
+import { QmpCommandUnavailable } from "effect-qemu/QmpError"
 
 const program = Effect.scoped(Effect.gen(function*() {
   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
@@ -38,7 +38,7 @@ const program = Effect.scoped(Effect.gen(function*() {
   const running: boolean = status.running
   yield* vm.executeAndWait("stop", { event: "STOP" })
   const error = yield* Effect.flip(vm.execute("no-such-command" as "query-status"))
-  if (!(error instanceof QmpCommandError)) throw new Error(`expected a QmpCommandError, got ${error._tag}`)
+  if (!(error instanceof QmpCommandUnavailable)) throw new Error(`expected QmpCommandUnavailable, got ${error._tag}`)
   return `QEMU ${vm.qmp.version} was ${status.status} (running: ${running}), then stopped`
 }))
 

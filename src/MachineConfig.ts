@@ -90,6 +90,7 @@ const QmpConfig = Schema.Struct({
   eventBufferSize: Schema.optional(Schema.Int.pipe(Schema.positive())),
   eventBufferBytes: Schema.optional(Schema.Int.pipe(Schema.positive())),
   checkArgs: Schema.optional(Schema.Boolean),
+  checkCommands: Schema.optional(Schema.Boolean),
   decodeReplies: Schema.optional(Schema.Boolean)
 })
 

@@ -26,6 +26,7 @@ import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
 import { makeIndex } from "./codegen/Introspect.js"
 import * as ExactJson from "./internal/exactJson.js"
 import { LineDecoder, preview, printable } from "./internal/lineDecoder.js"
+import { Catalog, commandNames } from "./internal/qmp/catalog.js"
 import * as Events from "./internal/qmp/events.js"
 import * as ScmRights from "./internal/ScmRights.js"
 import * as Timer from "./internal/timer.js"
@@ -54,7 +55,7 @@ import {
   ScmRightsError
 } from "./QmpError.js"
 import { QmpCommandError, QmpReplyError } from "./QmpError.js"
-import type { QmpEventError, QmpExecuteError } from "./QmpError.js"
+import type { QmpCommandUnavailable, QmpEventError, QmpExecuteError } from "./QmpError.js"
 import type { EventFilter, QmpEvent, QmpFailure, QmpResponse } from "./QmpMessage.js"
 import { isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
 import { validateArgs } from "./QmpValidate.js"
@@ -96,6 +97,13 @@ export interface QmpOptions {
    * member, instead of QEMU's generic error. Default: false.
    */
   readonly checkArgs?: boolean | undefined
+  /**
+   * Refuse, before sending, a command the running QEMU does not have, with
+   * `QmpCommandUnavailable` naming QEMU's version and the closest command it has. The list comes
+   * from `query-commands`, asked once per session when a command outside the core every QEMU has
+   * is first executed (`raw` is never checked). Default: true.
+   */
+  readonly checkCommands?: boolean | undefined
   /**
    * Decode every reply of a command known to the bundled surface with its generated `Schema`;
    * a mismatch fails with `QmpReplyError`. Default: false.
@@ -489,6 +497,12 @@ const openNet = (address: Exclude<QmpAddress, { _tag: "Duplex" }>, label: string
     (socket) => Effect.sync(() => socket.destroy())
   )
 
+/** QEMU's version from its greeting, as `major.minor.micro`. */
+const versionOf = (greeting: QmpGreeting): string => {
+  const { major, micro, minor } = greeting.QMP.version.qemu
+  return `${major}.${minor}.${micro}`
+}
+
 /**
  * Opens a QMP session over a transport that is already connected: reads the greeting,
  * negotiates capabilities and returns the client. The session ends when the scope closes.
@@ -778,8 +792,22 @@ const makeSession = (
         ? Effect.fail(commandError(command, response, args))
         : Effect.succeed(response.return)
 
+    /** `run` if this QEMU has the command (or cannot tell), else `QmpCommandUnavailable` at once. */
+    const onlyIfAvailable = <A, E>(
+      command: string,
+      run: Effect.Effect<A, E>
+    ): Effect.Effect<A, E | QmpCommandUnavailable> => {
+      const verdict = catalog?.verdict(command)
+      if (verdict === undefined) return run as Effect.Effect<A, E | QmpCommandUnavailable>
+      if (verdict !== "lookup") return Effect.fail(verdict)
+      return Effect.flatMap(
+        catalog!.verdictAfterLookup(command),
+        (after): Effect.Effect<A, E | QmpCommandUnavailable> => after === undefined ? run : Effect.fail(after)
+      )
+    }
+
     const executeWithFd: QmpClient["executeWithFd"] = (fd, command, args, options) =>
-      Effect.gen(function*() {
+      onlyIfAvailable(command, Effect.void).pipe(Effect.zipRight(Effect.gen(function*() {
         const duplex = transport.duplex
         if (!(duplex instanceof Net.Socket)) {
           return yield* Effect.fail(
@@ -796,15 +824,19 @@ const makeSession = (
           }).pipe(Effect.ensuring(Effect.sync(releaseHeld)))
         ))
         return yield* toResult(command, args)(response)
-      }).pipe(withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.fd": fd, "qmp.name": name }))
+      }))).pipe(withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.fd": fd, "qmp.name": name }))
 
     const execute = (
       command: string,
       args?: Record<string, unknown>,
       options?: ExecuteOptions
     ): Effect.Effect<unknown, QmpExecuteError> => {
-      let run: Effect.Effect<unknown, QmpExecuteError> = request(command, args, options, toResult(command, args))
-      if (schemaIndex !== undefined) {
+      let run: Effect.Effect<unknown, QmpExecuteError> = onlyIfAvailable(
+        command,
+        request(command, args, options, toResult(command, args))
+      )
+      // A command missing from the schema is the catalog's to refuse, with its better message.
+      if (schemaIndex !== undefined && (catalog === undefined || schemaIndex.commands.has(command))) {
         const checked = checkArgs(schemaIndex, command, args && options?.convertKeys ? convertKeys(args) : args)
         if (checked !== undefined) run = Effect.fail(checked)
       }
@@ -895,6 +927,13 @@ const makeSession = (
       return { take, waitEvent: waitEvent as EventSubscription["waitEvent"], stream }
     }))
 
+    // The command list, asked for by the catalog when first needed; any failure means "cannot tell".
+    const lookupCommands = send("query-commands", undefined, undefined).pipe(
+      Effect.map((response) => isFailure(response) ? undefined : commandNames(response.return)),
+      Effect.orElseSucceed(() => undefined)
+    )
+    const sessionScope = yield* Effect.scope
+
     const greeting = yield* greeted.await(greetingTimeout, () =>
       new QmpConnectError({
         reason: "GreetingTimeout",
@@ -904,6 +943,7 @@ const makeSession = (
 
     // Optional checking, set up once the session is ready.
     let schemaIndex: SchemaIndex | undefined
+    let catalog: Catalog | undefined
     let replySchemas: Record<string, { readonly return: unknown } | undefined> | undefined
 
     const wantOob = options.oob === true && greeting.QMP.capabilities.includes("oob")
@@ -945,6 +985,14 @@ const makeSession = (
       )
       schemaIndex = makeIndex(schema as SchemaInfoList)
     }
+    if (options.checkCommands !== false) {
+      catalog = new Catalog(
+        { version: versionOf(greeting), package: greeting.QMP.version.package },
+        lookupCommands,
+        sessionScope
+      )
+      if (schemaIndex !== undefined) catalog.prime([...schemaIndex.commands.keys()])
+    }
     if (options.decodeReplies === true) {
       // Loaded only when asked for: the generated module is large.
       const generated = yield* Effect.promise(() => import("./generated/qemu.js"))
@@ -963,12 +1011,11 @@ const makeSession = (
       Effect.interruptible
     )
 
-    const { major, micro, minor } = greeting.QMP.version.qemu
     const client: QmpClient = {
       name,
       address,
       greeting,
-      version: `${major}.${minor}.${micro}`,
+      version: versionOf(greeting),
       capabilities,
       execute: execute as QmpClient["execute"],
       raw,

@@ -30,6 +30,32 @@ export class QmpCommandError extends Data.TaggedError("QmpCommandError")<{
 }
 
 /**
+ * The running QEMU has no such command: found before anything was sent, from the list of
+ * commands this QEMU reported (`query-commands`, asked once per session, on the first command
+ * outside the handful every QEMU has). Usually the surface was generated for another QEMU
+ * version, the feature was compiled out of this build, or the name is misspelt.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class QmpCommandUnavailable extends Data.TaggedError("QmpCommandUnavailable")<{
+  /** The command that was asked for. */
+  readonly command: string
+  /** The running QEMU's version, `major.minor.micro`. */
+  readonly version: string
+  /** The running QEMU's package string from its greeting, e.g. `Debian 1:7.2+dfsg-7`; may be empty. */
+  readonly package: string
+  /** The closest command this QEMU has, when one is close enough to be a likely misspelling. */
+  readonly suggestion?: string | undefined
+}> {
+  get message(): string {
+    const build = this.package.trim() === "" ? "" : ` (${printable(this.package.trim())})`
+    const hint = this.suggestion === undefined ? "" : `; did you mean "${this.suggestion}"?`
+    return `QEMU ${this.version}${build} has no QMP command "${printable(this.command)}"${hint}`
+  }
+}
+
+/**
  * An operation did not complete within its timeout: a command's reply, an event, the greeting.
  *
  * @since 0.1.0
@@ -131,6 +157,7 @@ export class QmpReplyError extends Data.TaggedError("QmpReplyError")<{
  */
 export type QmpExecuteError =
   | QmpCommandError
+  | QmpCommandUnavailable
   | QmpTimeout
   | QmpDisconnected
   | QmpProtocolError
