@@ -83,6 +83,12 @@ export interface MachineService {
   readonly events: QmpClient["events"]
   /** Takes the events received and not yet waited for (Python's `QEMUMachine.get_qmp_events`). */
   readonly takeEvents: QmpClient["takeEvents"]
+  /** The next event whatever its name, waiting for one (see `Qmp.nextEvent`). */
+  readonly nextEvent: QmpClient["nextEvent"]
+  /** Waits for at least one event, then takes them all (Python's `get_qmp_events(wait=True)`). */
+  readonly nextEvents: QmpClient["nextEvents"]
+  /** Runs an HMP command line and returns its text output (`human-monitor-command`). */
+  readonly hmp: QmpClient["hmp"]
   /**
    * Passes an open descriptor to the running QEMU under `name` (QMP `getfd`); `closefd` with
    * the same name releases it.
@@ -518,6 +524,9 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       executeAndWait: qmp.executeAndWait,
       events: qmp.events,
       takeEvents: qmp.takeEvents,
+      nextEvent: qmp.nextEvent,
+      nextEvents: qmp.nextEvents,
+      hmp: qmp.hmp,
       sendFd: (fd, fdname) => Effect.asVoid(qmp.executeWithFd(fd, "getfd", { fdname })),
       shutdown,
       kill: Effect.asVoid(

@@ -57,7 +57,7 @@ import {
 import { QmpCommandError, QmpReplyError } from "./QmpError.js"
 import type { QmpCommandUnavailable, QmpEventError, QmpExecuteError } from "./QmpError.js"
 import type { EventFilter, QmpEvent, QmpFailure, QmpResponse } from "./QmpMessage.js"
-import { isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
+import { anyEvent, isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
 import { validateArgs } from "./QmpValidate.js"
 
 /**
@@ -182,6 +182,30 @@ export interface EventSubscription {
 }
 
 /**
+ * Options of `nextEvent` and `nextEvents`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface NextEventOptions {
+  /** How long to wait for an event. Default: 60 seconds; `Duration.infinity` for no bound. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Whether an event already in the mailbox counts. Default: true. */
+  readonly buffered?: boolean | undefined
+}
+
+/**
+ * Options of `hmp`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HmpOptions extends ExecuteOptions {
+  /** The CPU the command runs on (`cpu-index`), for commands such as `info registers`. */
+  readonly cpuIndex?: number | undefined
+}
+
+/**
  * Options of `executeAndWait`: the command's `args` (typed as `execute`'s), the `event` (or
  * events) it causes, a `match` on that event, the wait's `timeout` and the command's
  * `commandTimeout`.
@@ -238,7 +262,10 @@ export interface QmpClient {
     args?: Record<string, unknown> | undefined,
     options?: ExecuteOptions
   ) => Effect.Effect<unknown, QmpExecuteError | ScmRightsError>
-  /** Runs a command and returns the raw reply, error replies included (Python's `QEMUMachine.qmp()`). */
+  /**
+   * Runs a command and returns the raw reply, error replies included, as QEMU meant it: without
+   * the `id` the client added (Python's `QEMUMachine.qmp()`), so it compares with golden output.
+   */
   readonly raw: (
     command: string,
     args?: Record<string, unknown> | undefined,
@@ -282,6 +309,24 @@ export interface QmpClient {
   readonly events: Stream.Stream<QmpEvent>
   /** Takes every event from the mailbox, oldest first (Python's `QEMUMachine.get_qmp_events`). */
   readonly takeEvents: Effect.Effect<ReadonlyArray<QmpEvent>>
+  /**
+   * Takes the oldest event from the mailbox whatever its name, waiting for one to arrive when
+   * the mailbox is empty (`buffered: false`: only an event that arrives after the call).
+   */
+  readonly nextEvent: (options?: NextEventOptions) => Effect.Effect<QmpEvent, QmpEventError>
+  /**
+   * Waits until the mailbox holds at least one event, then takes them all, oldest first (Python's
+   * `get_qmp_events(wait=True)`): the core loop of block-job tests.
+   */
+  readonly nextEvents: (options?: NextEventOptions) => Effect.Effect<ReadonlyArray<QmpEvent>, QmpEventError>
+  /**
+   * Runs an HMP command line (`human-monitor-command`) and returns the text QEMU printed, e.g.
+   * `hmp("info block")` or `hmp("qemu-io drive0 \"write -P 0xab 0 64k\"")`.
+   */
+  readonly hmp: (
+    commandLine: string,
+    options?: HmpOptions
+  ) => Effect.Effect<string, QmpExecuteError>
   /** Empties the mailbox. */
   readonly clearEvents: Effect.Effect<void>
   /**
@@ -463,6 +508,15 @@ const bounded = <A, E, R>(
  * Whether an event satisfies a waiter's filters. A caller's predicate may throw (say, reading
  * `data.reason` of an event without data): that is the waiter's error, never the session's.
  */
+/** A reply as QEMU meant it: without the id the client added to its request. */
+const withoutId = (response: QmpResponse): QmpResponse => {
+  const { id: _id, ...reply } = response as QmpResponse & { readonly id?: unknown }
+  return reply as QmpResponse
+}
+
+/** The filter of `nextEvent`: any event. */
+const nextAny: ReadonlyArray<EventFilter> = [{ name: anyEvent }]
+
 const matchSafely = (event: QmpEvent, filters: ReadonlyArray<EventFilter>): boolean | QmpMatchError => {
   try {
     return matchesAny(event, filters)
@@ -784,6 +838,7 @@ const makeSession = (
 
     const raw: QmpClient["raw"] = (command, args, options) =>
       send(command, args, options).pipe(
+        Effect.map(withoutId),
         withHotSpan(`Qmp.raw ${command}`, { "qmp.command": command, "qmp.name": name })
       )
 
@@ -871,7 +926,7 @@ const makeSession = (
       filters: ReadonlyArray<EventFilter>,
       options: Omit<WaitEventOptions, "match"> | undefined
     ): Effect.Effect<QmpEvent, QmpEventError> => {
-      const operation = `event ${filters.map((filter) => filter.name).join("|")}`
+      const operation = filters === nextAny ? "next event" : `event ${filters.map((filter) => filter.name).join("|")}`
       return Effect.suspend((): Effect.Effect<QmpEvent, QmpEventError> => {
         if (options?.buffered !== false) {
           const found = mailbox.take((event) => matchSafely(event, filters))
@@ -1039,6 +1094,17 @@ const makeSession = (
       subscribe,
       events: Stream.unwrapScoped(Effect.map(subscribe, (subscription) => subscription.stream)),
       takeEvents: Effect.sync(() => mailbox.drain()),
+      nextEvent: (nextOptions) => waitFiltered(nextAny, nextOptions),
+      nextEvents: (nextOptions) =>
+        Effect.map(waitFiltered(nextAny, nextOptions), (first) => [first, ...mailbox.drain()]),
+      hmp: (commandLine, hmpOptions) =>
+        Effect.map(
+          execute("human-monitor-command", {
+            "command-line": commandLine,
+            ...(hmpOptions?.cpuIndex === undefined ? {} : { "cpu-index": hmpOptions.cpuIndex })
+          }, hmpOptions),
+          String
+        ),
       clearEvents: Effect.sync(() => void mailbox.drain()),
       lastShutdown: Effect.sync(() => Option.fromNullable(lastShutdown as QmpEvent<"SHUTDOWN"> | undefined)),
       isOpen: Effect.sync(() => endedWith === undefined),

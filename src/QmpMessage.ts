@@ -156,6 +156,15 @@ export interface EventFilter {
 }
 
 /**
+ * The filter name that every event matches (QEMU's event names are upper-case identifiers, so it
+ * names no event of its own).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const anyEvent = "*"
+
+/**
  * Whether an event satisfies one of the filters.
  *
  * @since 0.1.0
@@ -163,7 +172,7 @@ export interface EventFilter {
  */
 export const matchesAny = (event: QmpEvent, filters: ReadonlyArray<EventFilter>): boolean =>
   filters.some((filter) =>
-    filter.name === event.event &&
+    (filter.name === event.event || filter.name === anyEvent) &&
     (typeof filter.match === "function" ? filter.match(event) : matches(event, filter.match))
   )
 

@@ -244,6 +244,67 @@ describe("Qmp against real QEMU", () => {
       )
       assert.include(error.message, "abstract-x")
     }))
+
+  it.scopedLive("nextEvent takes the oldest event whatever its name, or waits for the next", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      yield* qmp.execute("stop")
+      const buffered = yield* qmp.nextEvent({ timeout: "5 seconds" })
+      assert.strictEqual(buffered.event, "STOP")
+      const waiting = yield* Effect.fork(qmp.nextEvent({ timeout: "5 seconds" }))
+      yield* Effect.sleep("50 millis")
+      yield* qmp.execute("cont")
+      const arrived = yield* Fiber.join(waiting)
+      assert.strictEqual(arrived.event, "RESUME")
+      const none = yield* Effect.flip(qmp.nextEvent({ timeout: "100 millis" }))
+      assert.strictEqual(none._tag, "QmpTimeout")
+      assert.include(none.message, "next event")
+    }))
+
+  it.scopedLive("nextEvent with buffered false ignores what the mailbox holds", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      yield* qmp.execute("stop")
+      const fresh = yield* Effect.fork(qmp.nextEvent({ buffered: false, timeout: "5 seconds" }))
+      yield* Effect.sleep("50 millis")
+      yield* qmp.execute("cont")
+      assert.strictEqual((yield* Fiber.join(fresh)).event, "RESUME")
+    }))
+
+  it.scopedLive("nextEvents waits for an event, then takes every event the mailbox holds", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const waiting = yield* Effect.fork(qmp.nextEvents({ timeout: "5 seconds" }))
+      yield* Effect.sleep("50 millis")
+      yield* qmp.execute("stop")
+      assert.deepStrictEqual((yield* Fiber.join(waiting)).map((event) => event.event), ["STOP"])
+      yield* qmp.execute("cont")
+      yield* qmp.execute("stop")
+      const both = yield* qmp.nextEvents({ timeout: "5 seconds" })
+      assert.deepStrictEqual(both.map((event) => event.event), ["RESUME", "STOP"])
+      assert.deepStrictEqual(yield* qmp.takeEvents, [])
+    }))
+
+  it.scopedLive("hmp returns the text HMP prints, on the CPU asked for", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw(["-M", "pc", "-S", "-smp", "2"])
+      assert.strictEqual((yield* qmp.hmp("info status")).trim(), "VM status: paused (prelaunch)")
+      const unknown = yield* qmp.hmp("no-such-hmp-command")
+      assert.include(unknown, "unknown command")
+      const registers = yield* qmp.hmp("info registers", { cpuIndex: 1 })
+      assert.match(registers, /CPU#1/)
+      const refused = yield* Effect.flip(qmp.hmp("info registers", { cpuIndex: 7 }))
+      assert.strictEqual(refused._tag, "QmpCommandError")
+    }))
+
+  it.scopedLive("raw replies come as QEMU meant them, without the client's id", () =>
+    Effect.gen(function*() {
+      const { qmp } = yield* connectRaw()
+      const reply = yield* qmp.raw("query-name")
+      assert.deepStrictEqual(reply, { return: {} })
+      const failed = yield* qmp.raw("cont", { nonsense: 1 })
+      assert.deepStrictEqual(Object.keys(failed), ["error"])
+    }))
 })
 
 describe("Qmp attaching to a QEMU started elsewhere", () => {
