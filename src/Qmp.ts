@@ -13,7 +13,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
@@ -24,10 +23,11 @@ import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import type { SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
 import { makeIndex } from "./codegen/Introspect.js"
-import * as ExactJson from "./internal/exactJson.js"
-import { LineDecoder, preview, printable } from "./internal/lineDecoder.js"
+import { preview } from "./internal/lineDecoder.js"
 import { Catalog, commandNames } from "./internal/qmp/catalog.js"
-import * as Events from "./internal/qmp/events.js"
+import type { RequestError } from "./internal/qmp/session.js"
+import { Session } from "./internal/qmp/session.js"
+import { burstLog, describeThrown, safeMessage } from "./internal/qmp/support.js"
 import * as ScmRights from "./internal/ScmRights.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
@@ -47,17 +47,15 @@ import type {
 import { untyped } from "./QmpCommands.js"
 import {
   QmpArgumentError,
+  QmpCommandError,
   QmpConnectError,
   QmpDisconnected,
-  QmpMatchError,
-  QmpProtocolError,
-  QmpTimeout,
+  QmpReplyError,
   ScmRightsError
 } from "./QmpError.js"
-import { QmpCommandError, QmpReplyError } from "./QmpError.js"
-import type { QmpCommandUnavailable, QmpEventError, QmpExecuteError } from "./QmpError.js"
-import type { EventFilter, QmpEvent, QmpFailure, QmpResponse } from "./QmpMessage.js"
-import { anyEvent, isFailure, matchesAny, QmpGreeting } from "./QmpMessage.js"
+import type { QmpCommandUnavailable, QmpEventError, QmpExecuteError, QmpProtocolError, QmpTimeout } from "./QmpError.js"
+import type { EventFilter, QmpEvent, QmpFailure, QmpGreeting, QmpResponse } from "./QmpMessage.js"
+import { anyEvent, isFailure } from "./QmpMessage.js"
 import { validateArgs } from "./QmpValidate.js"
 
 /**
@@ -360,52 +358,12 @@ export type FdError = QmpExecuteError | ScmRightsError
  */
 export class Qmp extends Context.Tag("effect-qemu/Qmp")<Qmp, QmpClient>() {}
 
-/** A request awaiting its reply: resumes its caller with the reply, or with the session's end. */
-interface PendingRequest {
-  readonly reply: (response: QmpResponse) => void
-  readonly fail: (error: QmpDisconnected | QmpProtocolError) => void
-}
-
-interface Waiter {
-  readonly filters: ReadonlyArray<EventFilter>
-  readonly deferred: Deferred.Deferred<QmpEvent, QmpDisconnected | QmpProtocolError | QmpMatchError>
-}
-
-/**
- * A result that arrives once, awaited under a bound by a plain timer: `Effect.timeout` forks a
- * fiber to race a sleep, which on the launch path cost more than the wait it bounded.
- */
-class OneShot<A, E> {
-  private result: Effect.Effect<A, E> | undefined
-  private readonly waiters = new Set<(result: Effect.Effect<A, E>) => void>()
-
-  done(result: Effect.Effect<A, E>): void {
-    if (this.result !== undefined) return
-    this.result = result
-    for (const waiter of this.waiters) waiter(result)
-    this.waiters.clear()
-  }
-
-  await<E2>(timeout: Duration.Duration, onTimeout: () => E2): Effect.Effect<A, E | E2> {
-    return Timer.awaitWithin<A, E, E2>(timeout, (resume) => {
-      if (this.result !== undefined) {
-        resume(this.result)
-        return () => {}
-      }
-      this.waiters.add(resume)
-      return () => this.waiters.delete(resume)
-    }, onTimeout)
-  }
-}
-
 const defaultGreetingTimeout = Duration.seconds(10)
 const defaultCommandTimeout = Duration.seconds(60)
 const defaultEventTimeout = Duration.seconds(60)
 const defaultMaxMessageBytes = 16 * 1024 * 1024
 const defaultEventBufferSize = 1024
 const defaultEventBufferBytes = 32 * 1024 * 1024
-
-const decodeGreeting = Schema.decodeUnknownEither(QmpGreeting)
 
 const toFilters = (
   name: string | ReadonlyArray<string>,
@@ -439,38 +397,6 @@ const checkArgs = (index: SchemaIndex, command: string, args: unknown): QmpArgum
   }
 }
 
-/**
- * Logs something that can happen in bursts at most once a second: the first time with an example,
- * later with how many more there were since the last line.
- */
-const burstLog = (log: (text: string) => void, what: string) => {
-  let lastLogged = 0
-  let since = 0
-  return (example: string): void => {
-    since++
-    const now = Date.now()
-    if (now - lastLogged < 1000) return
-    log(`dropped ${since} ${what}; the latest: ${example}`)
-    lastLogged = now
-    since = 0
-  }
-}
-
-/** What a thrown value says, without trusting it to be an `Error`. */
-const describeThrown = (error: unknown): string =>
-  error instanceof Error ? `${error.name}: ${error.message}` : preview(error, 100)
-
-/** An error's message; a formatter that cannot print a peer's value (too deep) must not throw. */
-const safeMessage = (error: { readonly message: string }): string => {
-  try {
-    return error.message
-  } catch (thrown) {
-    return `(the error could not be formatted: ${describeThrown(thrown)})`
-  }
-}
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-
 /** A session option that must be a positive duration; anything else fails the connection attempt. */
 const sessionTimeout = (
   address: string,
@@ -484,30 +410,6 @@ const sessionTimeout = (
     onRight: Effect.succeed
   })
 
-const bounded = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  timeout: Duration.DurationInput,
-  operation: string
-): Effect.Effect<A, E | QmpTimeout | QmpArgumentError, R> => {
-  const decoded = Timer.decodeTimeout(timeout)
-  if (Either.isLeft(decoded)) {
-    return Effect.fail(
-      new QmpArgumentError({ command: operation, reason: "InvalidOption", path: "timeout", detail: decoded.left })
-    )
-  }
-  const duration = decoded.right
-  if (!Duration.isFinite(duration)) return effect
-  // Interruptible inside, so that the bound holds even in an uninterruptible region (a finalizer).
-  return Effect.timeoutFail(Effect.interruptible(effect), {
-    duration,
-    onTimeout: () => new QmpTimeout({ operation, timeout: duration })
-  })
-}
-
-/**
- * Whether an event satisfies a waiter's filters. A caller's predicate may throw (say, reading
- * `data.reason` of an event without data): that is the waiter's error, never the session's.
- */
 /** A reply as QEMU meant it: without the id the client added to its request. */
 const withoutId = (response: QmpResponse): QmpResponse => {
   const { id: _id, ...reply } = response as QmpResponse & { readonly id?: unknown }
@@ -517,13 +419,9 @@ const withoutId = (response: QmpResponse): QmpResponse => {
 /** The filter of `nextEvent`: any event. */
 const nextAny: ReadonlyArray<EventFilter> = [{ name: anyEvent }]
 
-const matchSafely = (event: QmpEvent, filters: ReadonlyArray<EventFilter>): boolean | QmpMatchError => {
-  try {
-    return matchesAny(event, filters)
-  } catch (cause) {
-    return new QmpMatchError({ event: event.event, detail: describeThrown(cause), cause })
-  }
-}
+/** How a wait on events is named in its timeout and disconnection errors. */
+const operationOf = (filters: ReadonlyArray<EventFilter>): string =>
+  filters === nextAny ? "next event" : `event ${filters.map((filter) => filter.name).join("|")}`
 
 const describeAddress = (address: QmpAddress): string => {
   switch (address._tag) {
@@ -557,6 +455,369 @@ const versionOf = (greeting: QmpGreeting): string => {
   return `${major}.${minor}.${micro}`
 }
 
+/** The optional checks a session sets up at connect (`checkArgs`, `checkCommands`, `decodeReplies`). */
+interface Checks {
+  readonly schemaIndex: SchemaIndex | undefined
+  readonly catalog: Catalog | undefined
+  readonly replySchemas: Record<string, { readonly return: unknown } | undefined> | undefined
+}
+
+/** What the client's operations share: the session and what was settled at connect. */
+interface SessionContext {
+  readonly session: Session
+  readonly name: string
+  readonly address: string
+  readonly commandTimeout: Duration.Duration
+  readonly greeting: QmpGreeting
+  readonly capabilities: ReadonlyArray<string>
+  readonly checks: Checks
+}
+
+/** The session's parts as options and defaults settle them; reading starts when the scope allows. */
+const openSession = (transport: Transport.Transport, options: QmpOptions) =>
+  Effect.gen(function*() {
+    const address = transport.address
+    const commandTimeout = yield* sessionTimeout(
+      address,
+      "commandTimeout",
+      options.commandTimeout,
+      defaultCommandTimeout
+    )
+    const greetingTimeout = yield* sessionTimeout(
+      address,
+      "greetingTimeout",
+      options.greetingTimeout,
+      defaultGreetingTimeout
+    )
+    // Things worth a log line that happen in a socket callback, logged with the session's annotations.
+    const runtime = yield* Effect.runtime<never>()
+    const diagnose = (text: string) => {
+      Runtime.runFork(runtime)(Effect.logWarning(text))
+    }
+    const droppedEvents = burstLog(diagnose, "QMP events nobody took (eventBufferSize / eventBufferBytes)")
+    const session = new Session(transport, {
+      maxMessageBytes: options.maxMessageBytes ?? defaultMaxMessageBytes,
+      bounds: {
+        maxEvents: Math.max(1, options.eventBufferSize ?? defaultEventBufferSize),
+        maxBytes: Math.max(1, options.eventBufferBytes ?? defaultEventBufferBytes),
+        onDrop: (event) => droppedEvents(event.event)
+      },
+      diagnose
+    })
+    yield* session.start
+    const greeting = yield* session.awaitGreeting(greetingTimeout, () =>
+      new QmpConnectError({
+        reason: "GreetingTimeout",
+        address,
+        detail: `no QMP greeting within ${Duration.format(greetingTimeout)}`
+      }))
+    return { session, commandTimeout, greetingTimeout, greeting }
+  })
+
+/** A call's own timeout, or the session's; a value that is no positive duration is the caller's error. */
+const requestTimeout = (
+  ctx: Pick<SessionContext, "commandTimeout">,
+  command: string,
+  options: ExecuteOptions | undefined
+) => {
+  if (options?.timeout === undefined) return ctx.commandTimeout
+  const decoded = Timer.decodeTimeout(options.timeout)
+  return Either.isRight(decoded)
+    ? decoded.right
+    : new QmpArgumentError({ command, reason: "InvalidOption", path: "timeout", detail: decoded.left })
+}
+
+/** Sends a request through the session and resumes with `onReply` applied to its reply. */
+const request = <A, E>(
+  ctx: Pick<SessionContext, "session" | "commandTimeout">,
+  command: string,
+  args: Record<string, unknown> | undefined,
+  options: ExecuteOptions | undefined,
+  onReply: (response: QmpResponse) => Effect.Effect<A, E>,
+  write?: (data: string) => void
+): Effect.Effect<A, E | RequestError> => {
+  const timeout = requestTimeout(ctx, command, options)
+  if (timeout instanceof QmpArgumentError) return Effect.fail(timeout)
+  const wire = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
+  return ctx.session.request({ command, args: wire, oob: options?.oob === true, timeout }, onReply, write)
+}
+
+/** An error reply as `QmpCommandError`, a success as its `return` value. */
+const toResult = (command: string, args: Record<string, unknown> | undefined) => (response: QmpResponse) =>
+  isFailure(response)
+    ? Effect.fail(commandError(command, response, args))
+    : Effect.succeed(response.return)
+
+/** Capability negotiation: `oob` when asked for and offered. */
+const negotiate = (
+  ctx: Pick<SessionContext, "session" | "commandTimeout" | "address">,
+  greeting: QmpGreeting,
+  options: QmpOptions,
+  timeout: Duration.Duration
+): Effect.Effect<ReadonlyArray<string>, QmpConnectError> => {
+  const address = ctx.address
+  const wantOob = options.oob === true && greeting.QMP.capabilities.includes("oob")
+  const capabilities = wantOob ? ["oob"] : []
+  return request(ctx, "qmp_capabilities", wantOob ? { enable: capabilities } : undefined, { timeout }, Effect.succeed)
+    .pipe(
+      Effect.flatMap((response) =>
+        isFailure(response)
+          ? Effect.fail(
+            new QmpConnectError({
+              reason: "Negotiation",
+              address,
+              detail: `qmp_capabilities failed: ${response.error.class}: ${response.error.desc}`
+            })
+          )
+          : Effect.succeed(capabilities)
+      ),
+      Effect.catchTags({
+        QmpTimeout: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "Negotiation", address, detail: error.message })),
+        QmpDisconnected: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "Closed", address, detail: error.message, cause: error })),
+        QmpProtocolError: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "BadGreeting", address, detail: error.message, cause: error })),
+        QmpArgumentError: (error) =>
+          Effect.fail(new QmpConnectError({ reason: "Negotiation", address, detail: error.message, cause: error }))
+      })
+    )
+}
+
+/** The checks the options ask for: the live schema, the command catalog, the reply Schemas. */
+const setUpChecks = (
+  ctx: Pick<SessionContext, "session" | "commandTimeout" | "address">,
+  greeting: QmpGreeting,
+  options: QmpOptions,
+  timeout: Duration.Duration
+): Effect.Effect<Checks, QmpConnectError, Scope.Scope> =>
+  Effect.gen(function*() {
+    let schemaIndex: SchemaIndex | undefined
+    if (options.checkArgs === true) {
+      const schema = yield* request(ctx, "query-qmp-schema", undefined, { timeout }, toResult("query-qmp-schema", {}))
+        .pipe(Effect.mapError((error) =>
+          new QmpConnectError({
+            reason: "Negotiation",
+            address: ctx.address,
+            detail: `checkArgs: ${error.message}`,
+            cause: error
+          })
+        ))
+      schemaIndex = makeIndex(schema as SchemaInfoList)
+    }
+    let catalog: Catalog | undefined
+    if (options.checkCommands !== false) {
+      // The command list, asked for when first needed; any failure means "cannot tell".
+      const lookup = request(ctx, "query-commands", undefined, undefined, Effect.succeed).pipe(
+        Effect.map((response) => isFailure(response) ? undefined : commandNames(response.return)),
+        Effect.orElseSucceed(() => undefined)
+      )
+      const identity = { version: versionOf(greeting), package: greeting.QMP.version.package }
+      catalog = new Catalog(identity, lookup, yield* Effect.scope)
+      if (schemaIndex !== undefined) catalog.prime([...schemaIndex.commands.keys()])
+    }
+    let replySchemas: Checks["replySchemas"]
+    if (options.decodeReplies === true) {
+      // Loaded only when asked for: the generated module is large.
+      const generated = yield* Effect.promise(() => import("./generated/qemu.js"))
+      replySchemas = generated.QmpSchemas.commands as never
+    }
+    return { schemaIndex, catalog, replySchemas }
+  })
+
+/** `run` if this QEMU has the command (or cannot tell), else `QmpCommandUnavailable` at once. */
+const onlyIfAvailable = <A, E>(
+  catalog: Catalog | undefined,
+  command: string,
+  run: Effect.Effect<A, E>
+): Effect.Effect<A, E | QmpCommandUnavailable> => {
+  const verdict = catalog?.verdict(command)
+  if (verdict === undefined) return run as Effect.Effect<A, E | QmpCommandUnavailable>
+  if (verdict !== "lookup") return Effect.fail(verdict)
+  return Effect.flatMap(
+    catalog!.verdictAfterLookup(command),
+    (after): Effect.Effect<A, E | QmpCommandUnavailable> => after === undefined ? run : Effect.fail(after)
+  )
+}
+
+/** A reply decoded with the command's generated Schema; a mismatch (or one too deep) is `QmpReplyError`. */
+const decodeReply = (command: string, replySchema: unknown) => {
+  const decode = Schema.decodeUnknownEither(replySchema as Schema.Schema<unknown>)
+  return (reply: unknown): Effect.Effect<unknown, QmpReplyError> => {
+    try {
+      const decoded = decode(reply)
+      return Either.isRight(decoded)
+        ? Effect.succeed(decoded.right)
+        : Effect.fail(new QmpReplyError({ command, detail: safeMessage(decoded.left), reply }))
+    } catch (error) {
+      return Effect.fail(
+        new QmpReplyError({ command, detail: `the reply could not be decoded: ${describeThrown(error)}`, reply })
+      )
+    }
+  }
+}
+
+/** `execute`: the checks the session set up, the request, the reply's decoding. */
+const makeExecute = (ctx: SessionContext) =>
+(
+  command: string,
+  args?: Record<string, unknown>,
+  options?: ExecuteOptions
+): Effect.Effect<unknown, QmpExecuteError> => {
+  const { catalog, replySchemas, schemaIndex } = ctx.checks
+  let run: Effect.Effect<unknown, QmpExecuteError> = onlyIfAvailable(
+    catalog,
+    command,
+    request(ctx, command, args, options, toResult(command, args))
+  )
+  // A command missing from the schema is the catalog's to refuse, with its better message.
+  if (schemaIndex !== undefined && (catalog === undefined || schemaIndex.commands.has(command))) {
+    const checked = checkArgs(schemaIndex, command, args && options?.convertKeys ? convertKeys(args) : args)
+    if (checked !== undefined) run = Effect.fail(checked)
+  }
+  const replySchema = replySchemas?.[command]?.return
+  if (replySchema !== undefined) run = Effect.flatMap(run, decodeReply(command, replySchema))
+  // QEMU may exit before its reply to `quit` is read: the connection ending is the success.
+  const guarded = command === "quit"
+    ? Effect.catchTag(run, "QmpDisconnected", () => Effect.succeed({}))
+    : run
+  return guarded.pipe(withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.name": ctx.name }))
+}
+
+/**
+ * `executeWithFd`: the descriptor, then the command that consumes it, in the writer's exclusive
+ * section (other requests wait meanwhile).
+ */
+const makeExecuteWithFd = (ctx: SessionContext): QmpClient["executeWithFd"] => (fd, command, args, options) => {
+  const duplex = ctx.session.transportDuplex
+  const passAndRun = Effect.suspend(() =>
+    duplex instanceof Net.Socket
+      ? ctx.session.writer.exclusive((writeThrough) =>
+        Effect.zipRight(
+          ScmRights.sendFd({ socket: duplex, fd }),
+          request(ctx, command, args, options, toResult(command, args), writeThrough)
+        )
+      )
+      : Effect.fail(
+        new ScmRightsError({ reason: "InvalidArgument", fd, detail: `${ctx.address} cannot carry descriptors` })
+      )
+  )
+  return onlyIfAvailable(ctx.checks.catalog, command, passAndRun).pipe(
+    withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.fd": fd, "qmp.name": ctx.name })
+  )
+}
+
+/** `waitEvent`/`waitEvents`/`nextEvent`: a wait on the session's event hub. */
+const waitOn = (
+  ctx: SessionContext,
+  filters: ReadonlyArray<EventFilter>,
+  options: Omit<WaitEventOptions, "match"> | undefined
+): Effect.Effect<QmpEvent, QmpEventError> => {
+  const operation = operationOf(filters)
+  return ctx.session.events.wait(filters, {
+    timeout: options?.timeout ?? defaultEventTimeout,
+    buffered: options?.buffered !== false,
+    operation
+  }).pipe(withHotSpan("Qmp.waitEvent", { "qmp.event": operation, "qmp.name": ctx.name }))
+}
+
+/** A subscription with its typed face: names and matches are checked by `EventSubscription`. */
+const subscribeTo = (ctx: SessionContext): Effect.Effect<EventSubscription, never, Scope.Scope> =>
+  Effect.map(ctx.session.events.subscribe, (subscription) => ({
+    take: subscription.take,
+    stream: subscription.stream,
+    waitEvent: ((name: string | ReadonlyArray<string>, options?: Omit<WaitEventOptions, "buffered">) => {
+      const filters = toFilters(name, options?.match as EventFilter["match"])
+      return subscription.waitEvent(filters, options?.timeout ?? defaultEventTimeout, operationOf(filters))
+    }) as EventSubscription["waitEvent"]
+  }))
+
+/** `executeAndWait`: subscribed before the command, so the event cannot be missed, and consumed. */
+const makeExecuteAndWait = (
+  ctx: SessionContext,
+  execute: ReturnType<typeof makeExecute>
+): QmpClient["executeAndWait"] =>
+  ((command: string, options: ExecuteAndWaitOptions<string, string>) =>
+    Effect.scoped(Effect.gen(function*() {
+      const subscription = yield* subscribeTo(ctx)
+      const args = options.args as Record<string, unknown> | undefined
+      const result = yield* execute(command, args, { timeout: options.commandTimeout })
+      const seen = yield* subscription.waitEvent(untyped(options.event as string), {
+        match: options.match as EventMatch<UntypedName>,
+        timeout: options.timeout
+      })
+      // The event was awaited, so it is consumed: a later `waitEvent` must not find it again.
+      ctx.session.events.backlog.remove(seen)
+      return [result, seen] as const
+    }))) as never
+
+/** The client's event operations. */
+const eventOperations = (ctx: SessionContext) => {
+  const events = ctx.session.events
+  const subscribe = subscribeTo(ctx)
+  return {
+    waitEvent:
+      ((name: string | ReadonlyArray<string>, options?: WaitEventOptions) =>
+        waitOn(ctx, toFilters(name, options?.match as EventFilter["match"]), options)) as QmpClient["waitEvent"],
+    waitEvents: (filters: ReadonlyArray<EventFilter>, options?: Omit<WaitEventOptions, "match">) =>
+      waitOn(ctx, filters, options),
+    subscribe,
+    events: Stream.unwrapScoped(Effect.map(subscribe, (subscription) => subscription.stream)),
+    takeEvents: Effect.sync(() => events.backlog.drain()),
+    nextEvent: (options?: NextEventOptions) => waitOn(ctx, nextAny, options),
+    nextEvents: (options?: NextEventOptions) =>
+      Effect.map(waitOn(ctx, nextAny, options), (first) => [first, ...events.backlog.drain()]),
+    clearEvents: Effect.sync(() => void events.backlog.drain()),
+    lastShutdown: Effect.sync(() => Option.fromNullable(events.lastShutdown as QmpEvent<"SHUTDOWN"> | undefined))
+  }
+}
+
+/** The public client over a ready session. */
+const makeClient = (ctx: SessionContext): QmpClient => {
+  const { session } = ctx
+  const execute = makeExecute(ctx)
+  return {
+    name: ctx.name,
+    address: ctx.address,
+    greeting: ctx.greeting,
+    version: versionOf(ctx.greeting),
+    capabilities: ctx.capabilities,
+    execute: execute as QmpClient["execute"],
+    raw: (command, args, options) =>
+      request(ctx, command, args, options, (response) => Effect.succeed(withoutId(response))).pipe(
+        withHotSpan(`Qmp.raw ${command}`, { "qmp.command": command, "qmp.name": ctx.name })
+      ),
+    executeWithFd: makeExecuteWithFd(ctx),
+    executeAndWait: makeExecuteAndWait(ctx, execute),
+    ...eventOperations(ctx),
+    hmp: (commandLine, options) =>
+      Effect.map(
+        execute("human-monitor-command", {
+          "command-line": commandLine,
+          ...(options?.cpuIndex === undefined ? {} : { "cpu-index": options.cpuIndex })
+        }, options),
+        String
+      ),
+    isOpen: Effect.sync(() => session.endedWith === undefined),
+    closed: Deferred.await(session.ended),
+    close: Effect.sync(() => session.terminate(new QmpDisconnected({ reason: "closed by the client" }))),
+    duplex: session.transportDuplex
+  }
+}
+
+/** Protocol violations and unexpected ends are worth a log line; the caller also gets the error. */
+const logEnd = (session: Session, name: string, address: string) =>
+  Deferred.await(session.ended).pipe(
+    Effect.flatMap((reason) =>
+      reason._tag === "QmpProtocolError"
+        ? Effect.logWarning("QMP connection closed on a protocol error", reason.message)
+        : Effect.logDebug("QMP connection closed", reason.reason)
+    ),
+    Effect.annotateLogs({ "qmp.name": name, "qmp.address": address }),
+    Effect.forkScoped,
+    Effect.interruptible
+  )
+
 /**
  * Opens a QMP session over a transport that is already connected: reads the greeting,
  * negotiates capabilities and returns the client. The session ends when the scope closes.
@@ -570,549 +831,12 @@ const makeSession = (
   Effect.gen(function*() {
     const address = transport.address
     const name = options.name ?? address
-    const commandTimeout = yield* sessionTimeout(
-      address,
-      "commandTimeout",
-      options.commandTimeout,
-      defaultCommandTimeout
-    )
-    const greetingTimeout = yield* sessionTimeout(
-      address,
-      "greetingTimeout",
-      options.greetingTimeout,
-      defaultGreetingTimeout
-    )
-
-    /** A call's own timeout, or the session's; a value that is no positive duration is the caller's error. */
-    const requestTimeout = (command: string, options: ExecuteOptions | undefined) => {
-      if (options?.timeout === undefined) return commandTimeout
-      const decoded = Timer.decodeTimeout(options.timeout)
-      return Either.isRight(decoded)
-        ? decoded.right
-        : new QmpArgumentError({ command, reason: "InvalidOption", path: "timeout", detail: decoded.left })
-    }
-    const bufferSize = Math.max(1, options.eventBufferSize ?? defaultEventBufferSize)
-    const decoder = new LineDecoder(options.maxMessageBytes ?? defaultMaxMessageBytes)
-
-    // Things worth a log line that happen in a socket callback, logged with the session's annotations.
-    const runtime = yield* Effect.runtime<never>()
-    const diagnose = (text: string) => {
-      Runtime.runFork(runtime)(Effect.logWarning(text))
-    }
-
-    /** Requests awaiting their reply, by id: each entry resumes its caller (and stops its timer). */
-    const pending = new Map<number, PendingRequest>()
-    let nextId = 1
-    const waiters = new Set<Waiter>()
-    const subscribers = new Set<Events.Inbox>()
-    const droppedEvents = burstLog(diagnose, "QMP events nobody took (eventBufferSize / eventBufferBytes)")
-    const bounds: Events.Bounds = {
-      maxEvents: bufferSize,
-      maxBytes: Math.max(1, options.eventBufferBytes ?? defaultEventBufferBytes),
-      onDrop: (event) => droppedEvents(event.event)
-    }
-    const mailbox = new Events.Backlog(bounds)
-    let endedWith: QmpDisconnected | QmpProtocolError | undefined
-    const ended = Deferred.unsafeMake<QmpDisconnected | QmpProtocolError>(FiberId.none)
-    const greeted = new OneShot<QmpGreeting, QmpConnectError>()
-
-    // The one place where the session ends: every pending call, waiter and subscriber is told.
-    const terminate = (error: QmpDisconnected | QmpProtocolError) => {
-      if (endedWith !== undefined) return
-      endedWith = error
-      const failure = Effect.fail(error)
-      for (const request of pending.values()) request.fail(error)
-      pending.clear()
-      for (const waiter of waiters) Deferred.unsafeDone(waiter.deferred, failure)
-      waiters.clear()
-      for (const inbox of subscribers) inbox.end()
-      greeted.done(
-        Effect.fail(
-          new QmpConnectError({
-            reason: error._tag === "QmpProtocolError" ? "BadGreeting" : "Closed",
-            address,
-            detail: error.message,
-            cause: error
-          })
-        )
-      )
-      Deferred.unsafeDone(ended, Effect.succeed(error))
-      transport.destroy()
-    }
-
-    // The detail quotes the peer's bytes (and JSON.parse's message quotes them again): escaped here, once.
-    const protocolError = (reason: QmpProtocolError["reason"], detail: string) =>
-      terminate(new QmpProtocolError({ reason, detail: printable(detail) }))
-
-    let lastShutdown: QmpEvent | undefined
-    const deliverEvent = (event: QmpEvent) => {
-      if (event.event === "SHUTDOWN") lastShutdown = event
-      let taken = false
-      for (const waiter of waiters) {
-        const matched = matchSafely(event, waiter.filters)
-        if (matched === false) continue
-        waiters.delete(waiter)
-        if (matched === true) {
-          Deferred.unsafeDone(waiter.deferred, Effect.succeed(event))
-          taken = true
-        } else {
-          Deferred.unsafeDone(waiter.deferred, Effect.fail(matched))
-        }
-      }
-      if (!taken) mailbox.add(event)
-      for (const inbox of subscribers) inbox.offer(event)
-    }
-
-    let greetedDone = false
-    const dispatch = (message: unknown): void => {
-      if (!isRecord(message)) {
-        return protocolError("NotQmp", `expected a JSON object, got ${preview(message)}`)
-      }
-      if ("QMP" in message) {
-        if (greetedDone) return protocolError("UnexpectedGreeting", "a second greeting arrived")
-        greetedDone = true
-        const decoded = decodeGreeting(message)
-        if (Either.isLeft(decoded)) {
-          return protocolError("NotQmp", `malformed greeting: ${safeMessage(decoded.left).slice(0, 300)}`)
-        }
-        greeted.done(Effect.succeed(decoded.right))
-        return
-      }
-      if (!greetedDone) {
-        return protocolError("NotQmp", `expected the QMP greeting, got ${preview(message)}`)
-      }
-      if (typeof message.event === "string") {
-        const timestamp = isRecord(message.timestamp) ? message.timestamp : { seconds: 0, microseconds: 0 }
-        const event: QmpEvent = { event: message.event, data: message.data as never, timestamp: timestamp as never }
-        Events.recordSize(event, messageBytes)
-        return deliverEvent(event)
-      }
-      if ("return" in message || (isRecord(message.error) && typeof message.error.class === "string")) {
-        if (!("id" in message)) return answerUnparsed(message)
-        const id = message.id
-        if (typeof id !== "number" || !Number.isInteger(id) || id < 1 || id >= nextId) {
-          // QMP's spec: a client drops replies it cannot match. Nothing waits on them.
-          return diagnose(`dropped a QMP reply to a request never sent: ${preview(message)}`)
-        }
-        const request = pending.get(id)
-        // An id that was issued but is no longer pending belongs to a call that timed out or was
-        // interrupted: its late reply is dropped, never handed to another caller.
-        if (request === undefined) return
-        pending.delete(id)
-        request.reply(message as unknown as QmpResponse)
-        return
-      }
-      return protocolError("NotQmp", `not a QMP message: ${preview(message)}`)
-    }
-
-    /**
-     * A reply without an id is QEMU's answer to input it could not parse. The client never sends
-     * such input (requests beyond QEMU's parser limits are refused before sending), and one bad
-     * input can draw a thousand such replies (QEMU reads what is left of it as more input), so
-     * none of them can be matched to a request: they are dropped, as QMP's spec says, and logged
-     * once per burst.
-     */
-    const unparsedDropped = burstLog(diagnose, "QMP replies without an id (QEMU could not parse some input)")
-    const answerUnparsed = (message: Record<string, unknown>) => unparsedDropped(preview(message))
-
-    // Runs from the socket's data callback: nothing a peer sends may throw out of it. What the
-    // checks above did not foresee ends the session with a protocol error instead of the process.
-    let messageBytes = 0
-    const dispatchGuarded = (message: unknown, bytes: number): void => {
-      messageBytes = bytes
-      try {
-        dispatch(message)
-      } catch (error) {
-        protocolError("NotQmp", `a message could not be handled (${describeThrown(error)}): ${preview(message)}`)
-      }
-    }
-
-    const onData = (chunk: Uint8Array) => {
-      if (endedWith !== undefined) return
-      const result = decoder.push(chunk)
-      for (let i = 0; i < result.messages.length; i++) {
-        dispatchGuarded(result.messages[i], decoder.sizes[i])
-        if (endedWith !== undefined) return
-      }
-      if (result._tag === "InvalidJson") {
-        protocolError("InvalidJson", `${result.detail}: ${result.line}`)
-      } else if (result._tag === "TooLong") {
-        protocolError(
-          "MessageTooLong",
-          `a message exceeded ${decoder.maxLineBytes} bytes (maxMessageBytes) after ${result.bytes} bytes`
-        )
-      }
-    }
-
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => terminate(new QmpDisconnected({ reason: "closed by the client" })))
-    )
-    yield* transport.start({
-      onData,
-      onEnd: (end) => terminate(new QmpDisconnected({ reason: end.reason, cause: end.cause }))
-    })
-
-    // While a descriptor is being passed, other requests wait: the byte that carries it must not
-    // land inside another request, and the command that consumes it must be the next one sent.
-    let held: Array<string> | undefined
-    const releaseHeld = () => {
-      const queued = held
-      held = undefined
-      if (queued !== undefined) { for (const data of queued) transport.write(data) }
-    }
-    const write = (data: string, releasesHold = false) => {
-      if (held !== undefined && !releasesHold) return void held.push(data)
-      transport.write(data)
-      if (releasesHold) releaseHeld()
-    }
-    const fdLock = yield* Effect.makeSemaphore(1)
-
-    const withOperation = <E extends { readonly _tag: string }>(error: E, operation: string): E =>
-      error instanceof QmpDisconnected ? new QmpDisconnected({ ...error, operation }) as unknown as E : error
-
-    /**
-     * Sends a request and resumes with `onReply` applied to its reply. One `Effect.async` per
-     * request, resumed straight from the socket's data callback: this is the hot path.
-     */
-    const request = <A, E>(
-      command: string,
-      args: Record<string, unknown> | undefined,
-      options: ExecuteOptions | undefined,
-      onReply: (response: QmpResponse) => Effect.Effect<A, E>,
-      releasesHold = false
-    ): Effect.Effect<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError> =>
-      Effect.async<A, E | QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError>((resume) => {
-        const operation = `execute ${command}`
-        if (endedWith !== undefined) return resume(Effect.fail(withOperation(endedWith, operation)))
-        const timeout = requestTimeout(command, options)
-        if (timeout instanceof QmpArgumentError) return resume(Effect.fail(timeout))
-        const id = nextId
-        const payload = args === undefined ? undefined : options?.convertKeys ? convertKeys(args) : args
-        const verb = options?.oob ? "exec-oob" : "execute"
-        // Serialized before anything is registered: a value that cannot be sent leaves nothing behind.
-        // Without arguments there is nothing to check (the hot path of queries).
-        const text = payload === undefined
-          ? JSON.stringify({ [verb]: String(command), id })
-          : ExactJson.stringify({ [verb]: command, arguments: payload, id })
-        if (text instanceof ExactJson.NotSerializable) {
-          return resume(Effect.fail(
-            new QmpArgumentError({
-              command,
-              reason: "NotSerializable",
-              path: text.path,
-              detail: text.detail
-            })
-          ))
-        }
-        nextId++
-        // A plain timer, not `Effect.timeout`: that forks a fiber per request, which cost about as
-        // much as the round trip itself. A timer also fires in an uninterruptible region.
-        const disarm = Timer.arm(timeout, () => {
-          pending.delete(id)
-          resume(Effect.fail(new QmpTimeout({ operation, timeout })))
-        })
-        pending.set(id, {
-          reply: (response) => {
-            disarm()
-            resume(onReply(response))
-          },
-          fail: (error) => {
-            disarm()
-            resume(Effect.fail(withOperation(error, operation)))
-          }
-        })
-        write(text + "\n", releasesHold)
-        return Effect.sync(() => {
-          disarm()
-          pending.delete(id)
-        })
-      })
-
-    const send = (
-      command: string,
-      args: Record<string, unknown> | undefined,
-      options: ExecuteOptions | undefined,
-      releasesHold = false
-    ): Effect.Effect<QmpResponse, QmpTimeout | QmpDisconnected | QmpProtocolError | QmpArgumentError> =>
-      request(command, args, options, Effect.succeed, releasesHold)
-
-    const raw: QmpClient["raw"] = (command, args, options) =>
-      send(command, args, options).pipe(
-        Effect.map(withoutId),
-        withHotSpan(`Qmp.raw ${command}`, { "qmp.command": command, "qmp.name": name })
-      )
-
-    const toResult = (command: string, args: Record<string, unknown> | undefined) => (response: QmpResponse) =>
-      isFailure(response)
-        ? Effect.fail(commandError(command, response, args))
-        : Effect.succeed(response.return)
-
-    /** `run` if this QEMU has the command (or cannot tell), else `QmpCommandUnavailable` at once. */
-    const onlyIfAvailable = <A, E>(
-      command: string,
-      run: Effect.Effect<A, E>
-    ): Effect.Effect<A, E | QmpCommandUnavailable> => {
-      const verdict = catalog?.verdict(command)
-      if (verdict === undefined) return run as Effect.Effect<A, E | QmpCommandUnavailable>
-      if (verdict !== "lookup") return Effect.fail(verdict)
-      return Effect.flatMap(
-        catalog!.verdictAfterLookup(command),
-        (after): Effect.Effect<A, E | QmpCommandUnavailable> => after === undefined ? run : Effect.fail(after)
-      )
-    }
-
-    const executeWithFd: QmpClient["executeWithFd"] = (fd, command, args, options) =>
-      onlyIfAvailable(command, Effect.void).pipe(Effect.zipRight(Effect.gen(function*() {
-        const duplex = transport.duplex
-        if (!(duplex instanceof Net.Socket)) {
-          return yield* Effect.fail(
-            new ScmRightsError({ reason: "InvalidArgument", fd, detail: `${address} cannot carry descriptors` })
-          )
-        }
-        // The command that consumes the descriptor is written right after it, and that write
-        // releases the requests held meanwhile (see `write`).
-        const response = yield* fdLock.withPermits(1)(Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function*() {
-            held = []
-            yield* restore(ScmRights.sendFd({ socket: duplex, fd }))
-            return yield* restore(send(command, args, options, true))
-          }).pipe(Effect.ensuring(Effect.sync(releaseHeld)))
-        ))
-        return yield* toResult(command, args)(response)
-      }))).pipe(withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.fd": fd, "qmp.name": name }))
-
-    const execute = (
-      command: string,
-      args?: Record<string, unknown>,
-      options?: ExecuteOptions
-    ): Effect.Effect<unknown, QmpExecuteError> => {
-      let run: Effect.Effect<unknown, QmpExecuteError> = onlyIfAvailable(
-        command,
-        request(command, args, options, toResult(command, args))
-      )
-      // A command missing from the schema is the catalog's to refuse, with its better message.
-      if (schemaIndex !== undefined && (catalog === undefined || schemaIndex.commands.has(command))) {
-        const checked = checkArgs(schemaIndex, command, args && options?.convertKeys ? convertKeys(args) : args)
-        if (checked !== undefined) run = Effect.fail(checked)
-      }
-      const replySchema = replySchemas?.[command]?.return
-      if (replySchema !== undefined) {
-        const decode = Schema.decodeUnknownEither(replySchema as Schema.Schema<unknown>)
-        run = Effect.flatMap(run, (reply) => {
-          // A reply nested deeper than the decoder (or its error formatter) can follow is a
-          // mismatch like any other, never a defect.
-          try {
-            const decoded = decode(reply)
-            return Either.isRight(decoded)
-              ? Effect.succeed(decoded.right)
-              : Effect.fail(new QmpReplyError({ command, detail: safeMessage(decoded.left), reply }))
-          } catch (error) {
-            return Effect.fail(
-              new QmpReplyError({ command, detail: `the reply could not be decoded: ${describeThrown(error)}`, reply })
-            )
-          }
-        })
-      }
-      // QEMU may exit before its reply to `quit` is read: the connection ending is the success.
-      const guarded = command === "quit"
-        ? Effect.catchTag(run, "QmpDisconnected", () => Effect.succeed({}))
-        : run
-      return guarded.pipe(
-        withHotSpan(`Qmp.execute ${command}`, { "qmp.command": command, "qmp.name": name })
-      )
-    }
-
-    const waitFiltered = (
-      filters: ReadonlyArray<EventFilter>,
-      options: Omit<WaitEventOptions, "match"> | undefined
-    ): Effect.Effect<QmpEvent, QmpEventError> => {
-      const operation = filters === nextAny ? "next event" : `event ${filters.map((filter) => filter.name).join("|")}`
-      return Effect.suspend((): Effect.Effect<QmpEvent, QmpEventError> => {
-        if (options?.buffered !== false) {
-          const found = mailbox.take((event) => matchSafely(event, filters))
-          if (found instanceof QmpMatchError) return Effect.fail(found)
-          if (found !== undefined) return Effect.succeed(found)
-        }
-        if (endedWith !== undefined) return Effect.fail(withOperation(endedWith, operation))
-        const waiter: Waiter = { filters, deferred: Deferred.unsafeMake(FiberId.none) }
-        waiters.add(waiter)
-        return bounded(
-          Effect.mapError(Deferred.await(waiter.deferred), (error) => withOperation(error, operation)),
-          options?.timeout ?? defaultEventTimeout,
-          operation
-        ).pipe(Effect.ensuring(Effect.sync(() => waiters.delete(waiter))))
-      }).pipe(withHotSpan("Qmp.waitEvent", { "qmp.event": operation, "qmp.name": name }))
-    }
-
-    const subscribe: Effect.Effect<EventSubscription, never, Scope.Scope> = Effect.acquireRelease(
-      Effect.sync(() => {
-        const inbox = new Events.Inbox(bounds)
-        if (endedWith !== undefined) inbox.end()
-        else subscribers.add(inbox)
-        return inbox
-      }),
-      (inbox) =>
-        Effect.sync(() => {
-          subscribers.delete(inbox)
-          inbox.end()
-        })
-    ).pipe(Effect.map((inbox) => {
-      const take = Effect.mapError(inbox.take, () => endedWith ?? new QmpDisconnected({ reason: "subscription ended" }))
-      // Typed by `EventSubscription`; the names and the match are checked there.
-      const waitEvent = (
-        eventName: string | ReadonlyArray<string>,
-        waitOptions?: Omit<WaitEventOptions, "buffered">
-      ) => {
-        const filters = toFilters(eventName, waitOptions?.match as EventFilter["match"])
-        const operation = `event ${filters.map((filter) => filter.name).join("|")}`
-        const loop: Effect.Effect<QmpEvent, QmpDisconnected | QmpProtocolError | QmpMatchError> = Effect.flatMap(
-          take,
-          (event) => {
-            const matched = matchSafely(event, filters)
-            return matched === true ? Effect.succeed(event) : matched === false ? loop : Effect.fail(matched)
-          }
-        )
-        return bounded(
-          Effect.mapError(loop, (error) => withOperation(error, operation)),
-          waitOptions?.timeout ?? defaultEventTimeout,
-          operation
-        )
-      }
-      const stream = Stream.repeatEffectOption(Effect.mapError(inbox.take, () => Option.none()))
-      return { take, waitEvent: waitEvent as EventSubscription["waitEvent"], stream }
-    }))
-
-    // The command list, asked for by the catalog when first needed; any failure means "cannot tell".
-    const lookupCommands = send("query-commands", undefined, undefined).pipe(
-      Effect.map((response) => isFailure(response) ? undefined : commandNames(response.return)),
-      Effect.orElseSucceed(() => undefined)
-    )
-    const sessionScope = yield* Effect.scope
-
-    const greeting = yield* greeted.await(greetingTimeout, () =>
-      new QmpConnectError({
-        reason: "GreetingTimeout",
-        address,
-        detail: `no QMP greeting within ${Duration.format(greetingTimeout)}`
-      }))
-
-    // Optional checking, set up once the session is ready.
-    let schemaIndex: SchemaIndex | undefined
-    let catalog: Catalog | undefined
-    let replySchemas: Record<string, { readonly return: unknown } | undefined> | undefined
-
-    const wantOob = options.oob === true && greeting.QMP.capabilities.includes("oob")
-    const capabilities = wantOob ? ["oob"] : []
-    yield* send("qmp_capabilities", wantOob ? { enable: capabilities } : undefined, {
-      timeout: greetingTimeout
-    }).pipe(
-      Effect.flatMap((response) =>
-        isFailure(response)
-          ? Effect.fail(
-            new QmpConnectError({
-              reason: "Negotiation",
-              address,
-              detail: `qmp_capabilities failed: ${response.error.class}: ${response.error.desc}`
-            })
-          )
-          : Effect.void
-      ),
-      Effect.catchTags({
-        QmpTimeout: (error) =>
-          Effect.fail(new QmpConnectError({ reason: "Negotiation", address, detail: error.message })),
-        QmpDisconnected: (error) =>
-          Effect.fail(new QmpConnectError({ reason: "Closed", address, detail: error.message, cause: error })),
-        QmpProtocolError: (error) =>
-          Effect.fail(new QmpConnectError({ reason: "BadGreeting", address, detail: error.message, cause: error })),
-        QmpArgumentError: (error) =>
-          Effect.fail(new QmpConnectError({ reason: "Negotiation", address, detail: error.message, cause: error }))
-      })
-    )
-
-    if (options.checkArgs === true) {
-      const schema = yield* send("query-qmp-schema", undefined, {
-        timeout: greetingTimeout
-      }).pipe(
-        Effect.flatMap(toResult("query-qmp-schema", undefined)),
-        Effect.mapError((error) =>
-          new QmpConnectError({ reason: "Negotiation", address, detail: `checkArgs: ${error.message}`, cause: error })
-        )
-      )
-      schemaIndex = makeIndex(schema as SchemaInfoList)
-    }
-    if (options.checkCommands !== false) {
-      catalog = new Catalog(
-        { version: versionOf(greeting), package: greeting.QMP.version.package },
-        lookupCommands,
-        sessionScope
-      )
-      if (schemaIndex !== undefined) catalog.prime([...schemaIndex.commands.keys()])
-    }
-    if (options.decodeReplies === true) {
-      // Loaded only when asked for: the generated module is large.
-      const generated = yield* Effect.promise(() => import("./generated/qemu.js"))
-      replySchemas = generated.QmpSchemas.commands as never
-    }
-
-    // Protocol violations and unexpected ends are worth a log line; the caller also gets the error.
-    yield* Deferred.await(ended).pipe(
-      Effect.flatMap((reason) =>
-        reason._tag === "QmpProtocolError"
-          ? Effect.logWarning("QMP connection closed on a protocol error", reason.message)
-          : Effect.logDebug("QMP connection closed", reason.reason)
-      ),
-      Effect.annotateLogs({ "qmp.name": name, "qmp.address": address }),
-      Effect.forkScoped,
-      Effect.interruptible
-    )
-
-    const client: QmpClient = {
-      name,
-      address,
-      greeting,
-      version: versionOf(greeting),
-      capabilities,
-      execute: execute as QmpClient["execute"],
-      raw,
-      executeWithFd,
-      waitEvent: (eventName, waitOptions) =>
-        waitFiltered(toFilters(eventName, waitOptions?.match as EventFilter["match"]), waitOptions) as never,
-      waitEvents: waitFiltered,
-      executeAndWait: (command, waitOptions) =>
-        Effect.scoped(Effect.gen(function*() {
-          const subscription = yield* subscribe
-          const args = waitOptions.args as Record<string, unknown> | undefined
-          const result = yield* execute(command, args, { timeout: waitOptions.commandTimeout })
-          const seen = yield* subscription.waitEvent(untyped(waitOptions.event as string), {
-            match: waitOptions.match as EventMatch<UntypedName>,
-            timeout: waitOptions.timeout
-          })
-          // The event was awaited, so it is consumed: a later `waitEvent` must not find it again.
-          mailbox.remove(seen)
-          return [result, seen] as const
-        })) as never,
-      subscribe,
-      events: Stream.unwrapScoped(Effect.map(subscribe, (subscription) => subscription.stream)),
-      takeEvents: Effect.sync(() => mailbox.drain()),
-      nextEvent: (nextOptions) => waitFiltered(nextAny, nextOptions),
-      nextEvents: (nextOptions) =>
-        Effect.map(waitFiltered(nextAny, nextOptions), (first) => [first, ...mailbox.drain()]),
-      hmp: (commandLine, hmpOptions) =>
-        Effect.map(
-          execute("human-monitor-command", {
-            "command-line": commandLine,
-            ...(hmpOptions?.cpuIndex === undefined ? {} : { "cpu-index": hmpOptions.cpuIndex })
-          }, hmpOptions),
-          String
-        ),
-      clearEvents: Effect.sync(() => void mailbox.drain()),
-      lastShutdown: Effect.sync(() => Option.fromNullable(lastShutdown as QmpEvent<"SHUTDOWN"> | undefined)),
-      isOpen: Effect.sync(() => endedWith === undefined),
-      closed: Deferred.await(ended),
-      close: Effect.sync(() => terminate(new QmpDisconnected({ reason: "closed by the client" }))),
-      duplex: transport.duplex
-    }
-    return client
+    const { commandTimeout, greeting, greetingTimeout, session } = yield* openSession(transport, options)
+    const base = { session, commandTimeout, address }
+    const capabilities = yield* negotiate(base, greeting, options, greetingTimeout)
+    const checks = yield* setUpChecks(base, greeting, options, greetingTimeout)
+    yield* logEnd(session, name, address)
+    return makeClient({ ...base, name, greeting, capabilities, checks })
   }).pipe(Effect.annotateLogs({ "qmp.address": transport.address }))
 
 /**
