@@ -7,9 +7,9 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
-import type { ObjectInfo, ObjectMember, SchemaIndex, SchemaInfoList } from "./codegen/Introspect.js"
-import { enumValues, isOptional, makeIndex, takesExtraMembers } from "./codegen/Introspect.js"
 import { QmpArgumentError } from "./QmpError.js"
+import type { ObjectInfo, ObjectMember, SchemaIndex, SchemaInfoList } from "./QmpIntrospection.js"
+import { enumValues, isOptional, makeIndex, takesExtraMembers } from "./QmpIntrospection.js"
 
 /**
  * Re-exported from `QmpError`, where every QMP error lives.

@@ -20,8 +20,8 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Either } from "effect"
 import { toJsAndDeclarations } from "./codegen/Emit.js"
 import { generate } from "./codegen/Generate.js"
-import type { QemuVersion } from "./codegen/Introspect.js"
 import { parseVersion, probe, probeAddress, readSchemaFile } from "./codegen/Probe.js"
+import type { QemuVersion } from "./QmpIntrospection.js"
 
 /**
  * The command line did not make sense.

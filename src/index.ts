@@ -61,6 +61,13 @@ export * as QmpMessage from "./QmpMessage.js"
 export * as QmpCommands from "./QmpCommands.js"
 
 /**
+ * The model of QEMU's `query-qmp-schema` reply: decode a schema, index it by command and event.
+ *
+ * @since 0.2.0
+ */
+export * as QmpIntrospection from "./QmpIntrospection.js"
+
+/**
  * Checking command arguments against QEMU's schema before sending them.
  *
  * @since 0.1.0

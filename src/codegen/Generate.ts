@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import type { CommandInfo, ObjectInfo, QemuVersion, SchemaInfo, SchemaInfoList } from "./Introspect.js"
-import { enumValues, isOptional, makeIndex, takesExtraMembers } from "./Introspect.js"
+import type { CommandInfo, ObjectInfo, QemuVersion, SchemaInfo, SchemaInfoList } from "../QmpIntrospection.js"
+import { enumValues, isOptional, makeIndex, takesExtraMembers } from "../QmpIntrospection.js"
 import type { Shapes, Usage } from "./Shapes.js"
 import { makeShapes } from "./Shapes.js"
 

@@ -12,7 +12,7 @@ import { withHotSpan } from "../internal/tracing.js"
 import * as Machine from "../Machine.js"
 import type { QmpAddress, QmpClient } from "../Qmp.js"
 import * as Qmp from "../Qmp.js"
-import { QemuVersion, SchemaInfoList } from "./Introspect.js"
+import { QemuVersion, SchemaInfoList } from "../QmpIntrospection.js"
 
 /**
  * The schema could not be read: the binary could not be started or questioned, the monitor not

@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-import type { CommandInfo, EventInfo, SchemaIndex, SchemaInfo } from "./Introspect.js"
-import { enumValues, isOptional } from "./Introspect.js"
+import type { CommandInfo, EventInfo, SchemaIndex, SchemaInfo } from "../QmpIntrospection.js"
+import { enumValues, isOptional } from "../QmpIntrospection.js"
 
 /**
  * A place where a shape is used, for names and doc comments.

@@ -6,8 +6,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { generate } from "../../src/codegen/Generate.js"
-import { QemuVersion, SchemaInfoList } from "../../src/codegen/Introspect.js"
 import * as ExactJson from "../../src/internal/exactJson.js"
+import { QemuVersion, SchemaInfoList } from "../../src/QmpIntrospection.js"
 
 // The `query-qmp-schema` replies of released QEMUs (x86_64), as QEMU sends them.
 const root = fileURLToPath(new URL("../..", import.meta.url))

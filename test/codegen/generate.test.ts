@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { generate } from "../../src/codegen/Generate.js"
-import { QemuVersion, SchemaInfoList } from "../../src/codegen/Introspect.js"
 import { pascalCase } from "../../src/codegen/Shapes.js"
 import { QmpSchemas } from "../../src/generated/qemu.js"
+import { QemuVersion, SchemaInfoList } from "../../src/QmpIntrospection.js"
 
 const version = QemuVersion.make({ qemu: { major: 1, minor: 2, micro: 3 }, package: "test" })
 

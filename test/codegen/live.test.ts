@@ -3,10 +3,10 @@ import { Effect, Either, ParseResult, Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { toJsAndDeclarations } from "../../src/codegen/Emit.js"
 import { generate } from "../../src/codegen/Generate.js"
-import { makeIndex, SchemaInfoList } from "../../src/codegen/Introspect.js"
 import { probe } from "../../src/codegen/Probe.js"
 import { QmpSchemas } from "../../src/generated/qemu.js"
 import * as Machine from "../../src/Machine.js"
+import { makeIndex, SchemaInfoList } from "../../src/QmpIntrospection.js"
 
 const binary = "qemu-system-x86_64"
 // The bundled surface is committed as .js + .d.ts (see codegen/Emit).

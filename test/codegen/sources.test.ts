@@ -8,8 +8,8 @@ import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import ts from "typescript"
 import { generate } from "../../src/codegen/Generate.js"
-import { SchemaInfoList } from "../../src/codegen/Introspect.js"
 import { parseAddress, parseVersion, probe, probeAddress, readSchemaFile } from "../../src/codegen/Probe.js"
+import { SchemaInfoList } from "../../src/QmpIntrospection.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const fixture = Path.join(root, "test/fixtures/qmp-schemas/qemu-10.0.0-x86_64.json")

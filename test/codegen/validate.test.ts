@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Schema } from "effect"
 import { readFileSync } from "node:fs"
-import { SchemaInfoList } from "../../src/codegen/Introspect.js"
 import * as Machine from "../../src/Machine.js"
+import { SchemaInfoList } from "../../src/QmpIntrospection.js"
 import { validateArgs } from "../../src/QmpValidate.js"
 
 const reasonOf = (result: Either.Either<void, { readonly reason: string; readonly path: string }>) =>
