@@ -1,6 +1,13 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Exit, Fiber, Option, Schedule, Stream } from "effect"
-import type { Scope } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as NodeFs from "node:fs"
 import * as Net from "node:net"
 import * as NodePath from "node:path"
@@ -42,8 +49,8 @@ const withGuest = <A, E>(
       pid = qemu.pid
       return yield* body({ qemu, directory })
     }))
-    expect(isRunning(pid)).toBe(false)
-    expect(NodeFs.existsSync(directory)).toBe(false)
+    assert.strictEqual(isRunning(pid), false)
+    assert.strictEqual(NodeFs.existsSync(directory), false)
     return result
   })
 
@@ -55,9 +62,9 @@ describe("Console", () => {
     withGuest(bannerEchoGuest("READY banner"), ({ qemu }) =>
       Effect.gen(function*() {
         const console = yield* Console.make({ socket: qemu.console, name: "banner" })
-        expect(yield* console.waitFor("READY banner", { timeout: "10 seconds" })).toBe("READY banner")
+        assert.strictEqual(yield* console.waitFor("READY banner", { timeout: "10 seconds" }), "READY banner")
         const match = yield* console.waitFor(/READY (\w+)/, { since: "start", timeout: "1 second" })
-        expect(match[1]).toBe("banner")
+        assert.strictEqual(match[1], "banner")
       })))
 
   it.live("text written to the console reaches the guest, which echoes it back", () =>
@@ -67,7 +74,10 @@ describe("Console", () => {
         yield* console.waitFor("echo ready", { timeout: "10 seconds" })
         yield* console.write("ping 4217")
         yield* console.write(new TextEncoder().encode(" and bytes"))
-        expect(yield* console.waitFor("ping 4217 and bytes", { timeout: "10 seconds" })).toBe("ping 4217 and bytes")
+        assert.strictEqual(
+          yield* console.waitFor("ping 4217 and bytes", { timeout: "10 seconds" }),
+          "ping 4217 and bytes"
+        )
       })))
 
   it.live("a log file implies drain and receives the output, created with mode 0600", () =>
@@ -76,8 +86,8 @@ describe("Console", () => {
         const logFile = NodePath.join(directory, "console.log")
         const console = yield* Console.make({ socket: qemu.console, logFile })
         yield* console.waitFor("logged banner", { timeout: "10 seconds" })
-        expect(NodeFs.readFileSync(logFile, "utf8")).toContain("logged banner\r\n")
-        expect(NodeFs.statSync(logFile).mode & 0o777).toBe(0o600)
+        assert.include(NodeFs.readFileSync(logFile, "utf8"), "logged banner\r\n")
+        assert.strictEqual(NodeFs.statSync(logFile).mode & 0o777, 0o600)
       })))
 
   it.live("waitFor fails with ConsoleTimeout that carries the recent output", () =>
@@ -86,13 +96,13 @@ describe("Console", () => {
         const console = yield* Console.make({ socket: qemu.console, drain: true })
         yield* console.waitFor("no prompt", { timeout: "10 seconds" })
         const error = yield* Effect.flip(console.waitFor(/login: /, { timeout: "300 millis" }))
-        expect(error).toBeInstanceOf(ConsoleTimeout)
+        assert.instanceOf(error, ConsoleTimeout)
         const timeout = error as ConsoleTimeout
-        expect(timeout.pattern).toBe("/login: /")
-        expect(Duration.toMillis(timeout.timeout)).toBe(300)
-        expect(timeout.recent).toContain("boot finished, no prompt")
-        expect(timeout.message).toContain("boot finished, no prompt")
-        expect(timeout.message).toContain("/login: /")
+        assert.strictEqual(timeout.pattern, "/login: /")
+        assert.strictEqual(Duration.toMillis(timeout.timeout), 300)
+        assert.include(timeout.recent, "boot finished, no prompt")
+        assert.include(timeout.message, "boot finished, no prompt")
+        assert.include(timeout.message, "/login: /")
       })))
 
   it.live("waitFor starts at the cursor: output printed before the call counts, a returned match does not", () =>
@@ -106,13 +116,13 @@ describe("Console", () => {
         }).pipe(
           Effect.timeout("10 seconds")
         )
-        expect(yield* console.waitFor("prompt> ", { timeout: "1 second" })).toBe("prompt> ")
+        assert.strictEqual(yield* console.waitFor("prompt> ", { timeout: "1 second" }), "prompt> ")
         const again = yield* Effect.exit(console.waitFor("prompt> ", { timeout: "300 millis" }))
-        expect(Exit.isFailure(again)).toBe(true)
-        expect(yield* console.waitFor("prompt> ", { since: "start", timeout: "1 second" })).toBe("prompt> ")
+        assert.strictEqual(Exit.isFailure(again), true)
+        assert.strictEqual(yield* console.waitFor("prompt> ", { since: "start", timeout: "1 second" }), "prompt> ")
         const now = yield* Effect.fork(console.waitFor("typed", { since: "now", timeout: "10 seconds" }))
         yield* console.write("typed")
-        expect(yield* Fiber.join(now)).toBe("typed")
+        assert.strictEqual(yield* Fiber.join(now), "typed")
       })))
 
   it.live("with drain, a flooding guest keeps running while the buffer stays within bufferBytes", () =>
@@ -128,13 +138,16 @@ describe("Console", () => {
           Effect.timeout("20 seconds")
         )
         const recent = yield* console.recent
-        expect(recent.length).toBeLessThanOrEqual(bufferBytes)
-        expect(recent.length).toBeGreaterThan(bufferBytes - 100)
-        expect(recent).toContain("flood line\r\n")
-        expect(yield* console.waitFor("flood line\r\n", { since: "now", timeout: "5 seconds" })).toBe("flood line\r\n")
+        assert.isAtMost(recent.length, bufferBytes)
+        assert.isAbove(recent.length, bufferBytes - 100)
+        assert.include(recent, "flood line\r\n")
+        assert.strictEqual(
+          yield* console.waitFor("flood line\r\n", { since: "now", timeout: "5 seconds" }),
+          "flood line\r\n"
+        )
         const lines = yield* collectLines(console, 100)
-        expect(lines.every((line) => line === "flood line" || "flood line".endsWith(line))).toBe(true)
-        expect(isRunning(qemu.pid)).toBe(true)
+        assert.strictEqual(lines.every((line) => line === "flood line" || "flood line".endsWith(line)), true)
+        assert.strictEqual(isRunning(qemu.pid), true)
       })))
 
   it.live("without drain, nothing is read while nobody reads", () =>
@@ -142,9 +155,9 @@ describe("Console", () => {
       Effect.gen(function*() {
         const console = yield* Console.make({ socket: qemu.console })
         yield* Effect.sleep("1 second")
-        expect(yield* console.recent).toBe("")
-        expect(yield* console.waitFor("quiet\r\n", { timeout: "10 seconds" })).toBe("quiet\r\n")
-        expect((yield* console.recent).length).toBeGreaterThan(0)
+        assert.strictEqual(yield* console.recent, "")
+        assert.strictEqual(yield* console.waitFor("quiet\r\n", { timeout: "10 seconds" }), "quiet\r\n")
+        assert.isAbove((yield* console.recent).length, 0)
       })))
 
   it.live("lines splits on \\n and strips \\r", () =>
@@ -153,7 +166,7 @@ describe("Console", () => {
         const console = yield* Console.make({ socket: qemu.console, drain: true })
         const lines = yield* collectLines(console, 20)
         // the first line may have begun before the stream did
-        expect(lines.slice(1)).toEqual(Array(19).fill("0123456789"))
+        assert.deepStrictEqual(lines.slice(1), Array(19).fill("0123456789"))
       })))
 
   it.live("lines cuts a line longer than maxLineLength into pieces", () =>
@@ -162,7 +175,7 @@ describe("Console", () => {
         const console = yield* Console.make({ socket: qemu.console, maxLineLength: 4 })
         const pieces = yield* collectLines(console, 30)
         const start = pieces.indexOf("89")
-        expect(pieces.slice(start + 1, start + 7)).toEqual(["0123", "4567", "89", "0123", "4567", "89"])
+        assert.deepStrictEqual(pieces.slice(start + 1, start + 7), ["0123", "4567", "89", "0123", "4567", "89"])
       })))
 
   it.live("a guest powering off ends lines and fails waitFor with ConsoleClosed", () =>
@@ -170,12 +183,12 @@ describe("Console", () => {
       Effect.gen(function*() {
         // without drain nothing is read before this stream subscribes, so it sees every line
         const console = yield* Console.make({ socket: qemu.console })
-        expect(yield* collectLines(console, 10)).toEqual(["going down"])
+        assert.deepStrictEqual(yield* collectLines(console, 10), ["going down"])
         const error = yield* Effect.flip(console.waitFor("never printed", { since: "start", timeout: "10 seconds" }))
-        expect(error).toBeInstanceOf(ConsoleClosed)
-        expect((error as ConsoleClosed).recent).toContain("going down")
-        expect(yield* qemu.exited).toEqual({ code: 0, signal: null })
-        expect(yield* Effect.flip(console.write("x"))).toBeInstanceOf(ConsoleClosed)
+        assert.instanceOf(error, ConsoleClosed)
+        assert.include((error as ConsoleClosed).recent, "going down")
+        assert.deepStrictEqual(yield* qemu.exited, { code: 0, signal: null })
+        assert.instanceOf(yield* Effect.flip(console.write("x")), ConsoleClosed)
       })))
 
   it.live("a guest exit code reaches QEMU's exit status through isa-debug-exit", () =>
@@ -185,7 +198,7 @@ describe("Console", () => {
         Effect.gen(function*() {
           const console = yield* Console.make({ socket: qemu.console, drain: true })
           yield* console.waitFor("exit 5", { timeout: "10 seconds" })
-          expect(yield* qemu.exited).toEqual({ code: (5 << 1) | 1, signal: null })
+          assert.deepStrictEqual(yield* qemu.exited, { code: (5 << 1) | 1, signal: null })
         }),
       ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
     ))
@@ -201,9 +214,9 @@ describe("Console", () => {
         yield* Effect.yieldNow()
         yield* console.close
         yield* console.close
-        expect(yield* Effect.flip(Fiber.join(pending))).toBeInstanceOf(ConsoleClosed)
-        expect(Chunk.size(yield* Fiber.join(lines))).toBe(0)
-        expect(yield* Stream.runCollect(console.lines)).toEqual(Chunk.empty())
+        assert.instanceOf(yield* Effect.flip(Fiber.join(pending)), ConsoleClosed)
+        assert.strictEqual(Chunk.size(yield* Fiber.join(lines)), 0)
+        assert.deepStrictEqual(yield* Stream.runCollect(console.lines), Chunk.empty())
       })))
 
   it.live("releasing the scope destroys the console socket", () =>
@@ -214,9 +227,9 @@ describe("Console", () => {
           yield* console.waitFor("short-lived", { timeout: "10 seconds" })
           return console
         }))
-        expect(qemu.console.destroyed).toBe(true)
-        expect(yield* Effect.flip(console.write("late"))).toBeInstanceOf(ConsoleClosed)
-        expect(isRunning(qemu.pid)).toBe(true)
+        assert.strictEqual(qemu.console.destroyed, true)
+        assert.instanceOf(yield* Effect.flip(console.write("late")), ConsoleClosed)
+        assert.strictEqual(isRunning(qemu.pid), true)
       })))
 
   it.live("waitFor anchors ^ at line starts in the text, not at a cursor left mid-line, and lookbehinds see before it", () =>
@@ -227,11 +240,11 @@ describe("Console", () => {
         yield* console.write("echo label=42\r\n")
         yield* console.waitFor("label=", { timeout: "10 seconds" })
         const midLine = yield* Effect.flip(console.waitFor(/^(\d+)\r?$/m, { timeout: "500 millis" }))
-        expect(midLine._tag).toBe("ConsoleTimeout")
-        expect((yield* console.waitFor(/(?<=label=)\d+/, { timeout: "1 second" }))[0]).toBe("42")
+        assert.strictEqual(midLine._tag, "ConsoleTimeout")
+        assert.strictEqual((yield* console.waitFor(/(?<=label=)\d+/, { timeout: "1 second" }))[0], "42")
         yield* console.write("7\r\n")
         const line = yield* console.waitFor(/^(\d+)\r?$/m, { timeout: "10 seconds" })
-        expect(line[1]).toBe("7")
+        assert.strictEqual(line[1], "7")
       })))
 
   it.live("error messages escape the guest's control characters, recent keeps them raw", () =>
@@ -240,14 +253,14 @@ describe("Console", () => {
         const console = yield* Console.make({ socket: qemu.console, drain: true })
         yield* console.waitFor("\x1b[6n", { timeout: "10 seconds" })
         const timeout = (yield* Effect.flip(console.waitFor("never \x07", { timeout: "300 millis" }))) as ConsoleTimeout
-        expect(timeout.recent).toContain("~ # \x1b[6n")
-        expect(timeout.message).toContain("~ # \\u001b[6n")
-        expect(timeout.message).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/)
+        assert.include(timeout.recent, "~ # \x1b[6n")
+        assert.include(timeout.message, "~ # \\u001b[6n")
+        assert.notMatch(timeout.message, /[\u0000-\u0009\u000b-\u001f]/)
         yield* console.close
         const closed = yield* Effect.flip(console.waitFor(/never\x1b/, { timeout: "1 second" }))
-        expect(closed._tag).toBe("ConsoleClosed")
-        expect(closed.message).toContain("~ # \\u001b[6n")
-        expect(closed.message).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/)
+        assert.strictEqual(closed._tag, "ConsoleClosed")
+        assert.include(closed.message, "~ # \\u001b[6n")
+        assert.notMatch(closed.message, /[\u0000-\u0009\u000b-\u001f]/)
       })))
 
   it.live("write fails with ConsoleTimeout when the guest does not take its input", () =>
@@ -258,11 +271,12 @@ describe("Console", () => {
         process.kill(qemu.pid, "SIGSTOP")
         const error = yield* Effect.flip(console.write(new Uint8Array(4 * 1024 * 1024), { timeout: "500 millis" }))
         process.kill(qemu.pid, "SIGCONT")
-        expect(error).toBeInstanceOf(ConsoleTimeout)
+        assert.instanceOf(error, ConsoleTimeout)
         const timeout = error as ConsoleTimeout
-        expect(timeout.operation).toBe("write")
-        expect(timeout.pendingBytes).toBeGreaterThan(0)
-        expect(timeout.message).toContain("did not take console input within 500ms")
+        assert.strictEqual(timeout.operation, "write")
+        assert.isDefined(timeout.pendingBytes)
+        assert.isAbove(timeout.pendingBytes, 0)
+        assert.include(timeout.message, "did not take console input within 500ms")
       })))
 
   it.live("bad options are a typed InvalidOption error, not a defect", () =>
@@ -278,11 +292,11 @@ describe("Console", () => {
           yield* Effect.flip(console.reader({ since: "later" as Console.WaitForSince }))
         ]
         for (const failure of failures) {
-          expect(failure._tag).toBe("ConsoleError")
-          expect((failure as ConsoleError).reason).toBe("InvalidOption")
+          assert.strictEqual(failure._tag, "ConsoleError")
+          assert.strictEqual((failure as ConsoleError).reason, "InvalidOption")
         }
-        expect(failures[0].message).toContain("write timeout")
-        expect(failures[3].message).toContain("since")
+        assert.include(failures[0].message, "write timeout")
+        assert.include(failures[3].message, "since")
       })))
 
   it.live("a timeout says how many bytes of output after the cursor were dropped unread", () =>
@@ -295,14 +309,15 @@ describe("Console", () => {
           schedule: Schedule.spaced("10 millis")
         }).pipe(Effect.timeout("20 seconds"))
         const error = yield* Effect.flip(console.waitFor("never printed", { timeout: "500 millis" }))
-        expect(error._tag).toBe("ConsoleTimeout")
+        assert.strictEqual(error._tag, "ConsoleTimeout")
         const timeout = error as ConsoleTimeout
-        expect(timeout.droppedBytes).toBeGreaterThan(0)
-        expect(timeout.message).toContain(
-          `${timeout.droppedBytes} bytes of output after the cursor were dropped unread`
-        )
+        assert.isDefined(timeout.droppedBytes)
+        assert.isAbove(timeout.droppedBytes, 0)
+        assert.include(timeout.message, `${timeout.droppedBytes} bytes of output after the cursor were dropped unread`)
         const now = yield* Effect.flip(console.waitFor("never printed", { since: "now", timeout: "3 seconds" }))
-        expect((now as ConsoleTimeout).droppedBytes).toBeGreaterThan(0)
+        const dropped = (now as ConsoleTimeout).droppedBytes
+        assert.isDefined(dropped)
+        assert.isAbove(dropped, 0)
       })))
 
   it.live("waitFor with failOn fails at once with ConsoleFailureMatched naming what matched", () =>
@@ -313,16 +328,16 @@ describe("Console", () => {
         const failOn = ["Kernel panic", /Oops: \w+(?=\r)/]
         yield* console.write("login: \r\nKernel panic - not syncing\r\n")
         // the awaited pattern comes first: it wins
-        expect(yield* console.waitFor("login:", { failOn, timeout: "10 seconds" })).toBe("login:")
+        assert.strictEqual(yield* console.waitFor("login:", { failOn, timeout: "10 seconds" }), "login:")
         const panic = yield* Effect.flip(console.waitFor("login:", { failOn, timeout: "30 seconds" }))
-        expect(panic).toBeInstanceOf(ConsoleFailureMatched)
+        assert.instanceOf(panic, ConsoleFailureMatched)
         const matched = panic as ConsoleFailureMatched
-        expect(matched.failure).toBe(`"Kernel panic"`)
-        expect(matched.matched).toBe("Kernel panic")
-        expect(matched.message).toContain("failure pattern \"Kernel panic\"")
+        assert.strictEqual(matched.failure, `"Kernel panic"`)
+        assert.strictEqual(matched.matched, "Kernel panic")
+        assert.include(matched.message, "failure pattern \"Kernel panic\"")
         yield* console.write("Oops: general\r\n")
         const oops = yield* Effect.flip(console.waitFor("login:", { failOn, timeout: "30 seconds" }))
-        expect((oops as ConsoleFailureMatched).matched).toBe("Oops: general")
+        assert.strictEqual((oops as ConsoleFailureMatched).matched, "Oops: general")
       })))
 
   it.live("a reader's waitFor moves only its own cursor", () =>
@@ -333,14 +348,17 @@ describe("Console", () => {
         const watcher = yield* console.reader()
         const panic = yield* Effect.fork(watcher.waitFor("panic", { timeout: "10 seconds" }))
         yield* console.write("one two panic\r\n")
-        expect(yield* Fiber.join(panic)).toBe("panic")
+        assert.strictEqual(yield* Fiber.join(panic), "panic")
         // the watcher went past "one" and "two"; the main cursor did not move
-        expect(yield* console.waitFor("one", { timeout: "1 second" })).toBe("one")
-        expect(yield* watcher.position).toBeGreaterThan(yield* console.bytesRead.pipe(Effect.map((n) => n - 10)))
-        expect((yield* Effect.flip(watcher.waitFor("two", { timeout: "300 millis" })))._tag).toBe("ConsoleTimeout")
+        assert.strictEqual(yield* console.waitFor("one", { timeout: "1 second" }), "one")
+        assert.isAbove(yield* watcher.position, yield* console.bytesRead.pipe(Effect.map((n) => n - 10)))
+        assert.strictEqual(
+          (yield* Effect.flip(watcher.waitFor("two", { timeout: "300 millis" })))._tag,
+          "ConsoleTimeout"
+        )
         const fromStart = yield* console.reader({ since: "start" })
-        expect(yield* fromStart.waitFor("two cursors", { timeout: "1 second" })).toBe("two cursors")
-        expect(yield* console.waitFor("two", { timeout: "1 second" })).toBe("two")
+        assert.strictEqual(yield* fromStart.waitFor("two cursors", { timeout: "1 second" }), "two cursors")
+        assert.strictEqual(yield* console.waitFor("two", { timeout: "1 second" }), "two")
       })))
 
   // Real QEMU cannot be made to split a word across reads on purpose; a socket server can.
@@ -363,7 +381,7 @@ describe("Console", () => {
           }).pipe(Effect.timeout("2 seconds"), Effect.ignore)
       )
       const console = yield* Console.make({ path })
-      expect(yield* console.waitFor("hello world", { timeout: "5 seconds" })).toBe("hello world")
+      assert.strictEqual(yield* console.waitFor("hello world", { timeout: "5 seconds" }), "hello world")
       yield* console.close
     }))
 
@@ -386,18 +404,18 @@ describe("Console", () => {
         console.write("typed over tcp"),
         console.waitFor("typed over tcp", { timeout: "500 millis" })
       ).pipe(Effect.retry({ times: 20 }))
-      expect(echoed).toBe("typed over tcp")
+      assert.strictEqual(echoed, "typed over tcp")
     }))
 
   it.live("connecting to a path with no listener fails with ConsoleError", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Effect.scoped(Console.make({ path: "/nonexistent/console.sock" })))
-      expect(error._tag).toBe("ConsoleError")
-      expect(error.reason).toBe("Connect")
+      assert.strictEqual(error._tag, "ConsoleError")
+      assert.strictEqual(error.reason, "Connect")
       const bad = yield* Effect.flip(
         Effect.scoped(Console.make({ path: "/nonexistent/console.sock", connectTimeout: 0 }))
       )
-      expect(bad.reason).toBe("InvalidOption")
+      assert.strictEqual(bad.reason, "InvalidOption")
     }))
 })
 
@@ -444,10 +462,10 @@ describe("Console on a stopping machine", () => {
       const typed = "a".repeat(32 * 1024)
       yield* vm.console.write(`${typed}\r`)
       yield* vm.wait({ timeout: "10 seconds" })
-      expect(Option.getOrThrow(yield* vm.exitStatus).code).toBe(0)
+      assert.strictEqual(Option.getOrThrow(yield* vm.exitStatus).code, 0)
       const recent = yield* vm.console.recent
-      expect(recent).toContain(typed)
-      expect(occurrences(recent, "last words")).toBe(2)
+      assert.include(recent, typed)
+      assert.strictEqual(occurrences(recent, "last words"), 2)
     }))
 
   it.scopedLive("wait() keeps reading until QEMU exits: every line printed before the power-off is logged", () =>
@@ -457,9 +475,9 @@ describe("Console on a stopping machine", () => {
       const vm = yield* bootMachine(floodThenPoweroffGuest("printed on the way down", 5000), { logFile })
       yield* vm.console.waitFor("printed on the way down", { timeout: "10 seconds" })
       yield* vm.wait({ timeout: "20 seconds" })
-      expect(Option.getOrThrow(yield* vm.exitStatus).code).toBe(0)
-      expect(occurrences(NodeFs.readFileSync(logFile, "utf8"), "printed on the way down\r\n")).toBe(5000)
-      expect(yield* vm.console.recent).toMatch(/printed on the way down\r\n$/)
+      assert.strictEqual(Option.getOrThrow(yield* vm.exitStatus).code, 0)
+      assert.strictEqual(occurrences(NodeFs.readFileSync(logFile, "utf8"), "printed on the way down\r\n"), 5000)
+      assert.match(yield* vm.console.recent, /printed on the way down\r\n$/)
     }))
 
   it.scopedLive("wait() does not deadlock on a console nobody reads", () =>
@@ -467,8 +485,8 @@ describe("Console on a stopping machine", () => {
       // ~600 KB: more than the socket buffers hold, so the guest blocks until someone reads
       const vm = yield* bootMachine(floodThenPoweroffGuest("unread flood", 40000))
       yield* vm.wait({ timeout: "30 seconds" })
-      expect(Option.getOrThrow(yield* vm.exitStatus)).toEqual({ code: 0, signal: null })
-      expect(yield* vm.console.recent).toMatch(/unread flood\r\n$/)
+      assert.deepStrictEqual(Option.getOrThrow(yield* vm.exitStatus), { code: 0, signal: null })
+      assert.match(yield* vm.console.recent, /unread flood\r\n$/)
     }))
 
   // Real QEMU cannot print the 16 MiB that the reader takes in before it pushes back; a socket server can.
@@ -497,9 +515,9 @@ describe("Console on a stopping machine", () => {
       const console = yield* Console.make({ path })
       yield* Effect.forkScoped(Stream.runForEach(console.lines, () => Effect.never))
       yield* stalled(console)
-      expect(yield* console.bytesRead).toBeLessThan(total)
+      assert.isBelow(yield* console.bytesRead, total)
       yield* console.drain
       yield* console.ended.pipe(Effect.timeout("20 seconds"))
-      expect(yield* console.bytesRead).toBe(total)
+      assert.strictEqual(yield* console.bytesRead, total)
     }))
 })

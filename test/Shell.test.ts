@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import { ConsoleFailureMatched } from "../src/ConsoleError.js"
 import * as Machine from "../src/Machine.js"
 import * as Shell from "../src/Shell.js"
@@ -19,18 +19,18 @@ describe("Shell on a Linux guest", () => {
   it.scopedLive("runs commands in a row and returns each one's exit code and output, echo removed", () =>
     Effect.gen(function*() {
       const { shell } = yield* loggedIn
-      expect(yield* shell.run("echo hello; echo world")).toEqual({ exitCode: 0, stdout: "hello\nworld\n" })
-      expect(yield* shell.run("false")).toEqual({ exitCode: 1, stdout: "" })
-      expect(yield* shell.run("sh -c 'exit 42'")).toEqual({ exitCode: 42, stdout: "" })
-      expect(yield* shell.run("printf no-newline")).toEqual({ exitCode: 0, stdout: "no-newline" })
+      assert.deepStrictEqual(yield* shell.run("echo hello; echo world"), { exitCode: 0, stdout: "hello\nworld\n" })
+      assert.deepStrictEqual(yield* shell.run("false"), { exitCode: 1, stdout: "" })
+      assert.deepStrictEqual(yield* shell.run("sh -c 'exit 42'"), { exitCode: 42, stdout: "" })
+      assert.deepStrictEqual(yield* shell.run("printf no-newline"), { exitCode: 0, stdout: "no-newline" })
       // quotes of every kind reach the shell as typed; the directory and variables persist
       yield* shell.run("cd /proc && X=\"it's\"")
-      expect(yield* shell.run("echo \"$X\" $(pwd)")).toEqual({ exitCode: 0, stdout: "it's /proc\n" })
+      assert.deepStrictEqual(yield* shell.run("echo \"$X\" $(pwd)"), { exitCode: 0, stdout: "it's /proc\n" })
       // a syntax error fails the command only, as in a script
       const syntax = yield* shell.run("echo 'unterminated")
-      expect(syntax.exitCode).toBe(2)
-      expect(syntax.stdout).toContain("unterminated")
-      expect((yield* shell.run("ls /nonexistent")).exitCode).not.toBe(0)
+      assert.strictEqual(syntax.exitCode, 2)
+      assert.include(syntax.stdout, "unterminated")
+      assert.notStrictEqual((yield* shell.run("ls /nonexistent")).exitCode, 0)
     }))
 
   it.scopedLive("a command's own echo never ends it: sleep 1 then the marker-like text", () =>
@@ -38,40 +38,40 @@ describe("Shell on a Linux guest", () => {
       const { shell } = yield* loggedIn
       const started = Date.now()
       const result = yield* shell.run("sleep 1; echo done-x")
-      expect(result).toEqual({ exitCode: 0, stdout: "done-x\n" })
-      expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
+      assert.deepStrictEqual(result, { exitCode: 0, stdout: "done-x\n" })
+      assert.isAtLeast(Date.now() - started, 1000)
       const via = yield* shell.execAndWaitFor("sleep 1; echo ready-x", "ready-x", { timeout: "10 seconds" })
-      expect(via).toBe("ready-x")
-      expect(Date.now() - started).toBeGreaterThanOrEqual(2000)
+      assert.strictEqual(via, "ready-x")
+      assert.isAtLeast(Date.now() - started, 2000)
     }))
 
   it.scopedLive("a command longer than the terminal's width, whose echo wraps with \\r\\r\\n, runs whole", () =>
     Effect.gen(function*() {
       const { shell } = yield* loggedIn
       const word = "w".repeat(150)
-      expect(yield* shell.run(`echo ${word} | wc -c`)).toEqual({ exitCode: 0, stdout: "151\n" })
-      expect(yield* shell.run(`echo ${word}`)).toEqual({ exitCode: 0, stdout: `${word}\n` })
+      assert.deepStrictEqual(yield* shell.run(`echo ${word} | wc -c`), { exitCode: 0, stdout: "151\n" })
+      assert.deepStrictEqual(yield* shell.run(`echo ${word}`), { exitCode: 0, stdout: `${word}\n` })
     }))
 
   it.scopedLive("ANSI sequences are stripped unless asked to keep them", () =>
     Effect.gen(function*() {
       const { shell } = yield* loggedIn
       const colour = "printf '\\033[31mred\\033[0m\\n'"
-      expect((yield* shell.run(colour)).stdout).toBe("red\n")
-      expect((yield* shell.run(colour, { stripAnsi: false })).stdout).toBe("\u001b[31mred\u001b[0m\n")
+      assert.strictEqual((yield* shell.run(colour)).stdout, "red\n")
+      assert.strictEqual((yield* shell.run(colour, { stripAnsi: false })).stdout, "\u001b[31mred\u001b[0m\n")
     }))
 
   it.scopedLive("a command that does not finish fails with ShellTimeout showing what it printed, and can be interrupted", () =>
     Effect.gen(function*() {
       const { shell } = yield* loggedIn
       const error = yield* Effect.flip(shell.run("echo partial; sleep 30", { timeout: "2 seconds" }))
-      expect(error._tag).toBe("ShellTimeout")
+      assert.strictEqual(error._tag, "ShellTimeout")
       const timeout = error as Shell.ShellTimeout
-      expect(timeout.started).toBe(true)
-      expect(timeout.seen).toContain("partial")
-      expect(timeout.message).toContain("did not finish within 2s")
+      assert.strictEqual(timeout.started, true)
+      assert.include(timeout.seen, "partial")
+      assert.include(timeout.message, "did not finish within 2s")
       yield* shell.interrupt
-      expect(yield* shell.run("echo after")).toEqual({ exitCode: 0, stdout: "after\n" })
+      assert.deepStrictEqual(yield* shell.run("echo after"), { exitCode: 0, stdout: "after\n" })
     }))
 
   it.scopedLive("failOn fails a command at once when its output matches, never on its echo", () =>
@@ -81,15 +81,15 @@ describe("Shell on a Linux guest", () => {
       const panic = yield* Effect.flip(
         shell.run("sleep 1; echo Kernel panic - not syncing; sleep 20", { failOn: ["Kernel panic"] })
       )
-      expect(panic).toBeInstanceOf(ConsoleFailureMatched)
+      assert.instanceOf(panic, ConsoleFailureMatched)
       // the echo holds "Kernel panic" at once; the output only after the sleep
-      expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
-      expect(Date.now() - started).toBeLessThan(15000)
+      assert.isAtLeast(Date.now() - started, 1000)
+      assert.isBelow(Date.now() - started, 15000)
       yield* shell.interrupt
       const bad = yield* Effect.flip(shell.run("echo one\necho two"))
-      expect(bad._tag).toBe("ConsoleError")
-      expect(bad.message).toContain("newline")
-      expect(yield* shell.run("echo still fine")).toEqual({ exitCode: 0, stdout: "still fine\n" })
+      assert.strictEqual(bad._tag, "ConsoleError")
+      assert.include(bad.message, "newline")
+      assert.deepStrictEqual(yield* shell.run("echo still fine"), { exitCode: 0, stdout: "still fine\n" })
     }))
 
   it.scopedLive("login fails at once on a wrong password", () =>
@@ -99,7 +99,7 @@ describe("Shell on a Linux guest", () => {
       const error = yield* Effect.flip(
         Shell.login(vm.console, { user: "root", password: "wrong", timeout: "60 seconds" })
       )
-      expect(error).toBeInstanceOf(ConsoleFailureMatched)
-      expect((error as ConsoleFailureMatched).matched).toBe("Login incorrect")
+      assert.instanceOf(error, ConsoleFailureMatched)
+      assert.strictEqual((error as ConsoleFailureMatched).matched, "Login incorrect")
     }))
 })

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -85,23 +85,23 @@ describe("parentDeathWrapper", () => {
   it.live("is available here and wraps QEMU with setpriv --pdeathsig KILL", () =>
     Effect.gen(function*() {
       const wrapper = yield* parentDeathWrapper
-      expect(wrapper._tag).toBe("Available")
-      expect(wrapper.prefix.slice(1)).toEqual(["--pdeathsig", "KILL", "--"])
-      expect(yield* parentDeathWrapper).toBe(wrapper)
+      assert.strictEqual(wrapper._tag, "Available")
+      assert.deepStrictEqual(wrapper.prefix.slice(1), ["--pdeathsig", "KILL", "--"])
+      assert.strictEqual(yield* parentDeathWrapper, wrapper)
     }))
 
   it.live("without setpriv on PATH it gives an empty prefix and says to install util-linux", () =>
     Effect.gen(function*() {
       const wrapper = yield* resolveParentDeathWrapper({ path: "/nonexistent" })
-      expect(wrapper._tag).toBe("Unavailable")
-      expect(wrapper.prefix).toEqual([])
-      expect(wrapper._tag === "Unavailable" && wrapper.reason).toContain("util-linux")
+      assert.strictEqual(wrapper._tag, "Unavailable")
+      assert.deepStrictEqual(wrapper.prefix, [])
+      assert.include(wrapper._tag === "Unavailable" && wrapper.reason, "util-linux")
     }))
 
   it.live("off Linux it gives an empty prefix", () =>
     Effect.gen(function*() {
       const wrapper = yield* resolveParentDeathWrapper({ platform: "darwin" })
-      expect(wrapper).toMatchObject({ _tag: "Unavailable", prefix: [] })
+      assert.deepStrictEqual({ _tag: wrapper._tag, prefix: wrapper.prefix }, { _tag: "Unavailable", prefix: [] })
     }))
 
   it.scopedLive("QEMU spawned through the prefix dies when its Node parent is SIGKILLed", () =>
@@ -110,10 +110,10 @@ describe("parentDeathWrapper", () => {
       const { parent, qemuPid } = yield* nodeParentOfQemu(wrapper.prefix)
       // Stays alive while the parent does, with time for any other thread to come and go.
       yield* Effect.sleep("500 millis")
-      expect(isAlive(qemuPid)).toBe(true)
+      assert.strictEqual(isAlive(qemuPid), true)
       parent.kill("SIGKILL")
       yield* pollUntil("QEMU dead", () => !isAlive(qemuPid), 2000)
-      expect(isAlive(qemuPid)).toBe(false)
+      assert.strictEqual(isAlive(qemuPid), false)
     }))
 
   it.scopedLive("without the prefix QEMU outlives a SIGKILLed Node parent (why the wrapper exists)", () =>
@@ -121,6 +121,6 @@ describe("parentDeathWrapper", () => {
       const { parent, qemuPid } = yield* nodeParentOfQemu([])
       parent.kill("SIGKILL")
       yield* Effect.sleep("1 second")
-      expect(isAlive(qemuPid)).toBe(true)
+      assert.strictEqual(isAlive(qemuPid), true)
     }))
 })

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -53,15 +53,15 @@ describe("editor help on the client's names", () => {
   it.effect("completes command, event and event-member names, and flags misspelt ones", () =>
     Effect.sync(() => {
       const languageService = service()
-      expect(completionsAt(languageService, `qmp.execute("query-sta`)).toContain("query-status")
-      expect(completionsAt(languageService, `qmp.waitEvent("BLOCK_JOB_`)).toContain("BLOCK_JOB_COMPLETED")
-      expect(completionsAt(languageService, `event: "DEVICE_DEL`)).toContain("DEVICE_DELETED")
-      expect(completionsAt(languageService, `match: { data: { dev`)).toContain("device")
+      assert.include(completionsAt(languageService, `qmp.execute("query-sta`), "query-status")
+      assert.include(completionsAt(languageService, `qmp.waitEvent("BLOCK_JOB_`), "BLOCK_JOB_COMPLETED")
+      assert.include(completionsAt(languageService, `event: "DEVICE_DEL`), "DEVICE_DELETED")
+      assert.include(completionsAt(languageService, `match: { data: { dev`), "device")
       const errors = languageService.getSemanticDiagnostics(file).map((diagnostic) =>
         source.slice(diagnostic.start, diagnostic.start! + diagnostic.length!)
       )
       // The misspelt event is reported on the `event` member that holds it.
-      expect(errors).toEqual([`"query-sta"`, `"BLOCK_JOB_"`, "event", "dev"])
+      assert.deepStrictEqual(errors, [`"query-sta"`, `"BLOCK_JOB_"`, "event", "dev"])
     }), 120_000)
 
   it.effect("shows a member QEMU marks deprecated as deprecated where it is written", () =>
@@ -69,8 +69,8 @@ describe("editor help on the client's names", () => {
       const languageService = service()
       // block-commit's `base` (a file name) is deprecated for `base-node`.
       const hover = languageService.getQuickInfoAtPosition(file, source.indexOf("base: ") + 1)
-      expect(hover?.tags?.map((tag) => tag.name)).toEqual(["deprecated"])
+      assert.deepStrictEqual(hover?.tags?.map((tag) => tag.name), ["deprecated"])
       const current = languageService.getQuickInfoAtPosition(file, source.indexOf("device: \"d0\"") + 1)
-      expect(current?.tags ?? []).toEqual([])
+      assert.deepStrictEqual(current?.tags ?? [], [])
     }), 120_000)
 })

@@ -1,5 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -136,8 +139,8 @@ describe("surfaces generated from QEMU 5.2, 7.2, 8.2 and 10.0 schemas", () => {
           )
         })
       ).pipe(Effect.map(({ code, output }) => {
-        expect(output).toBe("")
-        expect(code).toBe(0)
+        assert.strictEqual(output, "")
+        assert.strictEqual(code, 0)
       })),
     240_000
   )
@@ -146,30 +149,38 @@ describe("surfaces generated from QEMU 5.2, 7.2, 8.2 and 10.0 schemas", () => {
     it.live(`QEMU ${version}: imports and decodes replies and events, 64-bit values exactly`, () =>
       Effect.promise(() => load(version)).pipe(Effect.map(({ QmpSchemas }) => {
         const status = QmpSchemas.commands["query-status"].return
-        expect(decode(status, `{"running": true, "status": "running"}`)._tag).toBe(
-          version === "10.0.0" ? "Right" : "Left" // `singlestep` was required until 10.0 dropped it
+        assert.strictEqual(
+          decode(status, `{"running": true, "status": "running"}`)._tag,
+          version === "10.0.0" ? "Right" : "Left"
         )
-        expect(decode(status, `{"running": true, "status": "levitating"}`)._tag).toBe("Left")
+        assert.strictEqual(decode(status, `{"running": true, "status": "levitating"}`)._tag, "Left")
         const completed = QmpSchemas.events.BLOCK_JOB_COMPLETED
         const big = decode(
           completed,
           `{"type": "mirror", "device": "job0", "len": 18446744073709551104, "offset": 9007199254740993, "speed": 0}`
         )
-        expect(big).toEqual(Either.right({
-          type: "mirror",
-          device: "job0",
-          len: 18446744073709551104n,
-          offset: 9007199254740993n,
-          speed: 0
-        }))
-        expect(decode(completed, `{"type": "mirror", "device": "job0", "len": "1", "offset": 0, "speed": 0}`)._tag)
-          .toBe("Left")
+        assert.deepStrictEqual(
+          big,
+          Either.right({
+            type: "mirror",
+            device: "job0",
+            len: 18446744073709551104n,
+            offset: 9007199254740993n,
+            speed: 0
+          })
+        )
+        assert.strictEqual(
+          decode(completed, `{"type": "mirror", "device": "job0", "len": "1", "offset": 0, "speed": 0}`)._tag,
+          "Left"
+        )
         const deviceAdd = QmpSchemas.commands.device_add.args
-        expect(decode(deviceAdd, `{"driver": "virtio-net-pci", "id": "n", "socket-id": 0, "mq": true}`)._tag)
-          .toBe("Right")
-        expect(decode(deviceAdd, `{"id": "n", "socket-id": 0}`)._tag).toBe("Left")
-        expect(decode(QmpSchemas.events.STOP, "null")._tag).toBe("Left")
-        expect(Schema.decodeUnknownEither(QmpSchemas.events.STOP)(undefined)._tag).toBe("Right")
+        assert.strictEqual(
+          decode(deviceAdd, `{"driver": "virtio-net-pci", "id": "n", "socket-id": 0, "mq": true}`)._tag,
+          "Right"
+        )
+        assert.strictEqual(decode(deviceAdd, `{"id": "n", "socket-id": 0}`)._tag, "Left")
+        assert.strictEqual(decode(QmpSchemas.events.STOP, "null")._tag, "Left")
+        assert.strictEqual(Schema.decodeUnknownEither(QmpSchemas.events.STOP)(undefined)._tag, "Right")
       })))
   }
 
@@ -197,7 +208,7 @@ describe("surfaces generated from QEMU 5.2, 7.2, 8.2 and 10.0 schemas", () => {
       const changed: Array<string> = []
       for (let i = 0; i + 1 < versions.length; i++) {
         const [older, newer] = [surface(versions[i]), surface(versions[i + 1])]
-        expect(older.size).toBeGreaterThan(400)
+        assert.isAbove(older.size, 400)
         for (const [use, type] of older) {
           const now = newer.get(use)
           if (now !== undefined && now !== type) changed.push(`${versions[i + 1]} ${use}: ${type} -> ${now}`)
@@ -205,26 +216,29 @@ describe("surfaces generated from QEMU 5.2, 7.2, 8.2 and 10.0 schemas", () => {
       }
       // Only where QEMU itself changed the command: object-add's arguments became a union in 6.0,
       // query-dirty-rate and query-machines took their first arguments in 8.1 and 9.1.
-      expect(changed).toEqual([
+      assert.deepStrictEqual(changed, [
         `7.2.0 "object-add" args: ObjectAddArgs & { readonly [property: string]: unknown } -> ObjectAddArgs`,
         `8.2.0 "query-dirty-rate" args: undefined -> QueryDirtyRateArgs`,
         `10.0.0 "query-machines" args: undefined -> QueryMachinesArgs`
       ])
-      expect(surface("10.0.0").get(`"migrate-recover" args`)).toBe("MigrateRecoverArgs")
+      assert.strictEqual(surface("10.0.0").get(`"migrate-recover" args`), "MigrateRecoverArgs")
     }))
 
   it.live("a later QEMU's unknown shapes still generate, type-check (above), import and decode", () =>
     Effect.promise(() => load("future")).pipe(Effect.map(({ QmpSchemas }) => {
       const ret = QmpSchemas.commands.x.return
-      expect(decode(ret, `{"kind": "a", "n": 1, "sub": "x", "deep": "a", "p": "p", "q": 5}`)._tag).toBe("Right")
-      expect(decode(ret, `{"kind": "a", "n": 1, "sub": "x", "deep": "a", "p": "p", "q": "5"}`)._tag).toBe("Left")
-      expect(decode(ret, `{"kind": "a", "n": 1, "sub": "x", "deep": "b", "p": "p", "q": 5}`)._tag).toBe("Left")
-      expect(decode(ret, `{"kind": "a", "n": 1, "sub": "y"}`)._tag).toBe("Right")
-      expect(decode(ret, `{"kind": "b", "n": 1}`)._tag).toBe("Right")
-      expect(decode(ret, `{"kind": "b", "n": 1, "sub": "y"}`)._tag).toBe("Left")
+      assert.strictEqual(decode(ret, `{"kind": "a", "n": 1, "sub": "x", "deep": "a", "p": "p", "q": 5}`)._tag, "Right")
+      assert.strictEqual(decode(ret, `{"kind": "a", "n": 1, "sub": "x", "deep": "a", "p": "p", "q": "5"}`)._tag, "Left")
+      assert.strictEqual(decode(ret, `{"kind": "a", "n": 1, "sub": "x", "deep": "b", "p": "p", "q": 5}`)._tag, "Left")
+      assert.strictEqual(decode(ret, `{"kind": "a", "n": 1, "sub": "y"}`)._tag, "Right")
+      assert.strictEqual(decode(ret, `{"kind": "b", "n": 1}`)._tag, "Right")
+      assert.strictEqual(decode(ret, `{"kind": "b", "n": 1, "sub": "y"}`)._tag, "Left")
       const args = QmpSchemas.commands.x.args
-      expect(decode(args, `{"base": {"z": "z"}, "t": ["anything", 1], "b": {"any": "value"}}`)._tag).toBe("Right")
-      expect(decode(args, `{"base": {"z": "z"}, "t": 1, "never": "a"}`)._tag).toBe("Left")
+      assert.strictEqual(
+        decode(args, `{"base": {"z": "z"}, "t": ["anything", 1], "b": {"any": "value"}}`)._tag,
+        "Right"
+      )
+      assert.strictEqual(decode(args, `{"base": {"z": "z"}, "t": 1, "never": "a"}`)._tag, "Left")
     })))
 
   for (const version of ["8.2.0", "10.0.0"] as const) {
@@ -232,18 +246,25 @@ describe("surfaces generated from QEMU 5.2, 7.2, 8.2 and 10.0 schemas", () => {
       Effect.promise(() => load(version)).pipe(Effect.map(({ QmpSchemas }) => {
         const migrate = QmpSchemas.commands.migrate.args
         const channel = (addr: string) => `{"uri": "unused:", "channels": [{"channel-type": "main", "addr": ${addr}}]}`
-        expect(decode(migrate, channel(`{"transport": "socket", "type": "unix", "path": "/run/m.sock"}`)))
-          .toEqual(Either.right({
+        assert.deepStrictEqual(
+          decode(migrate, channel(`{"transport": "socket", "type": "unix", "path": "/run/m.sock"}`)),
+          Either.right({
             uri: "unused:",
             channels: [{ "channel-type": "main", addr: { transport: "socket", type: "unix", path: "/run/m.sock" } }]
-          }))
-        expect(decode(migrate, channel(`{"transport": "socket", "type": "inet", "host": "h", "port": "1"}`))._tag)
-          .toBe("Right")
-        expect(decode(migrate, channel(`{"transport": "exec", "args": ["cat"]}`))._tag).toBe("Right")
+          })
+        )
+        assert.strictEqual(
+          decode(migrate, channel(`{"transport": "socket", "type": "inet", "host": "h", "port": "1"}`))._tag,
+          "Right"
+        )
+        assert.strictEqual(decode(migrate, channel(`{"transport": "exec", "args": ["cat"]}`))._tag, "Right")
         // The inner union's tag selects its members: a unix socket needs a path, an inet one no path.
-        expect(decode(migrate, channel(`{"transport": "socket", "type": "unix"}`))._tag).toBe("Left")
-        expect(decode(migrate, channel(`{"transport": "socket", "type": "inet", "path": "/x"}`))._tag).toBe("Left")
-        expect(decode(migrate, channel(`{"transport": "socket", "type": "carrier-pigeon"}`))._tag).toBe("Left")
+        assert.strictEqual(decode(migrate, channel(`{"transport": "socket", "type": "unix"}`))._tag, "Left")
+        assert.strictEqual(
+          decode(migrate, channel(`{"transport": "socket", "type": "inet", "path": "/x"}`))._tag,
+          "Left"
+        )
+        assert.strictEqual(decode(migrate, channel(`{"transport": "socket", "type": "carrier-pigeon"}`))._tag, "Left")
       })))
   }
 })

@@ -1,5 +1,6 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { generate } from "../../src/codegen/Generate.js"
 import { pascalCase } from "../../src/codegen/Shapes.js"
 import { QmpSchemas } from "../../src/generated/qemu.js"
@@ -25,16 +26,23 @@ describe("the generator, on a hand-written schema", () => {
         version,
         register: "effect-qemu/QmpCommands"
       })
-      expect(source).toContain("export interface GetThingArgs {")
+      assert.include(source, "export interface GetThingArgs {")
       // x-other's arguments have the shape of get-thing's: one declaration, and x-other's own name for it.
-      expect(source).not.toContain("export interface XOtherArgs")
-      expect(source).toContain("export type XOtherArgs = GetThingArgs")
-      expect(source).toContain(`readonly "x-other": { readonly args: XOtherArgs; readonly return: Empty }`)
-      expect(source).toContain(`export type GetThingReturnKind = "a" | "b"`)
-      expect(source).toContain("readonly kind?: GetThingReturnKind | undefined")
-      expect(source).toContain("readonly THING_GONE: undefined")
-      expect(source).toContain(`declare module "effect-qemu/QmpCommands" {`)
-      expect(coverage).toMatchObject({ commands: 2, events: 1, typedCommands: 2, typedEvents: 1, types: 5, shapes: 4 })
+      assert.notInclude(source, "export interface XOtherArgs")
+      assert.include(source, "export type XOtherArgs = GetThingArgs")
+      assert.include(source, `readonly "x-other": { readonly args: XOtherArgs; readonly return: Empty }`)
+      assert.include(source, `export type GetThingReturnKind = "a" | "b"`)
+      assert.include(source, "readonly kind?: GetThingReturnKind | undefined")
+      assert.include(source, "readonly THING_GONE: undefined")
+      assert.include(source, `declare module "effect-qemu/QmpCommands" {`)
+      assert.deepStrictEqual(coverage, {
+        commands: 2,
+        events: 1,
+        typedCommands: 2,
+        typedEvents: 1,
+        types: 5,
+        shapes: 4
+      })
     }))
 
   it.effect("marks deprecated and unstable commands, events and members with doc tags editors show", () =>
@@ -63,27 +71,27 @@ describe("the generator, on a hand-written schema", () => {
         while (i >= 0 && /^\s*(\/\*\*|\*)/.test(lines[i])) doc.unshift(lines[i--])
         return doc.join("\n")
       }
-      expect(member("old")).toContain("@deprecated")
-      expect(member(`"x-new"`)).toContain("@experimental")
-      expect(member("plain")).not.toMatch(/@deprecated|@experimental/)
-      expect(member(`"do-it": {`)).toContain("@deprecated")
-      expect(member("X_HAPPENED: undefined")).toContain("@experimental")
+      assert.include(member("old"), "@deprecated")
+      assert.include(member(`"x-new"`), "@experimental")
+      assert.notMatch(member("plain"), /@deprecated|@experimental/)
+      assert.include(member(`"do-it": {`), "@deprecated")
+      assert.include(member("X_HAPPENED: undefined"), "@experimental")
     }))
 
   it.effect("writes QAPI names in PascalCase", () =>
     Effect.sync(() => {
-      expect(pascalCase("query-status")).toBe("QueryStatus")
-      expect(pascalCase("BLOCK_JOB_COMPLETED")).toBe("BlockJobCompleted")
-      expect(pascalCase("__com.redhat_drive_add")).toBe("ComRedhatDriveAdd")
-      expect(pascalCase("node-name")).toBe("NodeName")
+      assert.strictEqual(pascalCase("query-status"), "QueryStatus")
+      assert.strictEqual(pascalCase("BLOCK_JOB_COMPLETED"), "BlockJobCompleted")
+      assert.strictEqual(pascalCase("__com.redhat_drive_add"), "ComRedhatDriveAdd")
+      assert.strictEqual(pascalCase("node-name"), "NodeName")
     }))
 
   it.effect("decodes a flat union by its tag, and a recursive shape through Schema.suspend", () =>
     Effect.sync(() => {
       const decode = Schema.decodeUnknownEither(QmpSchemas.commands["blockdev-add"].args, { onExcessProperty: "error" })
-      expect(decode({ driver: "file", "node-name": "disk0", filename: "/tmp/disk.img" })._tag).toBe("Right")
-      expect(decode({ driver: "file", "node-name": "disk0" })._tag).toBe("Left")
-      expect(decode({ driver: "null-co", "node-name": "n", filename: "/tmp/disk.img" })._tag).toBe("Left")
+      assert.strictEqual(decode({ driver: "file", "node-name": "disk0", filename: "/tmp/disk.img" })._tag, "Right")
+      assert.strictEqual(decode({ driver: "file", "node-name": "disk0" })._tag, "Left")
+      assert.strictEqual(decode({ driver: "null-co", "node-name": "n", filename: "/tmp/disk.img" })._tag, "Left")
       // qcow2's `backing` is itself a BlockdevRef: options of another node, or a node name.
       const nested = {
         driver: "qcow2",
@@ -91,6 +99,6 @@ describe("the generator, on a hand-written schema", () => {
         file: "top-file",
         backing: { driver: "qcow2", file: { driver: "file", filename: "/tmp/base.qcow2" } }
       }
-      expect(decode(nested)._tag).toBe("Right")
+      assert.strictEqual(decode(nested)._tag, "Right")
     }))
 })

@@ -1,5 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import { toJsAndDeclarations } from "../../src/codegen/Emit.js"
 import { generate } from "../../src/codegen/Generate.js"
@@ -43,14 +46,14 @@ describe("the generated surface against a running QEMU 7.2", () => {
         const reply = yield* qmp.execute(name).pipe(Effect.either)
         if (Either.isLeft(reply)) {
           // Some queries need a machine, a device or an accelerator that `-M none` does not have.
-          expect(reply.left._tag).toBe("QmpCommandError")
+          assert.strictEqual(reply.left._tag, "QmpCommandError")
           if (reply.left._tag === "QmpCommandError") {
             refused.push(`${name} (${reply.left.errorClass}: ${reply.left.desc})`)
           }
           continue
         }
         const commandSchemas = QmpSchemas.commands[name as keyof typeof QmpSchemas.commands]
-        expect(commandSchemas, `${name} is in the generated surface`).toBeDefined()
+        assert.isDefined(commandSchemas, `${name} is in the generated surface`)
         const result = decodeStrict(commandSchemas.return as Schema.Schema<unknown>, reply.right)
         if (Either.isLeft(result)) undecodable.push(`${name}: ${result.left}`)
         else decoded.push(name)
@@ -59,10 +62,10 @@ describe("the generated surface against a running QEMU 7.2", () => {
         `${queries.length} argument-less query- commands: ${decoded.length} decoded, ${refused.length} refused by QEMU:\n  ` +
           refused.join("\n  ")
       )
-      expect(undecodable).toEqual([])
-      expect(decoded.length).toBeGreaterThan(30)
-      expect(decoded).toContain("query-status")
-      expect(decoded).toContain("query-qmp-schema")
+      assert.deepStrictEqual(undecodable, [])
+      assert.isAbove(decoded.length, 30)
+      assert.include(decoded, "query-status")
+      assert.include(decoded, "query-qmp-schema")
     }))
 
   it.scopedLive("decodes the data of STOP, RESUME and SHUTDOWN as QEMU sends them", () =>
@@ -70,14 +73,15 @@ describe("the generated surface against a running QEMU 7.2", () => {
       const qmp = yield* launch()
       yield* qmp.execute("stop")
       const stop = yield* qmp.waitEvent("STOP", { timeout: "10 seconds" })
-      expect(decodeStrict(QmpSchemas.events.STOP, stop.data)).toEqual(Either.right(undefined))
+      assert.deepStrictEqual(decodeStrict(QmpSchemas.events.STOP, stop.data), Either.right(undefined))
       yield* qmp.execute("cont")
       const resume = yield* qmp.waitEvent("RESUME", { timeout: "10 seconds" })
-      expect(decodeStrict(QmpSchemas.events.RESUME, resume.data)).toEqual(Either.right(undefined))
+      assert.deepStrictEqual(decodeStrict(QmpSchemas.events.RESUME, resume.data), Either.right(undefined))
       yield* qmp.execute("quit")
       const shutdown = yield* qmp.waitEvent("SHUTDOWN", { timeout: "10 seconds" })
-      expect(decodeStrict(QmpSchemas.events.SHUTDOWN, shutdown.data)).toEqual(
-        Either.right({ guest: false, reason: "host-qmp-quit" })
+      assert.deepStrictEqual(
+        decodeStrict(QmpSchemas.events.SHUTDOWN, shutdown.data),
+        Either.right({ guest: false, reason: "host-qmp-quit" as const })
       )
       yield* qmp.wait({ timeout: "10 seconds" })
     }))
@@ -89,8 +93,8 @@ describe("free-form arguments against a running QEMU 7.2", () => {
       const vm = yield* Machine.make({ args: ["-M", "pc", "-nodefaults", "-S"] })
       const mac = "52:54:00:12:34:56"
       yield* vm.execute("device_add", { driver: "virtio-net-pci", id: "nic1", mac, mq: true })
-      expect(yield* vm.execute("qom-get", { path: "/machine/peripheral/nic1", property: "mac" })).toBe(mac)
-      expect(yield* vm.execute("qom-get", { path: "/machine/peripheral/nic1", property: "mq" })).toBe(true)
+      assert.strictEqual(yield* vm.execute("qom-get", { path: "/machine/peripheral/nic1", property: "mac" }), mac)
+      assert.strictEqual(yield* vm.execute("qom-get", { path: "/machine/peripheral/nic1", property: "mq" }), true)
     }))
 })
 
@@ -101,22 +105,24 @@ describe("effect-qemu codegen", () => {
       const second = yield* probe({ binary })
       const a = generate(first.schema, { version: first.version }).source
       const b = generate(second.schema, { version: second.version }).source
-      expect(b).toBe(a)
+      assert.strictEqual(b, a)
 
       const committed = readFileSync(committedDts, "utf8")
       // Stable distributions bump QEMU's micro version and package string without touching the
       // schema; the comparison is of the surface, under the committed file's version stamp.
       const stamp = /^ \* The QMP surface of QEMU (\S+) \((.*)\): /m.exec(committed)
-      expect(stamp, "the committed file names the QEMU it came from").not.toBeNull()
+      assert.isNotNull(stamp, "the committed file names the QEMU it came from")
       const [, committedNumber, committedPackage] = stamp!
       const restamped = committedNumber === first.version.number && committedPackage === first.version.package
         ? a
         : a.replaceAll(`QEMU ${first.version.number}`, `QEMU ${committedNumber}`)
           .replace(`(${first.version.package})`, `(${committedPackage})`)
       const emitted = yield* toJsAndDeclarations(restamped)
-      expect(emitted.dts, "src/generated/qemu.d.ts is stale: run `npm run codegen`").toBe(committed)
-      expect(emitted.js, "src/generated/qemu.js is stale: run `npm run codegen`").toBe(
-        readFileSync(committedJs, "utf8")
+      assert.strictEqual(emitted.dts, committed, "src/generated/qemu.d.ts is stale: run `npm run codegen`")
+      assert.strictEqual(
+        emitted.js,
+        readFileSync(committedJs, "utf8"),
+        "src/generated/qemu.js is stale: run `npm run codegen`"
       )
     }))
 })

@@ -1,5 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schedule, Schema } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -77,12 +80,12 @@ describe("codegen from a schema file", () => {
       const dir = yield* tempDir
       const out = Path.join(dir, "surface", "qemu-10.ts")
       const run = yield* cli(["codegen", "--schema", fixture, "--qemu-version", "10.0.0", "--out", out])
-      expect(run.stderr).toBe("")
-      expect(run.code).toBe(0)
-      expect(run.stdout).toContain("QEMU 10.0.0, 233/233 commands")
+      assert.strictEqual(run.stderr, "")
+      assert.strictEqual(run.code, 0)
+      assert.include(run.stdout, "QEMU 10.0.0, 233/233 commands")
       const schema = Schema.decodeUnknownSync(SchemaInfoList)(JSON.parse(Fs.readFileSync(fixture, "utf8")))
       const version = Either.getOrThrow(parseVersion("10.0.0"))
-      expect(Fs.readFileSync(out, "utf8")).toBe(generate(schema, { version }).source)
+      assert.strictEqual(Fs.readFileSync(out, "utf8"), generate(schema, { version }).source)
     }))
 
   it.scopedLive(
@@ -104,17 +107,17 @@ describe("codegen from a schema file", () => {
           "--register",
           "effect-qemu/QmpCommands"
         ])
-        expect(run.stderr).toBe("")
+        assert.strictEqual(run.stderr, "")
         const dts = Fs.readFileSync(Path.join(dir, "qemu-10.d.ts"), "utf8")
-        expect(dts).toContain(`declare module "effect-qemu/QmpCommands" {`)
-        expect(dts).toContain("export declare const QmpSchemas: QmpSchemas;")
-        expect(dts).not.toContain("Schema.Struct(")
+        assert.include(dts, `declare module "effect-qemu/QmpCommands" {`)
+        assert.include(dts, "export declare const QmpSchemas: QmpSchemas;")
+        assert.notInclude(dts, "Schema.Struct(")
         const surface = yield* Effect.promise(() => import(/* @vite-ignore */ pathToFileURL(out).href))
         const decoded = Schema.decodeUnknownEither(surface.QmpSchemas.commands["query-status"].return)({
           running: true,
           status: "running"
         })
-        expect(decoded._tag).toBe("Right")
+        assert.strictEqual(decoded._tag, "Right")
         // The declarations alone, checked as a user's tsc would, without skipping library files.
         const program = ts.createProgram([Path.join(dir, "qemu-10.d.ts")], {
           strict: true,
@@ -126,7 +129,7 @@ describe("codegen from a schema file", () => {
           types: []
         })
         const problems = ts.getPreEmitDiagnostics(program).filter((d) => d.file?.fileName.includes("qemu-10"))
-        expect(problems.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"))).toEqual([])
+        assert.deepStrictEqual(problems.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")), [])
       }),
     120_000
   )
@@ -139,38 +142,45 @@ describe("codegen from a schema file", () => {
       Fs.writeFileSync(reply, JSON.stringify({ return: list, id: 1 }))
       const fromReply = yield* readSchemaFile({ file: reply })
       const fromList = yield* readSchemaFile({ file: fixture })
-      expect(fromReply.schema.length).toBe(list.length)
-      expect(fromReply.schema).toEqual(fromList.schema)
-      expect(fromList.version).toBeUndefined()
+      assert.strictEqual(fromReply.schema.length, list.length)
+      assert.deepStrictEqual(fromReply.schema, fromList.schema)
+      assert.isUndefined(fromList.version)
 
       const missing = yield* Effect.flip(readSchemaFile({ file: Path.join(dir, "nope.json") }))
-      expect(missing.message).toMatch(/^could not read the QMP schema of .*nope\.json: .*ENOENT/)
+      assert.match(missing.message, /^could not read the QMP schema of .*nope\.json: .*ENOENT/)
       Fs.writeFileSync(Path.join(dir, "bad.json"), "{ not json")
       const bad = yield* Effect.flip(readSchemaFile({ file: Path.join(dir, "bad.json") }))
-      expect(bad.detail).toMatch(/^not JSON/)
+      assert.match(bad.detail, /^not JSON/)
       Fs.writeFileSync(Path.join(dir, "other.json"), JSON.stringify({ return: { status: "running" } }))
       const other = yield* Effect.flip(readSchemaFile({ file: Path.join(dir, "other.json") }))
-      expect(other.detail).toMatch(/^not a query-qmp-schema reply/)
+      assert.match(other.detail, /^not a query-qmp-schema reply/)
     }).pipe(Effect.scoped))
 
   it.effect("refuses a command line that names no source or a bad version", () =>
     Effect.gen(function*() {
       const none = yield* cli(["codegen", "--out", "/nonexistent/x.ts"])
-      expect(none.code).not.toBe(0)
-      expect(none.stderr).toContain("give exactly one of --binary, --address and --schema")
+      assert.notStrictEqual(none.code, 0)
+      assert.include(none.stderr, "give exactly one of --binary, --address and --schema")
       const version = yield* cli(["codegen", "--schema", fixture, "--qemu-version", "ten", "--out", "/nonexistent/x"])
-      expect(version.stderr).toContain(`--qemu-version: "ten" is not a version such as 10.0.0`)
+      assert.include(version.stderr, `--qemu-version: "ten" is not a version such as 10.0.0`)
     }))
 })
 
 describe("codegen from a running QEMU's address", () => {
   it.effect("reads unix: and tcp: addresses, and says what is wrong with others", () =>
     Effect.sync(() => {
-      expect(parseAddress("unix:/run/vm/qmp.sock")).toEqual(Either.right({ _tag: "Unix", path: "/run/vm/qmp.sock" }))
-      expect(parseAddress("tcp:localhost:4444")).toEqual(Either.right({ _tag: "Tcp", host: "localhost", port: 4444 }))
-      expect(parseAddress("tcp:[::1]:4444")).toEqual(Either.right({ _tag: "Tcp", host: "::1", port: 4444 }))
-      expect(parseAddress("tcp:localhost:70000")).toEqual(Either.left("port 70000 is not between 1 and 65535"))
-      expect(parseAddress("/run/vm/qmp.sock")).toEqual(
+      assert.deepStrictEqual(
+        parseAddress("unix:/run/vm/qmp.sock"),
+        Either.right({ _tag: "Unix", path: "/run/vm/qmp.sock" })
+      )
+      assert.deepStrictEqual(
+        parseAddress("tcp:localhost:4444"),
+        Either.right({ _tag: "Tcp", host: "localhost", port: 4444 })
+      )
+      assert.deepStrictEqual(parseAddress("tcp:[::1]:4444"), Either.right({ _tag: "Tcp", host: "::1", port: 4444 }))
+      assert.deepStrictEqual(parseAddress("tcp:localhost:70000"), Either.left("port 70000 is not between 1 and 65535"))
+      assert.deepStrictEqual(
+        parseAddress("/run/vm/qmp.sock"),
         Either.left(`"/run/vm/qmp.sock" is not unix:PATH or tcp:HOST:PORT`)
       )
     }))
@@ -185,15 +195,18 @@ describe("codegen from a running QEMU's address", () => {
         yield* listening(socket)
         const out = Path.join(dir, "surface.ts")
         const run = yield* cli(["codegen", "--address", `unix:${socket}`, "--out", out])
-        expect(run.stderr).toBe("")
-        expect(run.code).toBe(0)
+        assert.strictEqual(run.stderr, "")
+        assert.strictEqual(run.code, 0)
         const fromBinary = yield* probe({ binary: "qemu-system-x86_64" })
-        expect(Fs.readFileSync(out, "utf8")).toBe(generate(fromBinary.schema, { version: fromBinary.version }).source)
-        expect(qemu.exitCode).toBeNull()
+        assert.strictEqual(
+          Fs.readFileSync(out, "utf8"),
+          generate(fromBinary.schema, { version: fromBinary.version }).source
+        )
+        assert.isNull(qemu.exitCode)
         // And again, as the library call: the monitor is free again once the first client left.
         const probed = yield* probeAddress({ address: `unix:${socket}` })
-        expect(probed.version.number).toBe(fromBinary.version.number)
-        expect(qemu.exitCode).toBeNull()
+        assert.strictEqual(probed.version.number, fromBinary.version.number)
+        assert.isNull(qemu.exitCode)
       }),
     60_000
   )
@@ -209,16 +222,16 @@ describe("codegen from a running QEMU's address", () => {
           while: (error) => /ECONNREFUSED/.test(error.detail)
         })
       )
-      expect(probed.schema.some((info) => info.name === "query-qmp-schema")).toBe(true)
+      assert.strictEqual(probed.schema.some((info) => info.name === "query-qmp-schema"), true)
     }))
 
   it.scopedLive("fails with the address in the error when nothing listens there", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       const error = yield* Effect.flip(probeAddress({ address: `unix:${Path.join(dir, "absent.sock")}` }))
-      expect(error._tag).toBe("ProbeError")
-      expect(error.message).toContain(`could not read the QMP schema of unix:${Path.join(dir, "absent.sock")}`)
+      assert.strictEqual(error._tag, "ProbeError")
+      assert.include(error.message, `could not read the QMP schema of unix:${Path.join(dir, "absent.sock")}`)
       const bad = yield* Effect.flip(probeAddress({ address: "qmp.sock" }))
-      expect(bad.detail).toBe(`"qmp.sock" is not unix:PATH or tcp:HOST:PORT`)
+      assert.strictEqual(bad.detail, `"qmp.sock" is not unix:PATH or tcp:HOST:PORT`)
     }))
 })

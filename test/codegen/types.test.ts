@@ -1,5 +1,6 @@
-import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Effect, type Schema } from "effect"
+import { assert, describe, expectTypeOf, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import type * as Schema from "effect/Schema"
 import type * as Qemu from "../../src/generated/qemu.js"
 import { QmpSchemas } from "../../src/generated/qemu.js"
 import type {
@@ -50,7 +51,7 @@ describe("the generated QMP surface, at the type level", () => {
     expectTypeOf<CommandReturn<"qom-get">>().toEqualTypeOf<unknown>()
     // @ts-expect-error a command without arguments takes none
     execute("query-status", { verbose: true })
-    expect(status).toBeDefined()
+    assert.isDefined(status)
   })
 
   it("rejects a wrong argument name, a wrong argument type and missing arguments", () => {
@@ -110,7 +111,7 @@ describe("the generated QMP surface, at the type level", () => {
       Schema.Schema<CommandReturn<"query-status">>
     >()
     expectTypeOf(QmpSchemas.events.SHUTDOWN).toEqualTypeOf<Schema.Schema<EventData<"SHUTDOWN">>>()
-    expect(Object.keys(QmpSchemas.commands)).toContain("query-status")
+    assert.include(Object.keys(QmpSchemas.commands), "query-status")
   })
 })
 

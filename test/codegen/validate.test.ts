@@ -1,5 +1,7 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schema } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import * as Machine from "../../src/Machine.js"
 import { SchemaInfoList } from "../../src/QmpIntrospection.js"
@@ -14,30 +16,40 @@ describe("validateArgs against QEMU 7.2's live schema", () => {
       const qmp = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
       const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
 
-      expect(reasonOf(validateArgs(schema, "query-status", undefined))).toBe("ok")
-      expect(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": "disk0" }))).toBe("ok")
-      expect(reasonOf(validateArgs(schema, "blockdev-del", { nodename: "disk0" }))).toBe("MissingMember node-name")
-      expect(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": "d", extra: 1 }))).toBe(
+      assert.strictEqual(reasonOf(validateArgs(schema, "query-status", undefined)), "ok")
+      assert.strictEqual(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": "disk0" })), "ok")
+      assert.strictEqual(
+        reasonOf(validateArgs(schema, "blockdev-del", { nodename: "disk0" })),
+        "MissingMember node-name"
+      )
+      assert.strictEqual(
+        reasonOf(validateArgs(schema, "blockdev-del", { "node-name": "d", extra: 1 })),
         "UnknownMember extra"
       )
-      expect(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": 1 }))).toBe("WrongType node-name")
-      expect(reasonOf(validateArgs(schema, "set-action", { shutdown: "explode" }))).toBe("BadEnumValue shutdown")
-      expect(reasonOf(validateArgs(schema, "x-no-such-command", {}))).toBe("UnknownCommand ")
+      assert.strictEqual(reasonOf(validateArgs(schema, "blockdev-del", { "node-name": 1 })), "WrongType node-name")
+      assert.strictEqual(reasonOf(validateArgs(schema, "set-action", { shutdown: "explode" })), "BadEnumValue shutdown")
+      assert.strictEqual(reasonOf(validateArgs(schema, "x-no-such-command", {})), "UnknownCommand ")
       // Flat unions: the tag selects which members are allowed and required.
-      expect(reasonOf(validateArgs(schema, "blockdev-add", { driver: "file", "node-name": "d", filename: "/x" })))
-        .toBe("ok")
-      expect(reasonOf(validateArgs(schema, "blockdev-add", { driver: "file", "node-name": "d" }))).toBe(
+      assert.strictEqual(
+        reasonOf(validateArgs(schema, "blockdev-add", { driver: "file", "node-name": "d", filename: "/x" })),
+        "ok"
+      )
+      assert.strictEqual(
+        reasonOf(validateArgs(schema, "blockdev-add", { driver: "file", "node-name": "d" })),
         "MissingMember filename"
       )
-      expect(reasonOf(validateArgs(schema, "blockdev-add", { driver: "null-co", "node-name": "d", filename: "/x" })))
-        .toBe("UnknownMember filename")
-      expect(
+      assert.strictEqual(
+        reasonOf(validateArgs(schema, "blockdev-add", { driver: "null-co", "node-name": "d", filename: "/x" })),
+        "UnknownMember filename"
+      )
+      assert.strictEqual(
         reasonOf(validateArgs(schema, "blockdev-add", {
           driver: "qcow2",
           "node-name": "top",
           file: { driver: "file", filename: 7 }
-        }))
-      ).toBe("WrongType file.filename")
+        })),
+        "WrongType file.filename"
+      )
     }))
 
   it.scopedLive("agrees with QEMU: what it accepts runs, what it rejects QEMU rejects too", () =>
@@ -46,11 +58,11 @@ describe("validateArgs against QEMU 7.2's live schema", () => {
       const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
       const good = { path: "/machine", property: "type" }
       const bad = { path: "/machine", propertee: "type" }
-      expect(reasonOf(validateArgs(schema, "qom-get", good))).toBe("ok")
-      expect((yield* qmp.execute("qom-get", good).pipe(Effect.either))._tag).toBe("Right")
-      expect(reasonOf(validateArgs(schema, "qom-get", bad))).toBe("MissingMember property")
+      assert.strictEqual(reasonOf(validateArgs(schema, "qom-get", good)), "ok")
+      assert.strictEqual((yield* qmp.execute("qom-get", good).pipe(Effect.either))._tag, "Right")
+      assert.strictEqual(reasonOf(validateArgs(schema, "qom-get", bad)), "MissingMember property")
       const refused = yield* qmp.execute("qom-get", bad as never).pipe(Effect.flip)
-      expect(refused._tag === "QmpCommandError" && refused.errorClass).toBe("GenericError")
+      assert.strictEqual(refused._tag === "QmpCommandError" && refused.errorClass, "GenericError")
     }))
 })
 
@@ -61,28 +73,43 @@ describe("validateArgs against QEMU 10.0's schema (fixture)", () => {
   const migrateTo = (addr: Record<string, unknown>) => ({ channels: [{ "channel-type": "main", addr }] })
 
   it("follows a variant that is itself a union down to the members its inner tag selects", () => {
-    expect(reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "unix", path: "/m" }))))
-      .toBe("ok")
-    expect(reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "unix" })))).toBe(
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "unix", path: "/m" }))),
+      "ok"
+    )
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "unix" }))),
       "MissingMember channels[0].addr.path"
     )
-    expect(reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "fd", path: "/m" }))))
-      .toBe("MissingMember channels[0].addr.str")
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "migrate", migrateTo({ transport: "socket", type: "fd", path: "/m" }))),
+      "MissingMember channels[0].addr.str"
+    )
   })
 
   it("lets device_add take properties its schema does not list, but still wants its driver", () => {
-    expect(reasonOf(validateArgs(schema, "device_add", { driver: "virtio-net-pci", id: "n", "socket-id": 0 })))
-      .toBe("ok")
-    expect(reasonOf(validateArgs(schema, "device_add", { id: "n", mac: "52:54:00:12:34:56" }))).toBe(
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "device_add", { driver: "virtio-net-pci", id: "n", "socket-id": 0 })),
+      "ok"
+    )
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "device_add", { id: "n", mac: "52:54:00:12:34:56" })),
       "MissingMember driver"
     )
-    expect(reasonOf(validateArgs(schema, "object-add", { "qom-type": "iothread", id: "io", bogus: 1 }))).toBe(
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "object-add", { "qom-type": "iothread", id: "io", bogus: 1 })),
       "UnknownMember bogus"
     )
   })
 
   it("takes a bigint where QAPI has an integer, and refuses one where it has a string", () => {
-    expect(reasonOf(validateArgs(schema, "block_resize", { "node-name": "d", size: 18446744073709551104n }))).toBe("ok")
-    expect(reasonOf(validateArgs(schema, "block_resize", { "node-name": 1n, size: 1 }))).toBe("WrongType node-name")
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "block_resize", { "node-name": "d", size: 18446744073709551104n })),
+      "ok"
+    )
+    assert.strictEqual(
+      reasonOf(validateArgs(schema, "block_resize", { "node-name": 1n, size: 1 })),
+      "WrongType node-name"
+    )
   })
 })

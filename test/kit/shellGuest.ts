@@ -7,7 +7,7 @@
  * download` otherwise) and cached in node_modules/.cache. The cpio archive is written here, so
  * nothing beyond dpkg-deb and apt-get is needed.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
