@@ -2,14 +2,18 @@
  * Just enough process handling to run QEMU below the Machine layer: with its serial console on a
  * socketpair at fd 3 (console tests), or with its QMP monitor there (QMP client tests).
  */
-import { Deferred, Duration, Effect } from "effect"
-import type { Scope } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as NodeFs from "node:fs/promises"
 import type * as Net from "node:net"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
+import * as Qmp from "../../src/Qmp.js"
+import type { QmpConnectError } from "../../src/QmpError.js"
 
 export const qemuBinary = process.env.QEMU_BINARY ?? "qemu-system-x86_64"
 
@@ -56,16 +60,27 @@ export const isRunning = (pid: number): boolean => {
   }
 }
 
+/** What QEMU gets beyond its arguments. */
+export interface SpawnOptions {
+  /** Open descriptors handed to QEMU at fd 4, 5, ... in this order (for `-add-fd fd=4,...`). */
+  readonly fds?: ReadonlyArray<number>
+}
+
 /**
  * Starts QEMU with `args` and a socketpair at fd 3. On release it is woken if stopped, killed
  * with SIGKILL and waited for, at most five seconds.
  */
-const spawnWithFd3 = (args: ReadonlyArray<string>): Effect.Effect<QemuChild, never, Scope.Scope> =>
+const spawnWithFd3 = (
+  args: ReadonlyArray<string>,
+  options: SpawnOptions = {}
+): Effect.Effect<QemuChild, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.gen(function*() {
       const exited = yield* Deferred.make<{ code: number | null; signal: NodeJS.Signals | null }>()
       let stderr = ""
-      const child = ChildProcess.spawn(qemuBinary, args, { stdio: ["ignore", "ignore", "pipe", "pipe"] })
+      const child = ChildProcess.spawn(qemuBinary, args, {
+        stdio: ["ignore", "ignore", "pipe", "pipe", ...(options.fds ?? [])]
+      })
       child.stderr!.setEncoding("utf8").on("data", (text: string) => {
         stderr = (stderr + text).slice(-8192)
       })
@@ -98,12 +113,30 @@ const spawnWithFd3 = (args: ReadonlyArray<string>): Effect.Effect<QemuChild, nev
   )
 
 /** Starts QEMU with its serial console at fd 3 (`consoleArgs`) and `args`. */
-export const spawnQemu = (args: ReadonlyArray<string>): Effect.Effect<QemuChild, never, Scope.Scope> =>
-  spawnWithFd3([...consoleArgs, ...args])
+export const spawnQemu = (
+  args: ReadonlyArray<string>,
+  options?: SpawnOptions
+): Effect.Effect<QemuChild, never, Scope.Scope> => spawnWithFd3([...consoleArgs, ...args], options)
 
 /** Starts `-M none -nodefaults` QEMU with its QMP monitor at fd 3 (`monitorArgs`) and `extraArgs`. */
-export const rawQemu = (extraArgs: ReadonlyArray<string> = []): Effect.Effect<QemuChild, never, Scope.Scope> =>
-  spawnWithFd3([...monitorArgs, ...extraArgs])
+export const rawQemu = (
+  extraArgs: ReadonlyArray<string> = [],
+  options?: SpawnOptions
+): Effect.Effect<QemuChild, never, Scope.Scope> => spawnWithFd3([...monitorArgs, ...extraArgs], options)
+
+/**
+ * `rawQemu` with the library's QMP client on its monitor: for tests that work below the Machine
+ * (passing descriptors over the monitor socket, reading QEMU's replies raw with `qmp.raw`).
+ */
+export const rawQmp = (
+  extraArgs: ReadonlyArray<string> = [],
+  options: SpawnOptions & { readonly qmp?: Qmp.QmpOptions } = {}
+): Effect.Effect<{ readonly qemu: QemuChild; readonly qmp: Qmp.QmpClient }, QmpConnectError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const qemu = yield* rawQemu(extraArgs, options)
+    const qmp = yield* Qmp.make({ _tag: "Duplex", duplex: qemu.monitor }, options.qmp)
+    return { qemu, qmp }
+  })
 
 /** The arguments of an empty machine, for tests that need QMP and nothing else. */
 export const noneArgs: ReadonlyArray<string> = ["-M", "none", "-nodefaults"]
