@@ -402,6 +402,7 @@ describe("Qmp against a fake peer", () => {
     it.scopedLive(`${name} fails the pending call with a ${reason} protocol error and closes`, () =>
       Effect.gen(function*() {
         const path = yield* fakePeer({
+          strict: true,
           onRequest: (request, peer) =>
             request.execute === "qmp_capabilities" ? answerDefault(request, peer) : respond(request, peer)
         })
@@ -425,6 +426,7 @@ describe("Qmp against a fake peer", () => {
     Effect.gen(function*() {
       let stalled: { id?: unknown } | undefined
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "slow") {
             stalled = request
@@ -447,6 +449,7 @@ describe("Qmp against a fake peer", () => {
   it.scopedLive("decodeReplies fails a reply of the wrong shape with QmpReplyError and stays open", () =>
     Effect.gen(function*() {
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) =>
           request.execute === "query-status"
             ? peer.send({ return: { status: 42 }, id: request.id })
@@ -461,6 +464,7 @@ describe("Qmp against a fake peer", () => {
   it.scopedLive("a disconnect mid-call fails the call with QmpDisconnected", () =>
     Effect.gen(function*() {
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) =>
           request.execute === "qmp_capabilities" ? answerDefault(request, peer) : peer.socket.destroy()
       })
@@ -473,6 +477,7 @@ describe("Qmp against a fake peer", () => {
   it.scopedLive("bytes that keep coming after a protocol error are ignored", () =>
     Effect.gen(function*() {
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "qmp_capabilities") return answerDefault(request, peer)
           peer.sendRaw("not json\r\n")
@@ -490,6 +495,7 @@ describe("Qmp against a fake peer", () => {
   it.scopedLive("a half message then close ends the session with QmpDisconnected", () =>
     Effect.gen(function*() {
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "qmp_capabilities") return answerDefault(request, peer)
           peer.sendRaw("{\"return\": {\"sta")
@@ -505,6 +511,7 @@ describe("Qmp against a fake peer", () => {
     Effect.gen(function*() {
       const total = 50_000
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "flood") {
             let text = ""
@@ -532,7 +539,7 @@ describe("Qmp against a fake peer", () => {
 
   it.scopedLive("waitEvent fails with QmpTimeout within its bound", () =>
     Effect.gen(function*() {
-      const path = yield* fakePeer({})
+      const path = yield* fakePeer({ strict: true })
       const qmp = yield* connect(path)
       const started = Date.now()
       const error = yield* Effect.flip(qmp.waitEvent(untyped("NEVER"), { timeout: "150 millis" }))

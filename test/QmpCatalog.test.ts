@@ -19,6 +19,7 @@ const recordingPeer = (names: ReadonlyArray<string> | "error") =>
   Effect.gen(function*() {
     const seen: Array<string> = []
     const path = yield* fakePeer({
+      strict: true,
       onRequest: (request, peer) => {
         seen.push(String(request.execute))
         if (request.execute !== "query-commands") return answerDefault(request, peer)

@@ -34,6 +34,7 @@ const withLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 /** A fake peer that answers `query-status` with the given raw line instead of a reply. */
 const answering = (line: (id: unknown) => string) =>
   fakePeer({
+    strict: true,
     onRequest: (request, peer) =>
       request.execute === "query-status" ? peer.sendRaw(line(request.id)) : answerDefault(request, peer)
   })
@@ -208,6 +209,7 @@ describe("Error text from the peer is escaped", () => {
   it.scopedLive("class and desc with terminal escapes and BiDi controls print escaped; no desc reads clearly", () =>
     Effect.gen(function*() {
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "evil") {
             peer.send({ error: { class: "\u001b[2JGenericError", desc: "a\u202eb\u001b]0;x\u0007" }, id: request.id })
@@ -292,6 +294,7 @@ describe("Event buffers are bounded by bytes too", () => {
     Effect.gen(function*() {
       const big = "x".repeat(100 * 1024)
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "flood") {
             let text = ""

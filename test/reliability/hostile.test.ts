@@ -134,6 +134,7 @@ describe("Hostile QMP peers", () => {
           for (const scenario of scenarios) {
             const exit = yield* Effect.scoped(Effect.gen(function*() {
               const path = yield* fakePeer({
+                strict: true,
                 greet: scenario.at !== "greeting",
                 onConnect: (peer) => {
                   if (scenario.at === "greeting") sendFragmented(peer, scenario.bytes(rng, {}), rng, scenario.close)
@@ -202,6 +203,7 @@ describe("Hostile QMP peers", () => {
       const chunk = Buffer.alloc(64 * 1024, "x".charCodeAt(0))
       let sent = 0
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "qmp_capabilities") return answerDefault(request, peer)
           // Streamed with backpressure: the peer holds one chunk, so whatever memory grows is the client's.
@@ -245,6 +247,7 @@ describe("Hostile QMP peers", () => {
       const chunk = Buffer.alloc(64 * 1024, "y".charCodeAt(0))
       let sent = 0
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           if (request.execute === "qmp_capabilities") return answerDefault(request, peer)
           void (async () => {
@@ -267,6 +270,7 @@ describe("Hostile QMP peers", () => {
       let flooding = true
       let events = 0
       const path = yield* fakePeer({
+        strict: true,
         onRequest: (request, peer) => {
           const first = request.execute === "qmp_capabilities"
           answerDefault(request, peer)
