@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `effect-qemu` binary. The command line needs `@effect/platform` and `@effect/platform-node`,
+ * The `effect-qemu` binary. The command line needs `@effect/cli`, `@effect/platform` and `@effect/platform-node`,
  * which the library itself does not: they are optional peers, and their absence is said plainly.
  *
  * @since 0.2.0
@@ -10,11 +10,11 @@ try {
   cli.run()
 } catch (error) {
   const missing = (error as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND" &&
-    /@effect\/platform/.test(String((error as Error).message))
+    /@effect\/(cli|platform|printer|typeclass)/.test(String((error as Error).message))
   if (!missing) throw error
   process.stderr.write(
-    "effect-qemu: the command line needs @effect/platform and @effect/platform-node; " +
-      "install them beside effect-qemu: npm install @effect/platform @effect/platform-node\n"
+    "effect-qemu: the command line needs @effect/cli, @effect/platform and @effect/platform-node; " +
+      "install them beside effect-qemu: npm install @effect/cli @effect/platform @effect/platform-node\n"
   )
   process.exitCode = 1
 }
