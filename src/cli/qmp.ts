@@ -203,8 +203,8 @@ export const shell = (options: ShellOptions) =>
     const catalog = yield* loadCatalog(client)
     const terminal = yield* openTerminal(catalog, options.history)
     yield* terminal.say(
-      `Connected to QEMU ${client.version} at ${client.address}: ${catalog.commands.length} commands, Tab completes. ` +
-        `quit or Ctrl-D leaves (QEMU keeps running; {"execute": "quit"} stops it).`
+      `Connected to QEMU ${client.version} at ${client.address}: ${catalog.commands.length} commands.\n` +
+        `Tab completes commands and arguments; quit or Ctrl-D leaves (QEMU keeps running; {"execute": "quit"} stops it).`
     )
     yield* Effect.forkScoped(printEvents(client, terminal))
     const session: Session = { quitSent: false }

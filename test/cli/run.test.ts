@@ -1,0 +1,87 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { floppyBootArgs, poweroffGuest, writeGuest } from "../../src/TinyGuest.js"
+import { eventually, runCli, startCli } from "../kit/cli.js"
+import { isRunning } from "../kit/qemu.js"
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "cli-run-"))),
+  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+const emptyMachine = ["-M", "none", "-nodefaults", "-display", "none"]
+const asFlags = (args: ReadonlyArray<string>) => args.flatMap((arg) => ["--arg", arg])
+
+describe("effect-qemu run", () => {
+  it.scopedLive(
+    "launches a config file's VM, prints its console, and exits 0 when the guest powers off",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const image = yield* writeGuest(dir, poweroffGuest("hello from the guest"))
+        const config = Path.join(dir, "vm.json")
+        Fs.writeFileSync(config, JSON.stringify({ args: floppyBootArgs(image), console: {}, name: "cli-run" }))
+        const run = yield* runCli(["run", "--config", config])
+        expect(run.stdout).toContain("hello from the guest\n")
+        expect(run.stderr).toContain("QEMU exited with code 0 (guest-shutdown, asked by the guest)")
+        expect(run.code).toBe(0)
+      }),
+    120_000
+  )
+
+  it.scopedLive(
+    "exits with QEMU's exit status: 7 from a guest that writes 3 to isa-debug-exit",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const image = yield* writeGuest(dir, poweroffGuest("exiting with 3", 3))
+        const run = yield* runCli([
+          "run",
+          ...asFlags([...floppyBootArgs(image), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]),
+          "--console"
+        ])
+        expect(run.stdout).toContain("exiting with 3\n")
+        expect(run.stderr).toContain("QEMU exited with code 7")
+        expect(run.code).toBe(7)
+      }),
+    120_000
+  )
+
+  it.scopedLive("shuts the VM down gracefully on SIGINT: exit status 0, no QEMU left", () =>
+    Effect.gen(function*() {
+      const run = yield* startCli(["run", ...asFlags(emptyMachine)])
+      const started = yield* eventually(run.stderr, /QEMU pid (\d+)/)
+      const qemuPid = Number(/QEMU pid (\d+)/.exec(started)![1])
+      expect(isRunning(qemuPid)).toBe(true)
+      run.child.kill("SIGINT")
+      const exit = yield* run.exited
+      expect(run.stderr()).toContain("QEMU exited with code 0 (host-qmp-quit)")
+      expect(exit).toEqual({ code: 0, signal: null })
+      expect(isRunning(qemuPid)).toBe(false)
+    }), 120_000)
+
+  it.scopedLive(
+    "refuses a config file that is no machine configuration, says where, and starts nothing",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const config = Path.join(dir, "vm.json")
+        Fs.writeFileSync(config, JSON.stringify({ args: ["-M", "none"], consol: {} }))
+        const misspelt = yield* runCli(["run", "--config", config])
+        expect(misspelt.code).toBe(1)
+        expect(misspelt.stderr).toContain(`config file ${config}: field "consol"`)
+        Fs.writeFileSync(config, "{ args: [] }")
+        const notJson = yield* runCli(["run", "--config", config])
+        expect(notJson.code).toBe(1)
+        expect(notJson.stderr).toContain(`config file ${config}: not JSON`)
+        const missing = yield* runCli(["run", "--config", Path.join(dir, "absent.json")])
+        expect(missing.code).toBe(1)
+        expect(missing.stderr).toContain(`config file ${Path.join(dir, "absent.json")}`)
+        for (const run of [misspelt, notJson, missing]) expect(run.stderr).not.toContain("running (QEMU pid")
+      }),
+    120_000
+  )
+})
