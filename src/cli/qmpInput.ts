@@ -226,14 +226,23 @@ export const catalogFromCommands = (commands: unknown): Catalog => ({
   argumentsOf: new Map()
 })
 
-const bigMarker = "\u0000bigint:"
-
 /**
- * JSON indented by two spaces, with `bigint`s written as the exact integers they are.
+ * JSON indented by two spaces (as `JSON.stringify(value, null, 2)` writes it), with `bigint`s
+ * written as the exact integers they are.
  *
  * @since 0.2.0
  * @category formatting
  */
-export const pretty = (value: unknown): string =>
-  JSON.stringify(value, (_key, v) => typeof v === "bigint" ? `${bigMarker}${v}` : v, 2)
-    .replace(/"\\u0000bigint:(-?\d+)"/g, "$1")
+export const pretty = (value: unknown, indent = ""): string => {
+  if (typeof value === "bigint") return value.toString()
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null"
+  const inner = `${indent}  `
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "[]"
+    return `[\n${value.map((item) => `${inner}${pretty(item, inner)}`).join(",\n")}\n${indent}]`
+  }
+  const entries = Object.entries(value).filter(([, item]) => item !== undefined)
+  if (entries.length === 0) return "{}"
+  const members = entries.map(([key, item]) => `${inner}${JSON.stringify(key)}: ${pretty(item, inner)}`)
+  return `{\n${members.join(",\n")}\n${indent}}`
+}

@@ -120,7 +120,7 @@ describe("effect-qemu qmp, in a terminal", () => {
           ""
         ])
       }),
-    180_000
+    300_000
   )
 
   it.scopedLive("leaves on Ctrl-D, and ends with status 0 when a JSON quit stops QEMU", () =>
@@ -147,5 +147,5 @@ describe("effect-qemu qmp, in a terminal", () => {
         qemu.once("exit", () => resume(Effect.void))
       })
       expect(qemu.exitCode).toBe(0)
-    }), 180_000)
+    }), 300_000)
 })

@@ -29,7 +29,7 @@ describe("effect-qemu run", () => {
         expect(run.stderr).toContain("QEMU exited with code 0 (guest-shutdown, asked by the guest)")
         expect(run.code).toBe(0)
       }),
-    120_000
+    300_000
   )
 
   it.scopedLive(
@@ -47,7 +47,7 @@ describe("effect-qemu run", () => {
         expect(run.stderr).toContain("QEMU exited with code 7")
         expect(run.code).toBe(7)
       }),
-    120_000
+    300_000
   )
 
   it.scopedLive("shuts the VM down gracefully on SIGINT: exit status 0, no QEMU left", () =>
@@ -61,7 +61,7 @@ describe("effect-qemu run", () => {
       expect(run.stderr()).toContain("QEMU exited with code 0 (host-qmp-quit)")
       expect(exit).toEqual({ code: 0, signal: null })
       expect(isRunning(qemuPid)).toBe(false)
-    }), 120_000)
+    }), 300_000)
 
   it.scopedLive(
     "refuses a config file that is no machine configuration, says where, and starts nothing",
@@ -82,6 +82,6 @@ describe("effect-qemu run", () => {
         expect(missing.stderr).toContain(`config file ${Path.join(dir, "absent.json")}`)
         for (const run of [misspelt, notJson, missing]) expect(run.stderr).not.toContain("running (QEMU pid")
       }),
-    120_000
+    300_000
   )
 })

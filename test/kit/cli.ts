@@ -60,7 +60,7 @@ export const runCli = (args: ReadonlyArray<string>) =>
   }))
 
 /** Polls `read` until `pattern` matches what it returns; dies with the last text after `seconds`. */
-export const eventually = (read: () => string, pattern: RegExp, seconds = 60) =>
+export const eventually = (read: () => string, pattern: RegExp, seconds = 120) =>
   Effect.suspend(() => {
     const text = read()
     return pattern.test(text) ? Effect.succeed(text) : Effect.fail(text)
