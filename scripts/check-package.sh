@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Packs the library and uses it as a user would: installs the tarball into a fresh project beside
 # effect 3.x (its peer), checks that exactly one copy of effect is installed, type-checks a program
-# from the README under strict NodeNext and Bundler settings, and runs it against real QEMU.
+# from the README under strict NodeNext and Bundler settings, and runs it against real QEMU. Then
+# the command line: without its optional peers it says what to install; with them it runs, still
+# beside one copy of effect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -12,6 +14,8 @@ npm run build >/dev/null
 tarball=$(npm pack --silent --pack-destination "$work" | tail -1)
 effect_version=$(node -p 'require("./node_modules/effect/package.json").version')
 ts_version=$(node -p 'require("./node_modules/typescript/package.json").version')
+package_version=$(node -p 'require("./package.json").version')
+cli_packages=$(node -p '["@effect/cli", "@effect/platform", "@effect/platform-node"].map((name) => `${name}@${require(`./node_modules/${name}/package.json`).version}`).join(" ")')
 
 cd "$work"
 cat > package.json <<JSON
@@ -19,12 +23,25 @@ cat > package.json <<JSON
 JSON
 npm install --no-audit --no-fund --silent "./$tarball" "effect@$effect_version" "typescript@$ts_version" "@types/node@^20" >/dev/null
 
-copies=$(find node_modules -path '*/effect/package.json' -not -path '*/@effect/*' | wc -l)
-if [ "$copies" != "1" ]; then
-  echo "check:package: $copies copies of effect installed (expected exactly one)" >&2
-  find node_modules -path '*/effect/package.json' -not -path '*/@effect/*' >&2
+one_effect() {
+  copies=$(find node_modules -path '*/effect/package.json' -not -path '*/@effect/*' | wc -l)
+  if [ "$copies" != "1" ]; then
+    echo "check:package: $copies copies of effect installed $1 (expected exactly one)" >&2
+    find node_modules -path '*/effect/package.json' -not -path '*/@effect/*' >&2
+    exit 1
+  fi
+}
+one_effect "beside the library"
+
+if missing=$(./node_modules/.bin/effect-qemu --version 2>&1); then
+  echo "check:package: effect-qemu ran without @effect/cli installed: $missing" >&2
   exit 1
 fi
+if ! grep -q "npm install @effect/cli @effect/platform @effect/platform-node" <<<"$missing"; then
+  echo "check:package: without the command line's packages, effect-qemu said: $missing" >&2
+  exit 1
+fi
+echo "check:package: the command line without its packages says what to install"
 
 mkdir -p src
 cat > src/main.ts <<'TS'
@@ -68,4 +85,18 @@ if node --input-type=module -e 'await import("effect-qemu/internal/timer")' 2>/d
   echo "check:package: effect-qemu/internal/* is importable, and must not be" >&2
   exit 1
 fi
+
+# shellcheck disable=SC2086
+npm install --no-audit --no-fund --silent $cli_packages >/dev/null
+one_effect "beside the library and the command line's packages"
+version=$(./node_modules/.bin/effect-qemu --version)
+if [ "$version" != "$package_version" ]; then
+  echo "check:package: effect-qemu --version printed '$version', expected $package_version" >&2
+  exit 1
+fi
+./node_modules/.bin/effect-qemu qmp --help | grep -q -- "--address" || {
+  echo "check:package: effect-qemu qmp --help does not show --address" >&2
+  exit 1
+}
+echo "check:package: effect-qemu $version runs with $cli_packages"
 echo "check:package: ok ($tarball, effect $effect_version)"
