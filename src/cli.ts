@@ -82,9 +82,21 @@ export const main = (argv: ReadonlyArray<string>) =>
   )
 
 /**
+ * The exit status of a finished command line: 1 for a failure; what the command set, if it did;
+ * 130 (as a shell reports SIGINT) for a command cut short by a signal; 0 otherwise.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const exitStatus = (exit: Exit.Exit<unknown, unknown>, set: number | string | undefined): number => {
+  if (Exit.isSuccess(exit)) return Number(set ?? 0)
+  return Cause.isInterruptedOnly(exit.cause) ? Number(set ?? 130) : 1
+}
+
+/**
  * Runs {@link main} on this process's arguments with Node's runtime: SIGINT and SIGTERM interrupt
- * the command (which cleans up after itself), a failure exits with 1, and otherwise the exit
- * status is what the command set (0 by default).
+ * the command, which cleans up after itself (`run` shuts its machine down and reports how QEMU
+ * ended); see {@link exitStatus} for the exit status.
  *
  * @since 0.2.0
  * @category constructors
@@ -92,6 +104,5 @@ export const main = (argv: ReadonlyArray<string>) =>
 export const run = (): void =>
   NodeRuntime.runMain(main(process.argv.slice(2)), {
     disableErrorReporting: true,
-    teardown: (exit, onExit) =>
-      onExit(Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? 1 : Number(process.exitCode ?? 0))
+    teardown: (exit, onExit) => onExit(exitStatus(exit, process.exitCode))
   })
