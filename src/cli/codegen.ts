@@ -20,8 +20,8 @@ import { FileSystem, Path } from "@effect/platform"
 import { Console, Effect, Either, Option } from "effect"
 import { toJsAndDeclarations } from "../codegen/Emit.js"
 import { generate } from "../codegen/Generate.js"
-import type { QemuVersion } from "../QmpIntrospection.js"
 import { parseVersion, probe, probeAddress, readSchemaFile } from "../codegen/Probe.js"
+import type { QemuVersion } from "../QmpIntrospection.js"
 import { UsageError } from "./UsageError.js"
 
 /**
