@@ -18,6 +18,9 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
 const fixture = Path.join(root, "test/fixtures/qmp-schemas/qemu-10.0.0-x86_64.json")
 const tsx = Path.join(root, "node_modules/tsx/dist/cli.mjs")
 
+// Each run starts Node, tsx and the whole command line: many seconds on a loaded machine.
+const cliTimeout = 240_000
+
 // Runs `effect-qemu` from source, as `npx effect-qemu` would run the built one.
 const cli = (args: ReadonlyArray<string>) =>
   Effect.async<{ readonly code: number; readonly stdout: string; readonly stderr: string }>((resume) => {
@@ -86,7 +89,7 @@ describe("codegen from a schema file", () => {
       const schema = Schema.decodeUnknownSync(SchemaInfoList)(JSON.parse(Fs.readFileSync(fixture, "utf8")))
       const version = Either.getOrThrow(parseVersion("10.0.0"))
       assert.strictEqual(Fs.readFileSync(out, "utf8"), generate(schema, { version }).source)
-    }))
+    }), cliTimeout)
 
   it.scopedLive(
     "writes .js + .d.ts for an --out ending in .js: importable, declarations that type-check, registered",
@@ -131,7 +134,7 @@ describe("codegen from a schema file", () => {
         const problems = ts.getPreEmitDiagnostics(program).filter((d) => d.file?.fileName.includes("qemu-10"))
         assert.deepStrictEqual(problems.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")), [])
       }),
-    120_000
+    cliTimeout
   )
 
   it.effect("reads the bare list and the whole reply, and says what is wrong with anything else", () =>
@@ -163,7 +166,7 @@ describe("codegen from a schema file", () => {
       assert.include(none.stderr, "give exactly one of --binary, --address and --schema")
       const version = yield* cli(["codegen", "--schema", fixture, "--qemu-version", "ten", "--out", "/nonexistent/x"])
       assert.include(version.stderr, `--qemu-version: "ten" is not a version such as 10.0.0`)
-    }))
+    }), cliTimeout)
 })
 
 describe("codegen from a running QEMU's address", () => {
@@ -208,7 +211,7 @@ describe("codegen from a running QEMU's address", () => {
         assert.strictEqual(probed.version.number, fromBinary.version.number)
         assert.isNull(qemu.exitCode)
       }),
-    60_000
+    cliTimeout
   )
 
   it.scopedLive("reads the schema over a TCP monitor", () =>
