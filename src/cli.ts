@@ -14,7 +14,10 @@
  */
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit } from "effect"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import { createRequire } from "node:module"
 import * as Codegen from "./cli/codegen.js"
 import * as Qmp from "./cli/qmp.js"

@@ -3,7 +3,7 @@
  *
  * @since 0.2.0
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /**
  * The command line did not make sense; `detail` says what to change.

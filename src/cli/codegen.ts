@@ -17,7 +17,10 @@
  */
 import { Command, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
-import { Console, Effect, Either, Option } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { toJsAndDeclarations } from "../codegen/Emit.js"
 import { generate } from "../codegen/Generate.js"
 import { parseVersion, probe, probeAddress, readSchemaFile } from "../codegen/Probe.js"

@@ -18,7 +18,12 @@
  * @since 0.2.0
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Either, Option, Queue, Stream } from "effect"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import * as Fs from "node:fs"
 import * as Readline from "node:readline"
 import { parseAddress } from "../codegen/Probe.js"

@@ -5,7 +5,7 @@
  *
  * @since 0.2.0
  */
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import * as ExactJson from "../internal/exactJson.js"
 
 /**

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { root, runCli } from "../kit/cli.js"
@@ -10,8 +10,8 @@ describe("effect-qemu --help and --version", () => {
   it.live("prints the package's version with --version, and exits 0", () =>
     Effect.gen(function*() {
       const run = yield* runCli(["--version"])
-      expect(run.stdout.trim()).toBe(packageVersion)
-      expect(run.code).toBe(0)
+      assert.strictEqual(run.stdout.trim(), packageVersion)
+      assert.strictEqual(run.code, 0)
     }), 300_000)
 
   it.live(
@@ -24,16 +24,17 @@ describe("effect-qemu --help and --version", () => {
           runCli(["run", "--help"]),
           runCli(["qmp", "--help"])
         ], { concurrency: "unbounded" })
-        expect(top.stdout).toMatch(/COMMANDS[\s\S]*- codegen [\s\S]*- run [\s\S]*- qmp /)
-        expect(codegen.stdout).toContain(
+        assert.match(top.stdout, /COMMANDS[\s\S]*- codegen [\s\S]*- run [\s\S]*- qmp /)
+        assert.include(
+          codegen.stdout,
           "codegen [--binary QEMU_BINARY] [--address unix:PATH|tcp:HOST:PORT] [--schema FILE] [--qemu-version X.Y.Z] --out FILE"
         )
-        expect(run.stdout).toContain("run [--config FILE] [--binary QEMU_BINARY] --arg QEMU_ARG... [--console]")
-        expect(qmp.stdout).toContain("qmp --address unix:PATH|tcp:HOST:PORT [--history FILE]")
+        assert.include(run.stdout, "run [--config FILE] [--binary QEMU_BINARY] --arg QEMU_ARG... [--console]")
+        assert.include(qmp.stdout, "qmp --address unix:PATH|tcp:HOST:PORT [--history FILE]")
         for (const help of [top, codegen, run, qmp]) {
-          expect(help.code).toBe(0)
-          expect(help.stdout).toContain(`effect-qemu ${packageVersion}`)
-          expect(help.stdout).not.toContain("\x1b[")
+          assert.strictEqual(help.code, 0)
+          assert.include(help.stdout, `effect-qemu ${packageVersion}`)
+          assert.notInclude(help.stdout, "\x1b[")
         }
       }),
     300_000
@@ -47,10 +48,10 @@ describe("effect-qemu --help and --version", () => {
           runCli(["bogus"]),
           runCli(["qmp", "--address", "unix:/nonexistent", "--bogus"])
         ], { concurrency: "unbounded" })
-        expect(command.code).toBe(1)
-        expect(command.stderr).toContain("use one of 'codegen', 'run', 'qmp'")
-        expect(option.code).toBe(1)
-        expect(option.stderr).toContain("--bogus")
+        assert.strictEqual(command.code, 1)
+        assert.include(command.stderr, "use one of 'codegen', 'run', 'qmp'")
+        assert.strictEqual(option.code, 1)
+        assert.include(option.stderr, "--bogus")
       }),
     300_000
   )
@@ -58,7 +59,7 @@ describe("effect-qemu --help and --version", () => {
   it.live("says what is wrong with a qmp address, with exit status 1", () =>
     Effect.gen(function*() {
       const run = yield* runCli(["qmp", "--address", "/run/qmp.sock"])
-      expect(run.stderr).toContain(`effect-qemu: "/run/qmp.sock" is not unix:PATH or tcp:HOST:PORT`)
-      expect(run.code).toBe(1)
+      assert.include(run.stderr, `effect-qemu: "/run/qmp.sock" is not unix:PATH or tcp:HOST:PORT`)
+      assert.strictEqual(run.code, 1)
     }), 300_000)
 })

@@ -1,7 +1,7 @@
 // The `qmp` shell driven as a user drives it: in a terminal (tmux), keys in, screen out, against a
 // QEMU started by hand.
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -110,8 +110,8 @@ describe("effect-qemu qmp, in a terminal", () => {
         yield* term.type("quit")
         yield* term.keys("Enter")
         yield* eventually(term.screen, /EXIT=0/)
-        expect(qemu.exitCode).toBeNull()
-        expect(Fs.readFileSync(history, "utf8").split("\n")).toEqual([
+        assert.isNull(qemu.exitCode)
+        assert.deepStrictEqual(Fs.readFileSync(history, "utf8").split("\n"), [
           "query-status",
           "human-monitor-command command-line='info version'",
           "stop",
@@ -132,7 +132,7 @@ describe("effect-qemu qmp, in a terminal", () => {
       yield* eventually(first.screen, /Tab completes/)
       yield* first.keys("C-d")
       yield* eventually(first.screen, /EXIT=0/)
-      expect(qemu.exitCode).toBeNull()
+      assert.isNull(qemu.exitCode)
 
       const second = yield* tmux(
         Fs.mkdtempSync(Path.join(dir, "t")),
@@ -146,6 +146,6 @@ describe("effect-qemu qmp, in a terminal", () => {
         if (qemu.exitCode !== null || qemu.signalCode !== null) return resume(Effect.void)
         qemu.once("exit", () => resume(Effect.void))
       })
-      expect(qemu.exitCode).toBe(0)
+      assert.strictEqual(qemu.exitCode, 0)
     }), 300_000)
 })

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -25,9 +25,9 @@ describe("effect-qemu run", () => {
         const config = Path.join(dir, "vm.json")
         Fs.writeFileSync(config, JSON.stringify({ args: floppyBootArgs(image), console: {}, name: "cli-run" }))
         const run = yield* runCli(["run", "--config", config])
-        expect(run.stdout).toContain("hello from the guest\n")
-        expect(run.stderr).toContain("QEMU exited with code 0 (guest-shutdown, asked by the guest)")
-        expect(run.code).toBe(0)
+        assert.include(run.stdout, "hello from the guest\n")
+        assert.include(run.stderr, "QEMU exited with code 0 (guest-shutdown, asked by the guest)")
+        assert.strictEqual(run.code, 0)
       }),
     300_000
   )
@@ -43,9 +43,9 @@ describe("effect-qemu run", () => {
           ...asFlags([...floppyBootArgs(image), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]),
           "--console"
         ])
-        expect(run.stdout).toContain("exiting with 3\n")
-        expect(run.stderr).toContain("QEMU exited with code 7")
-        expect(run.code).toBe(7)
+        assert.include(run.stdout, "exiting with 3\n")
+        assert.include(run.stderr, "QEMU exited with code 7")
+        assert.strictEqual(run.code, 7)
       }),
     300_000
   )
@@ -55,12 +55,12 @@ describe("effect-qemu run", () => {
       const run = yield* startCli(["run", ...asFlags(emptyMachine)])
       const started = yield* eventually(run.stderr, /QEMU pid (\d+)/)
       const qemuPid = Number(/QEMU pid (\d+)/.exec(started)![1])
-      expect(isRunning(qemuPid)).toBe(true)
+      assert.strictEqual(isRunning(qemuPid), true)
       run.child.kill("SIGINT")
       const exit = yield* run.exited
-      expect(run.stderr()).toContain("QEMU exited with code 0 (host-qmp-quit)")
-      expect(exit).toEqual({ code: 0, signal: null })
-      expect(isRunning(qemuPid)).toBe(false)
+      assert.include(run.stderr(), "QEMU exited with code 0 (host-qmp-quit)")
+      assert.deepStrictEqual(exit, { code: 0, signal: null })
+      assert.strictEqual(isRunning(qemuPid), false)
     }), 300_000)
 
   it.scopedLive(
@@ -71,16 +71,16 @@ describe("effect-qemu run", () => {
         const config = Path.join(dir, "vm.json")
         Fs.writeFileSync(config, JSON.stringify({ args: ["-M", "none"], consol: {} }))
         const misspelt = yield* runCli(["run", "--config", config])
-        expect(misspelt.code).toBe(1)
-        expect(misspelt.stderr).toContain(`config file ${config}: field "consol"`)
+        assert.strictEqual(misspelt.code, 1)
+        assert.include(misspelt.stderr, `config file ${config}: field "consol"`)
         Fs.writeFileSync(config, "{ args: [] }")
         const notJson = yield* runCli(["run", "--config", config])
-        expect(notJson.code).toBe(1)
-        expect(notJson.stderr).toContain(`config file ${config}: not JSON`)
+        assert.strictEqual(notJson.code, 1)
+        assert.include(notJson.stderr, `config file ${config}: not JSON`)
         const missing = yield* runCli(["run", "--config", Path.join(dir, "absent.json")])
-        expect(missing.code).toBe(1)
-        expect(missing.stderr).toContain(`config file ${Path.join(dir, "absent.json")}`)
-        for (const run of [misspelt, notJson, missing]) expect(run.stderr).not.toContain("running (QEMU pid")
+        assert.strictEqual(missing.code, 1)
+        assert.include(missing.stderr, `config file ${Path.join(dir, "absent.json")}`)
+        for (const run of [misspelt, notJson, missing]) assert.notInclude(run.stderr, "running (QEMU pid")
       }),
     300_000
   )

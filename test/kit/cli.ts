@@ -3,7 +3,9 @@
  * wrapper process, so that a signal sent to the pid reaches the command line itself), and a QEMU
  * started by hand with its QMP monitor on a UNIX socket.
  */
-import { Deferred, Effect, Schedule } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
