@@ -4,7 +4,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { floppyBootArgs, poweroffGuest, writeGuest } from "../../src/TinyGuest.js"
-import { eventually, runCli, startCli } from "../kit/cli.js"
+import { cliCommand, eventually, runCli, startCli, tmux } from "../kit/cli.js"
 import { isRunning } from "../kit/qemu.js"
 
 const tempDir = Effect.acquireRelease(
@@ -62,6 +62,23 @@ describe("effect-qemu run", () => {
       assert.deepStrictEqual(exit, { code: 0, signal: null })
       assert.strictEqual(isRunning(qemuPid), false)
     }), 300_000)
+
+  it.scopedLive(
+    "Ctrl-C in a terminal reaches effect-qemu alone, which shuts the VM down: status 0, no QEMU left",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const term = yield* tmux(dir, cliCommand(["run", ...asFlags(emptyMachine)]))
+        const started = yield* eventually(term.screen, /QEMU pid (\d+)/)
+        const qemuPid = Number(/QEMU pid (\d+)/.exec(started)![1])
+        yield* term.keys("C-c")
+        // QEMU runs in a process group of its own: had the terminal's SIGINT reached it, it would
+        // have ended on that signal (reason host-signal) instead of the quit sent to it.
+        yield* eventually(term.screen, /QEMU exited with code 0 \(host-qmp-quit\)\nEXIT=0/)
+        assert.isFalse(isRunning(qemuPid))
+      }),
+    300_000
+  )
 
   it.scopedLive(
     "refuses a config file that is no machine configuration, says where, and starts nothing",

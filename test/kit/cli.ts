@@ -103,3 +103,43 @@ export const handStartedQemu = (socket: string, options: { readonly secondMonito
     yield* eventually(() => Fs.existsSync(socket) ? "listening" : "", /listening/, 30)
     return child
   })
+
+const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`
+
+/**
+ * A tmux server of its own (its socket in `dir`) running `command` in a 160x50 terminal; the pane
+ * prints `EXIT=<status>` when the command ends. The server is killed on release.
+ */
+export const tmux = (dir: string, command: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const socket = Path.join(dir, "tmux.sock")
+    const run = (...args: ReadonlyArray<string>) =>
+      ChildProcess.execFileSync("tmux", ["-S", socket, ...args], { encoding: "utf8" })
+    yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        run(
+          "new-session",
+          "-d",
+          "-x",
+          "160",
+          "-y",
+          "50",
+          `${command.map(quote).join(" ")}; echo EXIT=$?; sleep 600`
+        )
+      ),
+      () => Effect.sync(() => run("kill-server"))
+    )
+    return {
+      /** Types keys: tmux key names such as `Tab`, `Enter`, `C-d`, `Up`. */
+      keys: (...keys: ReadonlyArray<string>) => Effect.sync(() => run("send-keys", ...keys)),
+      /** Types text as it is. */
+      type: (text: string) => Effect.sync(() => run("send-keys", "-l", text)),
+      /** The whole pane, scrollback included. */
+      screen: () => plain(run("capture-pane", "-p", "-J", "-S", "-")),
+      /** The line the cursor is on. */
+      cursorLine: () => {
+        const y = Number(run("display-message", "-p", "#{cursor_y}").trim())
+        return plain(run("capture-pane", "-p")).split("\n")[y] ?? ""
+      }
+    }
+  })
