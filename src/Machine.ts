@@ -8,13 +8,11 @@
 import type * as Config from "effect/Config"
 import type * as EffectConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -23,6 +21,8 @@ import * as Console from "./Console.js"
 import { baseArgs, ChildFds } from "./internal/commandLine.js"
 import { disabledQmp } from "./internal/disabled.js"
 import { fdArgs } from "./internal/fdArgs.js"
+import type { StopLevel } from "./internal/machineStop.js"
+import { Stopper } from "./internal/machineStop.js"
 import { listenForMonitor } from "./internal/monitorListener.js"
 import { parentDeathWrapper } from "./internal/parentDeath.js"
 import { createTempDir } from "./internal/tempDir.js"
@@ -314,15 +314,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       Effect.whenLogLevel("Debug")
     )
 
-    let userKilled = false
-    // SIGTERM sent by a stop: QEMU dying of it (before its handler is installed) is no surprise.
-    let sentSigterm = false
-    // How firmly the stop in progress ends QEMU: 0 waits for it to exit, 1 asks it to, 2 kills it.
-    let level = 0
     let keptLog: string | undefined
-    const outcome = Deferred.unsafeMake<MachineExit, AbnormalShutdown>(FiberId.none)
-    let started = false
-
     const readLog = Effect.map(process.readLog, (log) => log.length > logKeepBytes ? log.slice(-logKeepBytes) : log)
 
     // The log file goes with the temp directory: keep its tail in memory just before that, on
@@ -334,142 +326,10 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       })
     )
 
-    // After the process is gone: close the channels, say if QEMU died by a signal nobody sent.
-    const finish = Effect.gen(function*() {
-      yield* qmp.close
-      // QEMU is gone: keep what it printed last, then close
-      yield* console.drainAndClose
-      const status = yield* process.exitStatus
-      const expected = userKilled || (sentSigterm && status.pipe(Option.exists((s) => s.signal === "SIGTERM")))
-      if (Option.isSome(status) && status.value.signal !== null && !expected) {
-        yield* Effect.logWarning(
-          `QEMU received signal ${status.value.signal}; command: ${formatCommandLine(process.commandLine)}`
-        )
-      }
-    })
-
-    const ending = Effect.gen(function*() {
-      const status = Option.getOrElse(yield* process.exitStatus, () => ({ code: null, signal: null }))
-      const event = yield* qmp.lastShutdown
-      const exit: MachineExit = {
-        status,
-        shutdown: Option.map(event, (e) => e.data),
-        clean: status.code === 0
-      }
-      return exit
-    })
-
-    const hardKill = Effect.gen(function*() {
-      userKilled = true
-      yield* console.drain
-      const reaped = yield* process.kill
-      if (Option.isNone(reaped)) yield* Effect.logError(`QEMU process ${process.pid} survived SIGKILL`)
-    })
-
-    // A hard stop asked for while a graceful one runs: the kill goes ahead at once, and the stop
-    // in progress ends as the kill asked.
-    let escalated = false
-
-    // Without a monitor to send `quit` to, SIGTERM asks QEMU to shut down just as well.
-    const exitRequest = Effect.map(qmp.isOpen, (open) => config.qmp && open ? "quit" as const : "SIGTERM" as const)
-    const requestExit = (via: "quit" | "SIGTERM", timeout: Duration.Duration) =>
-      via === "quit" ? qmp.execute("quit", undefined, { timeout }) : Effect.suspend(() => {
-        sentSigterm = true
-        return process.signal("SIGTERM")
-      })
-
-    /** A graceful stop asked for while the machine only waits for QEMU to exit: ask it to now. */
-    const escalateToGraceful = (timeout: Duration.Duration) =>
-      Effect.gen(function*() {
-        const budget = Timer.deadline(timeout)
-        yield* Effect.ignore(Effect.flatMap(exitRequest, (via) => requestExit(via, budget.remaining())))
-        if (Option.isNone(yield* process.waitExit(budget.remaining()))) yield* hardKill
-      })
-
-    const graceful = (timeout: Duration.Duration, sendQuit: boolean) =>
-      Effect.gen(function*() {
-        if (Option.isSome(yield* process.exitStatus)) return
-        // A QEMU blocked writing to a full console socket would never see `quit`; closing the console
-        // instead would make QEMU drop what was written to the guest and not yet taken by it.
-        yield* console.drain
-        const via = sendQuit ? yield* exitRequest : undefined
-        // Both waits are bounded by plain timers against one deadline (no timeout fibers: this
-        // runs for every machine of a fleet).
-        const budget = Timer.deadline(timeout)
-        const timedOut = () =>
-          new AbnormalShutdown({
-            name,
-            reason: "Timeout",
-            detail: `QEMU did not exit within ${Duration.format(timeout)}${via === undefined ? "" : ` of ${via}`}`,
-            timeout
-          })
-        const attempt = Effect.gen(function*() {
-          if (via !== undefined) yield* requestExit(via, budget.remaining())
-          const status = yield* process.waitExit(budget.remaining())
-          if (Option.isNone(status)) return yield* Effect.fail(timedOut())
-        })
-        const result = yield* attempt.pipe(
-          Effect.mapError((error) =>
-            error._tag === "AbnormalShutdown"
-              ? error
-              : error._tag === "QmpTimeout"
-              ? timedOut()
-              : new AbnormalShutdown({
-                name,
-                reason: "QuitFailed",
-                detail: `quit failed: ${error.message}`,
-                cause: error
-              })
-          ),
-          Effect.either
-        )
-        if (Either.isLeft(result) && !escalated) {
-          yield* hardKill
-          const status = yield* process.exitStatus
-          return yield* Effect.fail(
-            new AbnormalShutdown({
-              ...result.left,
-              exitCode: Option.getOrNull(Option.map(status, (s) => s.code)),
-              signal: Option.getOrNull(Option.map(status, (s) => s.signal))
-            })
-          )
-        }
-      })
-
-    // The first call starts the stop in a fiber of its own and every call, the first included, awaits
-    // its outcome. A caller interrupted while waiting stops waiting, but the stop goes on: were it
-    // run in the caller's fiber, the interrupt would cut the bounded attempt short and leave
-    // `outcome` interrupted, and the release (which awaits it) would fail the scope with an
-    // interruption that was never its own. The stop is bounded, and the release awaits it.
-    // A firmer stop asked for during a softer one goes ahead at once (`escalated`): a kill during a
-    // graceful shutdown kills, a shutdown during a `wait` sends `quit`; the stop in progress ends
-    // with QEMU's exit.
-    const stop = (mode: { readonly hard: boolean; readonly timeout: Duration.Duration; readonly sendQuit: boolean }) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const wanted = mode.hard ? 2 : mode.sendQuit ? 1 : 0
-          if (started) {
-            if (wanted <= level) return restore(Deferred.await(outcome))
-            level = wanted
-            escalated = true
-            const escalation = wanted === 2 ? hardKill : escalateToGraceful(mode.timeout)
-            return Effect.zipRight(Effect.forkDaemon(escalation), restore(Deferred.await(outcome)))
-          }
-          started = true
-          level = wanted
-          const body = mode.hard ? hardKill : graceful(mode.timeout, mode.sendQuit)
-          const run = Effect.uninterruptible(
-            body.pipe(
-              Effect.ensuring(finish),
-              Effect.zipRight(ending),
-              Effect.exit,
-              Effect.flatMap((exit) => Deferred.done(outcome, exit))
-            )
-          )
-          return Effect.zipRight(Effect.forkDaemon(run), restore(Deferred.await(outcome)))
-        })
-      ).pipe(
-        withHotSpan(mode.hard ? "Machine.kill" : "Machine.shutdown", { "machine.name": name })
+    const stopper = new Stopper({ name, process, qmp, console, hasQmp: config.qmp })
+    const stop = (level: StopLevel, timeout: Duration.Duration) =>
+      stopper.stop(level, timeout).pipe(
+        withHotSpan(level === "Hard" ? "Machine.kill" : "Machine.shutdown", { "machine.name": name })
       )
 
     const shutdownTimeout = config.shutdownTimeout
@@ -482,7 +342,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     const shutdown = (options?: ShutdownOptions) =>
       Effect.flatMap(
         timeoutOption(options?.timeout),
-        (timeout) => stop({ hard: options?.hard === true, timeout, sendQuit: true })
+        (timeout) => stop(options?.hard === true ? "Hard" : "Graceful", timeout)
       )
 
     // Release: graceful with fallback, bounded, never failing the scope.
@@ -497,7 +357,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     // A QEMU that dies while nobody is stopping it is worth a warning with its command line.
     yield* process.awaitExit.pipe(
       Effect.flatMap((status) => {
-        if (started) return Effect.void
+        if (stopper.started) return Effect.void
         const text = `QEMU exited on its own (${describeExit(status)}); command: ${
           formatCommandLine(process.commandLine)
         }`
@@ -530,10 +390,9 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       sendFd: (fd, fdname) => Effect.asVoid(qmp.executeWithFd(fd, "getfd", { fdname })),
       shutdown,
       kill: Effect.asVoid(
-        Effect.catchAll(stop({ hard: true, timeout: shutdownTimeout, sendQuit: false }), () => Effect.void)
+        Effect.catchAll(stop("Hard", shutdownTimeout), () => Effect.void)
       ),
-      wait: (options) =>
-        Effect.flatMap(timeoutOption(options?.timeout), (timeout) => stop({ hard: false, timeout, sendQuit: false })),
+      wait: (options) => Effect.flatMap(timeoutOption(options?.timeout), (timeout) => stop("Wait", timeout)),
       isRunning: process.isRunning,
       exitStatus: process.exitStatus,
       log: Effect.suspend(() => keptLog !== undefined ? Effect.succeed(keptLog) : readLog)
