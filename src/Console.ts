@@ -24,6 +24,7 @@ import { ConsoleClosed, ConsoleError, ConsoleFailureMatched, ConsoleTimeout } fr
 import { inflow } from "./internal/consoleInflow.js"
 import { LineSplitter } from "./internal/consoleLines.js"
 import * as ConsoleSearch from "./internal/consoleSearch.js"
+import * as Metering from "./internal/metering.js"
 import { RecentBytes } from "./internal/recentBytes.js"
 import { awaitWithin, decodeTimeoutOr } from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
@@ -504,6 +505,7 @@ export const make = (options: ConsoleOptions): Effect.Effect<ConsoleService, Con
           if (state.closed || socket.destroyed || !socket.writable) {
             resume(Effect.fail(new ConsoleClosed({ operation: "write", recent: tail() })))
           } else {
+            Metering.consoleBytes("out", typeof data === "string" ? Buffer.byteLength(data) : data.length)
             socket.write(data, (cause) =>
               resume(
                 cause

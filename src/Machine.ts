@@ -23,6 +23,7 @@ import { disabledQmp } from "./internal/disabled.js"
 import { fdArgs } from "./internal/fdArgs.js"
 import type { StopLevel } from "./internal/machineStop.js"
 import { Stopper } from "./internal/machineStop.js"
+import * as Metering from "./internal/metering.js"
 import { listenForMonitor } from "./internal/monitorListener.js"
 import { parentDeathWrapper } from "./internal/parentDeath.js"
 import { createTempDir } from "./internal/tempDir.js"
@@ -303,12 +304,21 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     // Launch in a scope of its own so that a failed launch releases everything at once, not
     // when the caller's scope ends.
     const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+    const launchStarted = performance.now()
     const launched = yield* launch(config).pipe(
       Scope.extend(scope),
-      Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
+      Effect.onExit((exit) => {
+        if (Exit.isSuccess(exit)) return Effect.void
+        Metering.launchEnded(undefined)
+        return Scope.close(scope, exit)
+      }),
       withHotSpan("Machine.launch", { "machine.name": name })
     )
+    Metering.launchEnded((performance.now() - launchStarted) / 1000)
     const { console, process, qmp, tempDir } = launched
+    // Running until QEMU exits or the scope is released, whichever comes first.
+    const notRunning = Metering.machineRunning()
+    yield* Scope.addFinalizer(scope, Effect.sync(notRunning))
     // Formatted only when debug logs are on: this runs for every machine of a fleet.
     yield* Effect.suspend(() => Effect.logDebug(`launched: ${formatCommandLine(process.commandLine)}`)).pipe(
       Effect.whenLogLevel("Debug")
@@ -329,6 +339,9 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     const stopper = new Stopper({ name, process, qmp, console, hasQmp: config.qmp })
     const stop = (level: StopLevel, timeout: Duration.Duration) =>
       stopper.stop(level, timeout).pipe(
+        // Once the stop ended, however, QEMU is gone (an abnormal one killed it); a caller that
+        // stopped waiting knows nothing yet.
+        Effect.onExit((exit) => Exit.isInterrupted(exit) ? Effect.void : Effect.sync(notRunning)),
         withHotSpan(level === "Hard" ? "Machine.kill" : "Machine.shutdown", { "machine.name": name })
       )
 
@@ -357,6 +370,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
     // A QEMU that dies while nobody is stopping it is worth a warning with its command line.
     yield* process.awaitExit.pipe(
       Effect.flatMap((status) => {
+        notRunning()
         if (stopper.started) return Effect.void
         const text = `QEMU exited on its own (${describeExit(status)}); command: ${
           formatCommandLine(process.commandLine)

@@ -22,6 +22,7 @@ import * as Stream from "effect/Stream"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { preview } from "./internal/lineDecoder.js"
+import * as Metering from "./internal/metering.js"
 import { Catalog, commandNames } from "./internal/qmp/catalog.js"
 import type { RequestError } from "./internal/qmp/session.js"
 import { Session } from "./internal/qmp/session.js"
@@ -500,7 +501,10 @@ const openSession = (transport: Transport.Transport, options: QmpOptions) =>
       bounds: {
         maxEvents: Math.max(1, options.eventBufferSize ?? defaultEventBufferSize),
         maxBytes: Math.max(1, options.eventBufferBytes ?? defaultEventBufferBytes),
-        onDrop: (event) => droppedEvents(event.event)
+        onDrop: (event) => {
+          Metering.eventDropped()
+          droppedEvents(event.event)
+        }
       },
       diagnose
     })

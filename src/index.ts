@@ -101,3 +101,11 @@ export * as Shell from "./Shell.js"
  * @since 0.1.0
  */
 export * as TinyGuest from "./TinyGuest.js"
+
+/**
+ * The library's Effect metrics: QMP commands and their latency, launches, running machines,
+ * abnormal shutdowns, dropped events, console bytes.
+ *
+ * @since 0.2.0
+ */
+export * as Metrics from "./Metrics.js"

@@ -5,6 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import type { Duplex } from "node:stream"
+import * as Metering from "./metering.js"
 
 /** How much output may wait in memory, read and not yet processed, before the socket is paused. */
 const inflowLimit = 16 * 1024 * 1024
@@ -49,6 +50,7 @@ export const inflow = (
   }
   socket.on("data", (chunk: Buffer | string) => {
     const buffer = typeof chunk === "string" ? Buffer.from(chunk) : chunk
+    Metering.consoleBytes("in", buffer.length)
     if (bytes === 0 && consume(buffer)) {
       tookDirectly = true
       return wakeSoon()

@@ -6,6 +6,7 @@
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -18,6 +19,7 @@ import type { MachineExit } from "../Machine.js"
 import { AbnormalShutdown, formatCommandLine } from "../MachineError.js"
 import type { QemuProcessService } from "../QemuProcess.js"
 import type { QmpClient } from "../Qmp.js"
+import * as Metering from "./metering.js"
 import * as Timer from "./timer.js"
 
 /** How firmly a stop ends QEMU, in increasing order. */
@@ -92,6 +94,8 @@ export class Stopper {
         Effect.exit,
         Effect.flatMap((exit) => {
           this.state = { _tag: "Stopped", exit }
+          const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+          if (Option.isSome(failure)) Metering.abnormalShutdown(failure.value.reason)
           return Deferred.done(this.outcome, exit)
         })
       )

@@ -18,6 +18,7 @@ import type { QmpEvent, QmpResponse } from "../../QmpMessage.js"
 import { QmpGreeting } from "../../QmpMessage.js"
 import * as ExactJson from "../exactJson.js"
 import { LineDecoder, preview, printable } from "../lineDecoder.js"
+import * as Metering from "../metering.js"
 import * as Timer from "../timer.js"
 import type * as Transport from "../transport.js"
 import type { Bounds, Ended } from "./events.js"
@@ -175,19 +176,24 @@ export class Session {
       const text = serialize(spec, id)
       if (text instanceof QmpArgumentError) return resume(Effect.fail(text))
       this.nextId++
+      const sent = performance.now()
       // A plain timer, not `Effect.timeout`: that forks a fiber per request, which cost about as
       // much as the round trip itself. A timer also fires in an uninterruptible region.
       const disarm = Timer.arm(spec.timeout, () => {
         this.pending.delete(id)
+        Metering.commandEnded(spec.command, "timeout")
         resume(Effect.fail(new QmpTimeout({ operation, timeout: spec.timeout })))
       })
       this.pending.set(id, {
         reply: (response) => {
           disarm()
+          const outcome = "error" in response ? "error" : "ok"
+          Metering.commandEnded(spec.command, outcome, (performance.now() - sent) / 1000)
           resume(onReply(response))
         },
         fail: (error) => {
           disarm()
+          Metering.commandEnded(spec.command, "disconnected")
           resume(Effect.fail(withOperation(error, operation)))
         }
       })
