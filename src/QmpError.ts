@@ -223,7 +223,7 @@ export class QmpArgumentError extends Data.TaggedError("QmpArgumentError")<{
 
 /**
  * Sending a descriptor failed. `reason` says which way:
- * - `HelperMissing`: no python3 (install the `python3` package) or the helper script is absent;
+ * - `HelperMissing`: no python3 (install the `python3` package);
  * - `InvalidArgument`: the descriptor is not an integer >= 0, or the socket is closed;
  * - `HelperFailed`: the helper ran and exited non-zero (`exitCode`, `stderr`);
  * - `Timeout`: the helper did not finish within `timeout` and was killed.

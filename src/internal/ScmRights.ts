@@ -1,8 +1,8 @@
 /**
  * Passing a file descriptor to a running QEMU over its QMP monitor socket, for `getfd` and
- * `add-fd`. Node cannot attach SCM_RIGHTS ancillary data to a write, so a small python3 helper
- * (`helpers/send-fd.py`) inherits the monitor socket and the descriptor and sends one space
- * byte carrying it. QEMU skips whitespace between JSON messages and keeps the descriptor for
+ * `add-fd`. Node cannot attach SCM_RIGHTS ancillary data to a write, so a small python3 program
+ * (`sendFdScript`, run with `python3 -c`) inherits the monitor socket and the descriptor and
+ * sends one space byte carrying it. QEMU skips whitespace between JSON messages and keeps the descriptor for
  * the next `getfd`/`add-fd` command.
  *
  * @since 0.1.0
@@ -10,19 +10,10 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync } from "node:fs"
 import type * as Net from "node:net"
-import { fileURLToPath } from "node:url"
 import { ScmRightsError } from "../QmpError.js"
+import { sendFdScript } from "./sendFdScript.js"
 import { withHotSpan } from "./tracing.js"
-
-/**
- * Where the helper lives: `helpers/` beside `src/` and `dist/` in the package.
- *
- * @since 0.1.0
- * @category models
- */
-export const helperPath: string = fileURLToPath(new URL("../../helpers/send-fd.py", import.meta.url))
 
 export { ScmRightsError } from "../QmpError.js"
 
@@ -58,7 +49,7 @@ const runHelper = (
     const flowing = socket.readableFlowing
     let child: ChildProcess
     try {
-      child = spawn(python, [helperPath, String(SOCKET_SLOT), String(FD_SLOT)], {
+      child = spawn(python, ["-c", sendFdScript, String(SOCKET_SLOT), String(FD_SLOT)], {
         stdio: ["ignore", "ignore", "pipe", socket, fd]
       })
     } catch (error) {
@@ -138,13 +129,17 @@ const runHelper = (
 export const sendFd = (options: {
   readonly socket: Net.Socket
   readonly fd: number
-  /** How long the helper may take before it is killed. Default 5 seconds. */
+  /**
+   * How long the helper may take before it is killed. Default 30 seconds: it normally takes
+   * tens of milliseconds, but starting python3 on a loaded machine (or through a version
+   * manager's shim) can take seconds.
+   */
   readonly timeout?: Duration.DurationInput
   /** The python3 interpreter to run. Default `python3` from PATH. */
   readonly python?: string
 }): Effect.Effect<void, ScmRightsError> => {
   const { fd, socket } = options
-  const timeout = Duration.decode(options.timeout ?? "5 seconds")
+  const timeout = Duration.decode(options.timeout ?? "30 seconds")
   const python = options.python ?? "python3"
   return Effect.suspend(() => {
     if (!Number.isSafeInteger(fd) || fd < 0) {
@@ -154,15 +149,6 @@ export const sendFd = (options: {
     }
     if (socket.destroyed || !socket.writable) {
       return Effect.fail(new ScmRightsError({ reason: "InvalidArgument", fd, detail: "the socket is closed" }))
-    }
-    if (!existsSync(helperPath)) {
-      return Effect.fail(
-        new ScmRightsError({
-          reason: "HelperMissing",
-          fd,
-          detail: `the helper script ${helperPath} is missing; reinstall effect-qemu`
-        })
-      )
     }
     return flushed(socket, fd).pipe(
       Effect.zipRight(runHelper(socket, fd, python)),

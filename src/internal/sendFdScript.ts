@@ -1,7 +1,13 @@
-#!/usr/bin/env python3
-"""Send one file descriptor over a UNIX socket as SCM_RIGHTS ancillary data.
+/**
+ * The python3 program that sends a descriptor with SCM_RIGHTS (Node cannot attach ancillary
+ * data to a write). Kept in the code, run with `python3 -c`, so that descriptor passing needs no
+ * file beside the library and survives bundling.
+ *
+ * @internal
+ */
+export const sendFdScript = String.raw`"""Send one file descriptor over a UNIX socket as SCM_RIGHTS ancillary data.
 
-Usage: send-fd.py SOCKET_FD FD
+Usage: python3 -c SCRIPT SOCKET_FD FD
 
 Both descriptors are inherited from the parent. One space byte carries the
 descriptor: a QMP monitor skips whitespace between messages and keeps the
@@ -20,7 +26,7 @@ import sys
 
 def main(argv):
     if len(argv) != 3:
-        sys.stderr.write("usage: send-fd.py SOCKET_FD FD\n")
+        sys.stderr.write("usage: send-fd SOCKET_FD FD\n")
         return 2
     try:
         sock_fd = int(argv[1])
@@ -49,3 +55,4 @@ def main(argv):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+`
