@@ -34,25 +34,29 @@ Effect.runPromise(main).then(
 `
 
 describe("The library bundled with esbuild", () => {
-  it.scopedLive("launches a machine and passes it a descriptor from a single-file bundle", () =>
-    Effect.gen(function*() {
-      const directory = yield* tempDir("effect-qemu-bundle-")
-      const entry = Path.join(directory, "entry.ts")
-      const bundle = Path.join(directory, "out", "main.mjs")
-      Fs.writeFileSync(entry, program)
-      yield* Effect.promise(() =>
-        esbuild.build({
-          entryPoints: [entry],
-          bundle: true,
-          platform: "node",
-          format: "esm",
-          outfile: bundle,
-          nodePaths: [nodeModules],
-          logLevel: "error"
-        }).finally(() => esbuild.stop())
-      )
-      Fs.rmSync(entry)
-      const output = execFileSync(process.execPath, [bundle], { cwd: Path.dirname(bundle), encoding: "utf8" })
-      assert.match(output, /^sent \d+\.\d+\.\d+/)
-    }), 120_000)
+  it.scopedLive(
+    "launches a machine and passes it a descriptor from a single-file bundle",
+    () =>
+      Effect.gen(function*() {
+        const directory = yield* tempDir("effect-qemu-bundle-")
+        const entry = Path.join(directory, "entry.ts")
+        const bundle = Path.join(directory, "out", "main.mjs")
+        Fs.writeFileSync(entry, program)
+        yield* Effect.promise(() =>
+          esbuild.build({
+            entryPoints: [entry],
+            bundle: true,
+            platform: "node",
+            format: "esm",
+            outfile: bundle,
+            nodePaths: [nodeModules],
+            logLevel: "error"
+          }).finally(() => esbuild.stop())
+        )
+        Fs.rmSync(entry)
+        const output = execFileSync(process.execPath, [bundle], { cwd: Path.dirname(bundle), encoding: "utf8" })
+        assert.match(output, /^sent \d+\.\d+\.\d+/)
+      }),
+    120_000
+  )
 })
