@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import type * as Config from "effect/Config"
+import * as Config from "effect/Config"
 import type * as EffectConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -435,8 +435,9 @@ export const layer = (
 
 /**
  * Like {@link layer}, with the configuration read from Effect's `Config` (environment variables
- * by default). A missing or malformed config value fails the layer with `ConfigError.ConfigError`
- * from `effect`; a decoded but invalid one with this library's `ConfigError`.
+ * by default): one `Config` of the whole input, or an object whose fields are `Config`s
+ * (`Config.Wrap`, as Effect's own `layerConfig`s take). A missing or malformed config value fails
+ * the layer with `ConfigError` from `effect`; a read but invalid one with `MachineConfigError`.
  *
  * @since 0.1.0
  * @category layers
@@ -445,15 +446,15 @@ export const layer = (
  * import { Config } from "effect"
  * import { Machine } from "effect-qemu"
  *
- * const VmLive = Machine.layerConfig(Config.all({
+ * const VmLive = Machine.layerConfig({
  *   binary: Config.string("QEMU_BINARY").pipe(Config.withDefault("qemu-system-x86_64")),
  *   machineType: Config.string("QEMU_MACHINE").pipe(Config.withDefault("q35"))
- * }))
+ * })
  * ```
  */
 export const layerConfig = (
-  config: Config.Config<MachineConfigInput>
+  config: Config.Config.Wrap<MachineConfigInput>
 ): Layer.Layer<
   Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess,
   MachineConfigError | LaunchError | EffectConfigError.ConfigError
-> => Layer.unwrapEffect(Effect.map(config, layer))
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

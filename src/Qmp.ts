@@ -8,6 +8,8 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -907,3 +909,71 @@ export const fromSocket = (
  */
 export const layer = (address: QmpAddress, options: QmpOptions = {}): Layer.Layer<Qmp, QmpConnectError> =>
   Layer.scoped(Qmp, make(address, options))
+
+/**
+ * Reads a monitor address as the command line writes it: `unix:PATH` or `tcp:HOST:PORT` (an IPv6
+ * host in brackets, `tcp:[::1]:4444`). The error is a sentence saying what to write instead.
+ *
+ * @since 0.2.0
+ * @category constructors
+ * @example
+ * ```ts
+ * Qmp.parseAddress("unix:/run/vm/qmp.sock") // Right({ _tag: "Unix", path: "/run/vm/qmp.sock" })
+ * Qmp.parseAddress("tcp:127.0.0.1:4444")    // Right({ _tag: "Tcp", host: "127.0.0.1", port: 4444 })
+ * ```
+ */
+export const parseAddress = (text: string): Either.Either<QmpAddress, string> => {
+  if (text.startsWith("unix:")) {
+    const path = text.slice("unix:".length)
+    return path.length > 0 ? Either.right({ _tag: "Unix", path }) : Either.left("unix: needs a socket path")
+  }
+  const tcp = /^tcp:(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text)
+  if (tcp !== null) {
+    const port = Number(tcp[3])
+    if (port >= 1 && port <= 65535) return Either.right({ _tag: "Tcp", host: tcp[1] ?? tcp[2], port })
+    return Either.left(`port ${tcp[3]} is not between 1 and 65535`)
+  }
+  return Either.left(`${JSON.stringify(text)} is not unix:PATH or tcp:HOST:PORT`)
+}
+
+/**
+ * What {@link layerConfig} reads: the monitor's address as `unix:PATH` or `tcp:HOST:PORT`, and
+ * the session's options.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface QmpConfigInput {
+  readonly address: string
+  readonly options?: QmpOptions | undefined
+}
+
+/**
+ * A layer that provides {@link Qmp} from configuration: each field a value or a `Config`, as
+ * Effect's own `layerConfig`s take them (`Config.Wrap`). An address that is neither `unix:PATH`
+ * nor `tcp:HOST:PORT` is a `ConfigError` saying what to write.
+ *
+ * @since 0.2.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Qmp } from "effect-qemu"
+ *
+ * const QmpLive = Qmp.layerConfig({
+ *   address: Config.string("QMP_ADDRESS"),
+ *   options: { commandTimeout: Config.string("QMP_TIMEOUT").pipe(Config.withDefault("30 seconds")) }
+ * })
+ * ```
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<QmpConfigInput>
+): Layer.Layer<Qmp, QmpConnectError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(
+    Config.mapOrFail(Config.unwrap(config), (input) =>
+      Either.match(parseAddress(input.address), {
+        onLeft: (detail) => Either.left(ConfigError.InvalidData(["address"], detail)),
+        onRight: (address) => Either.right({ address, options: input.options ?? {} })
+      })),
+    ({ address, options }) => layer(address, options)
+  ))

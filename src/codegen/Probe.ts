@@ -89,30 +89,12 @@ export const probe = (options: ProbeOptions): Effect.Effect<Probed, ProbeError> 
   )
 
 /**
- * Reads a monitor address as the command line writes it: `unix:PATH` or `tcp:HOST:PORT` (an IPv6
- * host in brackets, `tcp:[::1]:4444`). The error is a sentence saying what to write instead.
+ * Reads a monitor address as the command line writes it; see `Qmp.parseAddress`.
  *
  * @since 0.1.0
  * @category constructors
- * @example
- * ```ts
- * parseAddress("unix:/run/vm/qmp.sock") // Right({ _tag: "Unix", path: "/run/vm/qmp.sock" })
- * parseAddress("tcp:127.0.0.1:4444")    // Right({ _tag: "Tcp", host: "127.0.0.1", port: 4444 })
- * ```
  */
-export const parseAddress = (text: string): Either.Either<QmpAddress, string> => {
-  if (text.startsWith("unix:")) {
-    const path = text.slice("unix:".length)
-    return path.length > 0 ? Either.right({ _tag: "Unix", path }) : Either.left("unix: needs a socket path")
-  }
-  const tcp = /^tcp:(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(text)
-  if (tcp !== null) {
-    const port = Number(tcp[3])
-    if (port >= 1 && port <= 65535) return Either.right({ _tag: "Tcp", host: tcp[1] ?? tcp[2], port })
-    return Either.left(`port ${tcp[3]} is not between 1 and 65535`)
-  }
-  return Either.left(`${JSON.stringify(text)} is not unix:PATH or tcp:HOST:PORT`)
-}
+export const parseAddress = Qmp.parseAddress
 
 /**
  * @since 0.1.0
