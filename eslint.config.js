@@ -4,7 +4,17 @@ import tseslint from "typescript-eslint"
 
 export default tseslint.config(
   // The generated QMP surface is large and is checked against the generator instead (test/codegen).
-  { ignores: ["bench/scratch/**", "bench/.build/**", "dist/**", "node_modules/**", "coverage/**", "src/generated/**"] },
+  {
+    ignores: [
+      "bench/scratch/**",
+      "bench/.build/**",
+      "dist/**",
+      "docs/**",
+      "node_modules/**",
+      "coverage/**",
+      "src/generated/**"
+    ]
+  },
   ...tseslint.configs.recommended,
   ...effect.configs.dprint,
   {
