@@ -39,7 +39,12 @@ import type { QmpClient } from "./Qmp.js"
 import type { QmpEvent } from "./QmpMessage.js"
 
 export type {
-  /** @since 0.1.0 */
+  /**
+   * Re-exported from `MachineConfig`: what `make` and `layer` accept.
+   *
+   * @since 0.1.0
+   * @category models
+   */
   MachineConfigInput
 } from "./MachineConfig.js"
 

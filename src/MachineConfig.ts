@@ -155,7 +155,13 @@ export type MachineConfigInput = typeof MachineConfig.Encoded
  */
 export type ResolvedConfig = typeof MachineConfig.Type & { readonly name: string; readonly baseTempDir: string }
 
-/** The longest path a UNIX socket address can hold on Linux (108 bytes with the NUL). */
+/**
+ * The longest path a UNIX socket address can hold on Linux (108 bytes with the NUL): a longer
+ * monitor or console socket path fails the config check with a `MachineConfigError`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const maxSocketPathBytes = 107
 
 let counter = 0
@@ -163,10 +169,16 @@ let counter = 0
 /**
  * The prefix of a machine's temp directory. It carries this process's pid, so that a directory
  * left behind by a controller that was SIGKILLed can be recognised and removed later.
+ *
+ * @internal
  */
 export const tempDirPrefix = (name: string): string => `effect-qemu-${name}-p${process.pid}-`
 
-/** Recognises a temp directory of this library and the pid of the process that made it. */
+/**
+ * Recognises a temp directory of this library and the pid of the process that made it.
+ *
+ * @internal
+ */
 export const tempDirPattern = /^effect-qemu-.+-p(\d+)-[A-Za-z0-9]{6}$/
 
 const firstIssue = (error: ParseResult.ParseError): MachineConfigError => {

@@ -156,7 +156,11 @@ export const resolveExecutable = (
     )
   })
 
-/** The last lines of a text, at most `maxBytes` of it. */
+/**
+ * The last lines of a text, at most `maxBytes` of it.
+ *
+ * @internal
+ */
 export const tail = (text: string, lines = 20, maxBytes = 4096): string => {
   const clipped = text.length > maxBytes ? text.slice(-maxBytes) : text
   return clipped.split("\n").slice(-lines - 1).join("\n").trim()
@@ -183,7 +187,11 @@ const waitForExit = (child: ChildProcess, timeout: Duration.DurationInput): Effe
     )
   })
 
-/** How much of QEMU's log `readLog` returns: its last MiB. */
+/**
+ * How much of QEMU's log `readLog` returns: its last MiB.
+ *
+ * @internal
+ */
 export const logTailBytes = 1024 * 1024
 
 /**

@@ -23,17 +23,9 @@ export interface QmpSurface {
 
 /**
  * Where a program registers the surface of the QEMU it actually runs, replacing the bundled one.
- * `effect-qemu codegen --register effect-qemu/QmpCommands` writes a module that does exactly this:
- *
- * @example
- * ```ts
- * // qemu-surface.ts, generated from /opt/qemu-9.2/bin/qemu-system-x86_64
- * declare module "effect-qemu/QmpCommands" {
- *   interface QmpSurfaceRegistry {
- *     readonly surface: { readonly commands: Commands; readonly events: Events }
- *   }
- * }
- * ```
+ * `effect-qemu codegen --register effect-qemu/QmpCommands` writes a module that does exactly this,
+ * with the `Commands` and `Events` it generated beside it (the example registers the bundled
+ * QEMU 7.2 ones from `effect-qemu/QmpSchemas`).
  *
  * Registering `readonly strictNames: true` here as well makes a name typed only as `string`
  * a compile error too: then only {@link untyped} leaves the typed surface.
@@ -42,6 +34,18 @@ export interface QmpSurface {
  * versions disagree on some commands (a member added, a return type changed) and interface merging
  * of two conflicting declarations of one key does not compile. Only one surface can be registered
  * per program: registering a second, different one is a compile error, on purpose.
+ *
+ * @example
+ * ```ts
+ * // qemu-surface.ts: what codegen --register writes after the generated Schemas
+ * import type { Commands, Events } from "effect-qemu/QmpSchemas"
+ *
+ * declare module "effect-qemu/QmpCommands" {
+ *   interface QmpSurfaceRegistry {
+ *     readonly surface: { readonly commands: Commands; readonly events: Events }
+ *   }
+ * }
+ * ```
  *
  * @since 0.1.0
  * @category models
@@ -63,6 +67,8 @@ export type ActiveSurface = QmpSurfaceRegistry extends { readonly surface: infer
  *
  * @example
  * ```ts
+ * import type {} from "effect-qemu/QmpCommands"
+ *
  * declare module "effect-qemu/QmpCommands" {
  *   interface QmpCommandMap {
  *     readonly "__com.example_ping": { readonly args: undefined; readonly return: { readonly pong: true } }
@@ -165,9 +171,12 @@ export type UntypedName = string & { readonly [untypedName]: true }
  * @category constructors
  * @example
  * ```ts
- * import { QmpCommands } from "effect-qemu"
+ * import { Effect } from "effect"
+ * import { Qmp, QmpCommands } from "effect-qemu"
  *
- * qmp.execute(QmpCommands.untyped("x-query-new-thing"), { verbose: true }) // Effect<unknown, ...>
+ * // Effect<unknown, QmpError, Qmp>: free-form arguments, an unknown result
+ * const newThing = Effect.flatMap(Qmp.Qmp, (qmp) =>
+ *   qmp.execute(QmpCommands.untyped("x-query-new-thing"), { verbose: true }))
  * ```
  */
 export const untyped = (name: string): UntypedName => name as UntypedName

@@ -183,11 +183,11 @@ export const matchesAny = (event: QmpEvent, filters: ReadonlyArray<EventFilter>)
  * @category combinators
  * @example
  * ```ts
- * import { Stream } from "effect"
- * import { QmpMessage } from "effect-qemu"
+ * import { Effect, Stream } from "effect"
+ * import { Qmp, QmpMessage } from "effect-qemu"
  *
  * // Stream<QmpEvent<"STOP" | "RESUME">>
- * const runState = Stream.filter(qmp.events, QmpMessage.isEvent("STOP", "RESUME"))
+ * const runState = Effect.map(Qmp.Qmp, (qmp) => Stream.filter(qmp.events, QmpMessage.isEvent("STOP", "RESUME")))
  * ```
  */
 export const isEvent = <K extends string>(...names: ReadonlyArray<K>) => (event: QmpEvent): event is QmpEvent<K> =>

@@ -11,13 +11,15 @@ import { QmpArgumentError } from "./QmpError.js"
 import type { ObjectInfo, ObjectMember, SchemaIndex, SchemaInfoList } from "./QmpIntrospection.js"
 import { enumValues, isOptional, makeIndex, takesExtraMembers } from "./QmpIntrospection.js"
 
-/**
- * Re-exported from `QmpError`, where every QMP error lives.
- *
- * @since 0.1.0
- * @category errors
- */
-export { QmpArgumentError } from "./QmpError.js"
+export {
+  /**
+   * Re-exported from `QmpError`, where every QMP error lives.
+   *
+   * @since 0.1.0
+   * @category errors
+   */
+  QmpArgumentError
+} from "./QmpError.js"
 
 type Problem = Omit<ConstructorParameters<typeof QmpArgumentError>[0], "command">
 
@@ -157,10 +159,16 @@ const check = (
  *
  * @example
  * ```ts
- * import { QmpValidate } from "effect-qemu"
+ * import { Effect, Either } from "effect"
+ * import { Qmp, QmpIntrospection, QmpValidate } from "effect-qemu"
  *
- * QmpValidate.validateArgs(schema, "blockdev-del", { nodename: "disk0" })
- * // Left(QmpArgumentError { reason: "UnknownMember", path: "nodename", ... })
+ * const check = Effect.gen(function*() {
+ *   const qmp = yield* Qmp.Qmp
+ *   const schema = QmpIntrospection.makeIndex(yield* qmp.execute("query-qmp-schema"))
+ *   const result = QmpValidate.validateArgs(schema, "blockdev-del", { nodename: "disk0" })
+ *   // Left(QmpArgumentError { reason: "UnknownMember", path: "nodename", ... })
+ *   return Either.isLeft(result) ? result.left.message : "valid"
+ * })
  * ```
  *
  * @since 0.1.0

@@ -93,6 +93,15 @@ export const probe = (options: ProbeOptions): Effect.Effect<Probed, ProbeError> 
  *
  * @since 0.1.0
  * @category constructors
+ * @example
+ * ```ts
+ * import { Either } from "effect"
+ * import { parseAddress } from "effect-qemu/codegen/Probe"
+ *
+ * assert.deepStrictEqual(parseAddress("unix:/run/vm/qmp.sock"), Either.right({ _tag: "Unix", path: "/run/vm/qmp.sock" }))
+ * assert.deepStrictEqual(parseAddress("tcp:127.0.0.1:4444"), Either.right({ _tag: "Tcp", host: "127.0.0.1", port: 4444 }))
+ * assert.ok(Either.isLeft(parseAddress("127.0.0.1:4444")))
+ * ```
  */
 export const parseAddress = Qmp.parseAddress
 
