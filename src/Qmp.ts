@@ -918,8 +918,11 @@ export const layer = (address: QmpAddress, options: QmpOptions = {}): Layer.Laye
  * @category constructors
  * @example
  * ```ts
- * Qmp.parseAddress("unix:/run/vm/qmp.sock") // Right({ _tag: "Unix", path: "/run/vm/qmp.sock" })
- * Qmp.parseAddress("tcp:127.0.0.1:4444")    // Right({ _tag: "Tcp", host: "127.0.0.1", port: 4444 })
+ * import { Either } from "effect"
+ * import { Qmp } from "effect-qemu"
+ *
+ * assert.deepStrictEqual(Qmp.parseAddress("unix:/run/vm/qmp.sock"), Either.right({ _tag: "Unix", path: "/run/vm/qmp.sock" }))
+ * assert.deepStrictEqual(Qmp.parseAddress("tcp:127.0.0.1:4444"), Either.right({ _tag: "Tcp", host: "127.0.0.1", port: 4444 }))
  * ```
  */
 export const parseAddress = (text: string): Either.Either<QmpAddress, string> => {
@@ -957,12 +960,12 @@ export interface QmpConfigInput {
  * @category layers
  * @example
  * ```ts
- * import { Config } from "effect"
+ * import { Config, Duration } from "effect"
  * import { Qmp } from "effect-qemu"
  *
  * const QmpLive = Qmp.layerConfig({
  *   address: Config.string("QMP_ADDRESS"),
- *   options: { commandTimeout: Config.string("QMP_TIMEOUT").pipe(Config.withDefault("30 seconds")) }
+ *   options: { commandTimeout: Config.duration("QMP_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30))) }
  * })
  * ```
  */
