@@ -21,11 +21,11 @@ export interface ShellGuest {
 const cacheRoot = Path.resolve(import.meta.dirname, "../../node_modules/.cache/effect-qemu-shell-guest")
 const aptCache = "/var/cache/apt/archives"
 
-const run = (command: string, args: ReadonlyArray<string>, cwd?: string): string =>
+export const run = (command: string, args: ReadonlyArray<string>, cwd?: string): string =>
   ChildProcess.execFileSync(command, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
 
 /** The .deb of `name` (a concrete package), from the apt cache or downloaded into `into`. */
-const debFor = (name: string, into: string): string => {
+export const debFor = (name: string, into: string): string => {
   const cached = Fs.existsSync(aptCache)
     ? Fs.readdirSync(aptCache).find((file) => file.startsWith(`${name}_`) && file.endsWith(".deb"))
     : undefined
@@ -37,7 +37,7 @@ const debFor = (name: string, into: string): string => {
 }
 
 /** The concrete kernel package behind the `linux-image-cloud-amd64` metapackage. */
-const kernelPackage = (): string => {
+export const kernelPackage = (): string => {
   const cached = Fs.existsSync(aptCache)
     ? Fs.readdirSync(aptCache).find((file) => /^linux-image-\d.*-cloud-amd64_.*\.deb$/.test(file))
     : undefined
@@ -68,7 +68,7 @@ done
 `
 
 /** A newc cpio archive of the given entries (directories, files, symlinks). */
-const cpio = (entries: ReadonlyArray<{ name: string; mode: number; data?: Uint8Array }>): Buffer => {
+export const cpio = (entries: ReadonlyArray<{ name: string; mode: number; data?: Uint8Array }>): Buffer => {
   const parts: Array<Buffer> = []
   const pad = (length: number) => Buffer.alloc((4 - (length % 4)) % 4)
   const hex = (value: number) => value.toString(16).padStart(8, "0")
