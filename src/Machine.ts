@@ -18,7 +18,8 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Path from "node:path"
 import * as Console from "./Console.js"
-import { baseArgs, ChildFds } from "./internal/commandLine.js"
+import * as GuestAgent from "./GuestAgent.js"
+import { baseArgs, ChildFds, guestAgentArgs } from "./internal/commandLine.js"
 import { disabledQmp } from "./internal/disabled.js"
 import { fdArgs } from "./internal/fdArgs.js"
 import type { StopLevel } from "./internal/machineStop.js"
@@ -80,6 +81,13 @@ export interface MachineService {
   readonly qmp: QmpClient
   /** The serial console. Without a `console` in the config every call fails with `ConsoleClosed`. */
   readonly console: Console.ConsoleService
+  /**
+   * The guest agent client (with `guestAgent: true`). Without it every call fails with
+   * `GuestAgentUnavailable`.
+   *
+   * @since 0.2.0
+   */
+  readonly guestAgent: GuestAgent.GuestAgentService
   /** Shorthands for the QMP client's operations. */
   readonly execute: QmpClient["execute"]
   readonly raw: QmpClient["raw"]
@@ -173,6 +181,7 @@ const launch = (config: ResolvedConfig) =>
     const childFds = new ChildFds()
     const monitorFd = useSocketpair ? childFds.pipe() : undefined
     const consoleFd = config.console !== undefined ? childFds.pipe() : undefined
+    const agentFd = config.guestAgent ? childFds.pipe() : undefined
     // Checked by the config already: a Left here would be a bug, not the caller's input.
     const fds = Either.getOrThrow(fdArgs({ fds: config.fds, firstChildFd: childFds.next }))
     childFds.add(fds.stdio)
@@ -189,7 +198,12 @@ const launch = (config: ResolvedConfig) =>
       name: config.name,
       binary: config.binary,
       wrapper,
-      args: [...baseArgs(config, monitorChardev, consoleFd), ...fds.args, ...config.args],
+      args: [
+        ...baseArgs(config, monitorChardev, consoleFd),
+        ...(agentFd !== undefined ? guestAgentArgs(agentFd) : []),
+        ...fds.args,
+        ...config.args
+      ],
       logPath,
       extraStdio: childFds.stdio
     })
@@ -272,7 +286,11 @@ const launch = (config: ResolvedConfig) =>
             })
         })
       )
-    return { tempDir, process, qmp, console }
+    // Its options are the defaults, which cannot fail.
+    const guestAgent = agentFd === undefined
+      ? GuestAgent.unavailable(config.name, `machine "${config.name}" was launched without guestAgent: true`)
+      : yield* Effect.orDie(GuestAgent.make({ socket: process.stdio[agentFd]!, name: config.name }))
+    return { tempDir, process, qmp, console, guestAgent }
   })
 
 /**
@@ -320,7 +338,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       withHotSpan("Machine.launch", { "machine.name": name })
     )
     Metering.launchEnded((performance.now() - launchStarted) / 1000)
-    const { console, process, qmp, tempDir } = launched
+    const { console, guestAgent, process, qmp, tempDir } = launched
     // Running until QEMU exits or the scope is released, whichever comes first.
     const notRunning = Metering.machineRunning()
     yield* Scope.addFinalizer(scope, Effect.sync(notRunning))
@@ -396,6 +414,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       process,
       qmp,
       console,
+      guestAgent,
       execute: qmp.execute,
       raw: qmp.raw,
       waitEvent: qmp.waitEvent,
@@ -421,20 +440,25 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
 
 /**
  * A layer that launches a machine for its lifetime and provides {@link Machine} together with
- * the {@link Qmp.Qmp}, {@link Console.Console} and {@link QemuProcess.QemuProcess} services it is made of.
+ * the {@link Qmp.Qmp}, {@link Console.Console}, {@link QemuProcess.QemuProcess} and
+ * {@link GuestAgent.GuestAgent} services it is made of.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
   config: MachineConfigInput = {}
-): Layer.Layer<Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess, MachineConfigError | LaunchError> =>
+): Layer.Layer<
+  Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess | GuestAgent.GuestAgent,
+  MachineConfigError | LaunchError
+> =>
   Layer.scopedContext(
     Effect.map(make(config), (machine) =>
       Context.make(Machine, machine).pipe(
         Context.add(Qmp.Qmp, machine.qmp),
         Context.add(Console.Console, machine.console),
-        Context.add(QemuProcess.QemuProcess, machine.process)
+        Context.add(QemuProcess.QemuProcess, machine.process),
+        Context.add(GuestAgent.GuestAgent, machine.guestAgent)
       ))
   )
 
@@ -460,6 +484,6 @@ export const layer = (
 export const layerConfig = (
   config: Config.Config.Wrap<MachineConfigInput>
 ): Layer.Layer<
-  Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess,
+  Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess | GuestAgent.GuestAgent,
   MachineConfigError | LaunchError | EffectConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

@@ -133,6 +133,11 @@ export const MachineConfig = Schema.Struct({
   fds: Schema.optionalWith(Schema.Array(LaunchFdConfig), { default: () => [] }),
   /** Kill QEMU when this process dies (Linux, through `setpriv --pdeathsig KILL`). */
   parentDeathSignal: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /**
+   * A virtio-serial port named `org.qemu.guest_agent.0` on a socketpair, for the guest agent
+   * (`Machine.guestAgent`); the machine needs a PCI bus (e.g. `-M pc` or `q35`).
+   */
+  guestAgent: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** From spawn to QMP ready. */
   launchTimeout: Schema.optionalWith(DurationInput, { default: () => Duration.seconds(30) }),
   /** How long a graceful shutdown may take before QEMU is killed. */

@@ -96,6 +96,20 @@ export * from "./ConsoleError.js"
 export * as Shell from "./Shell.js"
 
 /**
+ * A client for QEMU's guest agent: typed commands, exec with exit code and output, file copies.
+ *
+ * @since 0.2.0
+ */
+export * as GuestAgent from "./GuestAgent.js"
+
+/**
+ * Guest agent errors.
+ *
+ * @since 0.2.0
+ */
+export * from "./GuestAgentError.js"
+
+/**
  * Tiny boot-sector guests for console tests and demos.
  *
  * @since 0.1.0

@@ -22,6 +22,16 @@ export const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefi
   return args
 }
 
+/** A virtio-serial port for the guest agent on the socketpair QEMU has as `fd`. */
+export const guestAgentArgs = (fd: number) => [
+  "-device",
+  "virtio-serial,id=qga-serial0",
+  "-chardev",
+  `socket,id=qga0,fd=${fd}`,
+  "-device",
+  "virtserialport,bus=qga-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0"
+]
+
 /**
  * Hands out QEMU's descriptors from 3 up, in order: socketpairs (`"pipe"`) for the monitor and the
  * console, then the caller's own descriptors for `-add-fd`. `stdio` is what `spawn` takes after

@@ -59,9 +59,9 @@ const modinfoDepends = (data: Buffer): Array<string> => {
 
 /** The wanted modules and their dependencies, each after what it depends on. */
 const resolveModules = (modulesDir: string): Array<{ readonly name: string; readonly data: Buffer }> => {
-  const files = new Map(listFiles(modulesDir).filter((file) => /\.ko(\.\w+)?$/.test(file)).map((file) =>
-    [moduleName(file), file] as const
-  ))
+  const files = new Map(
+    listFiles(modulesDir).filter((file) => /\.ko(\.\w+)?$/.test(file)).map((file) => [moduleName(file), file] as const)
+  )
   const ordered: Array<{ name: string; data: Buffer }> = []
   const visiting = new Set<string>()
   const visit = (name: string) => {
@@ -82,7 +82,9 @@ const sharedLibraries = (binary: string): Array<string> => {
   const output = run("ldd", [binary])
   const missing = output.split("\n").filter((line) => line.includes("not found"))
   if (missing.length > 0) {
-    throw new Error(`the host lacks libraries of ${binary} (install qemu-system-x86's dependencies):\n${missing.join("\n")}`)
+    throw new Error(
+      `the host lacks libraries of ${binary} (install qemu-system-x86's dependencies):\n${missing.join("\n")}`
+    )
   }
   return [...output.matchAll(/(?:=> )?(\/\S+) \(0x/g)].map((match) => match[1])
 }
@@ -130,8 +132,8 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 hostname linuxguest
 for m in ${modules.join(" ")}; do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
+ip link set lo up
 if [ -e /sys/class/net/eth0 ]; then
-  ip link set lo up
   ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 fi
 agent_port() {
@@ -191,7 +193,10 @@ const archive = (work: string): Buffer => {
   const names = ["bin", "sbin", "lib", "lib/modules", "etc", "proc", "sys", "dev", "run", "tmp", "root"]
   const agentNames = new Set(agent.map((entry) => entry.name))
   return cpio([
-    ...names.filter((name) => !agentNames.has(name)).map((name) => ({ name, mode: name === "root" ? 0o40700 : 0o40755 })),
+    ...names.filter((name) => !agentNames.has(name)).map((name) => ({
+      name,
+      mode: name === "root" ? 0o40700 : 0o40755
+    })),
     ...agent,
     file("bin/busybox", Fs.readFileSync(Path.join(work, "busybox", "bin", "busybox"))),
     ...modules.map((module) => file(`lib/modules/${module.name}.ko`, module.data, 0o100644)),
