@@ -91,10 +91,17 @@ export const make = (
         decoder = new LineDecoder(maxLineBytes)
         bytes = bytes.subarray(at + 1)
       }
-      const result = decoder.push(dropSentinels(bytes))
-      for (const message of result.messages) deliver(message)
-      // A line that is no JSON or too long: start afresh; the request it answered times out.
-      if (result._tag !== "Messages") decoder = new LineDecoder(maxLineBytes)
+      bytes = dropSentinels(bytes)
+      // Line by line: a line that is no JSON (or too long) stops the decoder, not the lines after it.
+      for (let start = 0; start < bytes.length;) {
+        const newline = bytes.indexOf(0x0a, start)
+        const end = newline === -1 ? bytes.length : newline + 1
+        const result = decoder.push(bytes.subarray(start, end))
+        for (const message of result.messages) deliver(message)
+        // The request such a line answered times out, and the stream is brought in step again.
+        if (result._tag !== "Messages") decoder = new LineDecoder(maxLineBytes)
+        start = end
+      }
     }
 
     const onEnd = (end: Transport.TransportEnd) => {
@@ -102,7 +109,9 @@ export const make = (
       for (const waiter of [...waiters.values()]) waiter(Effect.fail({ _tag: "Closed", reason: end.reason }))
     }
 
-    yield* Effect.acquireRelease(transport.start({ onData, onEnd }), () => Effect.sync(transport.destroy))
+    // Nothing a peer sends may throw out of a Node callback.
+    const handlers = { onData: (chunk: Uint8Array) => void Timer.guard(() => onData(chunk)), onEnd }
+    yield* Effect.acquireRelease(transport.start(handlers), () => Effect.sync(transport.destroy))
 
     const request: AgentChannel["request"] = (command, args, timeout, options) =>
       Effect.suspend(() => {
@@ -123,11 +132,12 @@ export const make = (
           timeout,
           (resume) => {
             waiters.set(id, resume)
-            if (options?.sentinel === true) {
-              discarding = true
-              duplex.write(sentinelByte)
+            if (options?.sentinel === true) discarding = true
+            if (!duplex.destroyed && duplex.writable) {
+              duplex.write(
+                options?.sentinel === true ? Buffer.concat([sentinelByte, Buffer.from(`${text}\n`)]) : `${text}\n`
+              )
             }
-            duplex.write(`${text}\n`)
             return () => waiters.delete(id)
           },
           () => ({ _tag: "Timeout" })
