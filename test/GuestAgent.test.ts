@@ -1,5 +1,9 @@
-import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, Option } from "effect"
+import { assert, describe, it, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -32,8 +36,8 @@ describe("GuestAgent coming up", () => {
       const vm = yield* Machine.make({ guestAgent: true, args: linuxGuestArgs(guest) })
       // the kernel has not even booted: no agent yet
       const early = yield* Effect.flip(vm.guestAgent.ping({ timeout: "300 millis" }))
-      expect(early._tag).toBe("GuestAgentUnavailable")
-      expect(early.message).toContain("guest-sync-delimited")
+      assert.strictEqual(early._tag, "GuestAgentUnavailable")
+      assert.include(early.message, "guest-sync-delimited")
       yield* vm.guestAgent.waitReady({ timeout: "120 seconds" })
       yield* vm.guestAgent.ping()
     }))
@@ -43,19 +47,19 @@ describe("GuestAgent coming up", () => {
       // SeaBIOS finds nothing to boot: the port is there, nobody opens it
       const vm = yield* Machine.make({ guestAgent: true, args: ["-M", "pc", "-m", "64", "-nic", "none"] })
       const [error, millis] = yield* elapsed(Effect.flip(vm.guestAgent.ping({ timeout: "2 seconds" })))
-      expect(error._tag).toBe("GuestAgentUnavailable")
-      expect(error.message).toContain("within 2s")
-      expect(millis).toBeGreaterThanOrEqual(1900)
-      expect(millis).toBeLessThan(15_000)
+      assert.strictEqual(error._tag, "GuestAgentUnavailable")
+      assert.include(error.message, "within 2s")
+      assert.isAtLeast(millis, 1900)
+      assert.isBelow(millis, 15_000)
     }))
 
   it.scopedLive("a machine launched without guestAgent fails every call at once, saying so", () =>
     Effect.gen(function*() {
       const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
       const error = yield* Effect.flip(vm.guestAgent.exec(["true"]))
-      expect(error._tag).toBe("GuestAgentUnavailable")
-      expect(error.message).toContain("without guestAgent: true")
-      expect(vm.commandLine).not.toContain("virtserialport,bus=qga-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0")
+      assert.strictEqual(error._tag, "GuestAgentUnavailable")
+      assert.include(error.message, "without guestAgent: true")
+      assert.notInclude(vm.commandLine, "virtserialport,bus=qga-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0")
     }))
 })
 
@@ -65,52 +69,52 @@ layer(GuestLive, { excludeTestServices: true, timeout: Duration.seconds(180) })(
       const agent = yield* GuestAgent
       yield* agent.ping()
       const info = yield* agent.info()
-      expect(info.version).toMatch(/^7\.2/)
-      expect(info.supported_commands.map((command) => command.name)).toContain("guest-exec")
+      assert.match(info.version, /^7\.2/)
+      assert.include(info.supported_commands.map((command) => command.name), "guest-exec")
       const os = yield* agent.osInfo()
-      expect(os.id).toBe("effect-qemu-guest")
-      expect(os["kernel-release"]).toMatch(/cloud-amd64$/)
-      expect(os.machine).toBe("x86_64")
-      expect(yield* agent.hostName()).toBe("linuxguest")
+      assert.strictEqual(os.id, "effect-qemu-guest")
+      assert.match(os["kernel-release"] ?? "", /cloud-amd64$/)
+      assert.strictEqual(os.machine, "x86_64")
+      assert.strictEqual(yield* agent.hostName(), "linuxguest")
       const interfaces = yield* agent.networkInterfaces()
       const lo = interfaces.find((nic) => nic.name === "lo")
-      expect(lo?.["ip-addresses"]?.map((address) => address["ip-address"])).toContain("127.0.0.1")
+      assert.include(lo?.["ip-addresses"]?.map((address) => address["ip-address"]) ?? [], "127.0.0.1")
     }))
 
   it.effect("exec returns the exit code, stdout and stderr of a command", () =>
     Effect.gen(function*() {
       const agent = yield* GuestAgent
       const result = yield* agent.exec(["sh", "-c", "echo out; echo err >&2; exit 3"])
-      expect(result).toEqual({ exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", truncated: false })
-      expect((yield* agent.exec(["uname", "-m"])).stdout).toBe("x86_64\n")
+      assert.deepStrictEqual(result, { exitCode: 3, signal: null, stdout: "out\n", stderr: "err\n", truncated: false })
+      assert.strictEqual((yield* agent.exec(["uname", "-m"])).stdout, "x86_64\n")
     }))
 
   it.effect("a failing command: check turns a non-zero exit into GuestExecFailed; a missing program is the agent's error", () =>
     Effect.gen(function*() {
       const agent = yield* GuestAgent
       const failed = yield* Effect.flip(agent.exec(["ls", "/nonexistent"], { check: true }))
-      expect(failed._tag).toBe("GuestExecFailed")
+      assert.strictEqual(failed._tag, "GuestExecFailed")
       const exec = failed as GuestExecFailed
-      expect(exec.exitCode).not.toBe(0)
-      expect(exec.stderr).toContain("nonexistent")
-      expect(exec.message).toContain(`"ls" "/nonexistent" exited with code ${exec.exitCode}`)
+      assert.notStrictEqual(exec.exitCode, 0)
+      assert.include(exec.stderr, "nonexistent")
+      assert.include(exec.message, `"ls" "/nonexistent" exited with code ${exec.exitCode}`)
       const missing = yield* Effect.flip(agent.exec(["/no/such/program"]))
-      expect(missing._tag).toBe("GuestAgentReplyError")
-      expect(missing.message).toContain("guest-exec failed")
+      assert.strictEqual(missing._tag, "GuestAgentReplyError")
+      assert.include(missing.message, "guest-exec failed")
       const killed = yield* agent.exec(["sh", "-c", "kill -TERM $$"])
-      expect(killed).toMatchObject({ exitCode: null, signal: 15 })
+      assert.deepInclude(killed, { exitCode: null, signal: 15 })
     }))
 
   it.effect("stdin input and an environment reach the command", () =>
     Effect.gen(function*() {
       const agent = yield* GuestAgent
-      expect((yield* agent.exec(["cat"], { input: "line one\nline two\n" })).stdout).toBe("line one\nline two\n")
+      assert.strictEqual((yield* agent.exec(["cat"], { input: "line one\nline two\n" })).stdout, "line one\nline two\n")
       const bytes = new Uint8Array([0, 1, 2, 255, 254, 10])
-      expect((yield* agent.exec(["wc", "-c"], { input: bytes })).stdout.trim()).toBe("6")
+      assert.strictEqual((yield* agent.exec(["wc", "-c"], { input: bytes })).stdout.trim(), "6")
       const env = yield* agent.exec(["sh", "-c", "echo \"$GREETING\" \"$PATH\""], {
         env: { GREETING: "hello there", PATH: "/bin:/sbin" }
       })
-      expect(env.stdout).toBe("hello there /bin:/sbin\n")
+      assert.strictEqual(env.stdout, "hello there /bin:/sbin\n")
     }))
 
   it.effect("a command that outlives its timeout fails with GuestExecTimeout and is killed", () =>
@@ -119,15 +123,15 @@ layer(GuestLive, { excludeTestServices: true, timeout: Duration.seconds(180) })(
       const [error, millis] = yield* elapsed(
         Effect.flip(agent.exec(["sh", "-c", "echo started; sleep 600; echo never"], { timeout: "1 second" }))
       )
-      expect(error._tag).toBe("GuestExecTimeout")
+      assert.strictEqual(error._tag, "GuestExecTimeout")
       const timeout = error as GuestExecTimeout
-      expect(timeout.killed).toBe(true)
-      expect(timeout.stdout).toBe("started\n")
-      expect(timeout.message).toContain("did not finish within 1s")
-      expect(millis).toBeGreaterThanOrEqual(1000)
+      assert.strictEqual(timeout.killed, true)
+      assert.strictEqual(timeout.stdout, "started\n")
+      assert.include(timeout.message, "did not finish within 1s")
+      assert.isAtLeast(millis, 1000)
       // neither the shell nor its sleep is left running
       const left = yield* agent.exec(["sh", "-c", "ps -o pid,args | grep -c '[s]leep 600'"])
-      expect(left.stdout.trim()).toBe("0")
+      assert.strictEqual(left.stdout.trim(), "0")
     }))
 
   it.scoped(
@@ -141,11 +145,11 @@ layer(GuestLive, { excludeTestServices: true, timeout: Duration.seconds(180) })(
         const back = Path.join(directory, "out.bin")
         Fs.writeFileSync(source, data)
         const copiedIn = yield* agent.copyIn(source, "/tmp/big.bin")
-        expect(copiedIn).toEqual({ bytes: data.length, sha256: sha256(data) })
+        assert.deepStrictEqual(copiedIn, { bytes: data.length, sha256: sha256(data) })
         const copiedOut = yield* agent.copyOut("/tmp/big.bin", back)
-        expect(copiedOut).toEqual(copiedIn)
-        expect(sha256(Fs.readFileSync(back))).toBe(sha256(data))
-        expect(Fs.readdirSync(directory).sort()).toEqual(["in.bin", "out.bin"])
+        assert.deepStrictEqual(copiedOut, copiedIn)
+        assert.strictEqual(sha256(Fs.readFileSync(back)), sha256(data))
+        assert.deepStrictEqual(Fs.readdirSync(directory).sort(), ["in.bin", "out.bin"])
         yield* agent.exec(["rm", "/tmp/big.bin"], { check: true })
       }),
     { timeout: 240_000 }
@@ -156,9 +160,9 @@ layer(GuestLive, { excludeTestServices: true, timeout: Duration.seconds(180) })(
       const agent = yield* GuestAgent
       const directory = yield* tempDir("guest-agent-copy-")
       const error = yield* Effect.flip(agent.copyOut("/no/such/file", Path.join(directory, "x")))
-      expect(error._tag).toBe("GuestAgentReplyError")
-      expect(error.message).toContain("guest-file-open")
-      expect(Fs.readdirSync(directory)).toEqual([])
+      assert.strictEqual(error._tag, "GuestAgentReplyError")
+      assert.include(error.message, "guest-file-open")
+      assert.deepStrictEqual(Fs.readdirSync(directory), [])
     }))
 
   it.effect("after a command times out, the next one re-syncs and never takes the late reply for its own", () =>
@@ -170,11 +174,11 @@ layer(GuestLive, { excludeTestServices: true, timeout: Duration.seconds(180) })(
       })
       yield* Effect.sleep("1 second")
       const error = yield* Effect.flip(agent.ping({ timeout: "1 second" }))
-      expect(error._tag).toBe("GuestAgentTimeout")
-      expect(error.message).toContain("did not answer guest-ping within 1s")
+      assert.strictEqual(error._tag, "GuestAgentTimeout")
+      assert.include(error.message, "did not answer guest-ping within 1s")
       // The late reply to the ping ({}) comes while the next command re-syncs: were it taken as this
       // command's reply, decoding would fail.
-      expect(yield* agent.hostName({ timeout: "30 seconds" })).toBe("linuxguest")
+      assert.strictEqual(yield* agent.hostName({ timeout: "30 seconds" }), "linuxguest")
       yield* agent.ping()
     }))
 
@@ -182,11 +186,11 @@ layer(GuestLive, { excludeTestServices: true, timeout: Duration.seconds(180) })(
     Effect.gen(function*() {
       const agent = yield* GuestAgent
       const timeout = yield* Effect.flip(agent.ping({ timeout: -1 }))
-      expect(timeout).toMatchObject({ _tag: "GuestAgentArgumentError", field: "timeout" })
+      assert.deepInclude(timeout, { _tag: "GuestAgentArgumentError", field: "timeout" })
       const argv = yield* Effect.flip(agent.exec([]))
-      expect(argv).toMatchObject({ _tag: "GuestAgentArgumentError", field: "argv" })
+      assert.deepInclude(argv, { _tag: "GuestAgentArgumentError", field: "argv" })
       const chunk = yield* Effect.flip(agent.copyIn("/etc/hostname", "/tmp/x", { chunkBytes: 64 * 1024 * 1024 }))
-      expect(chunk).toMatchObject({ _tag: "GuestAgentArgumentError", field: "chunkBytes" })
+      assert.deepInclude(chunk, { _tag: "GuestAgentArgumentError", field: "chunkBytes" })
     }))
 })
 
@@ -205,14 +209,14 @@ describe("GuestAgent freezing and shutting down", () => {
       const agent = vm.guestAgent
       yield* agent.waitReady({ timeout: "120 seconds" })
       yield* agent.exec(["sh", "-c", "mke2fs -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt"], { check: true })
-      expect(yield* agent.fsfreezeStatus()).toBe("thawed")
-      expect(yield* agent.fsfreezeFreeze()).toBe(1)
-      expect(yield* agent.fsfreezeStatus()).toBe("frozen")
-      expect(yield* agent.fsfreezeThaw()).toBe(1)
-      expect(yield* agent.fsfreezeStatus()).toBe("thawed")
+      assert.strictEqual(yield* agent.fsfreezeStatus(), "thawed")
+      assert.strictEqual(yield* agent.fsfreezeFreeze(), 1)
+      assert.strictEqual(yield* agent.fsfreezeStatus(), "frozen")
+      assert.strictEqual(yield* agent.fsfreezeThaw(), 1)
+      assert.strictEqual(yield* agent.fsfreezeStatus(), "thawed")
       yield* agent.shutdown()
       const exit = yield* vm.wait({ timeout: "60 seconds" })
-      expect(exit.clean).toBe(true)
-      expect(Option.map(exit.shutdown, (data) => data.guest)).toEqual(Option.some(true))
+      assert.strictEqual(exit.clean, true)
+      assert.deepStrictEqual(Option.map(exit.shutdown, (data) => data.guest), Option.some(true))
     }))
 })

@@ -13,7 +13,7 @@
  * libraries are the host's, found with `ldd` (the host is the same Debian release; QEMU's own
  * package pulls in the same libraries).
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
