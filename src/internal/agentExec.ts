@@ -7,8 +7,9 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type { AgentCall, ExecOptions, ExecResult, GuestAgentService, GuestExecStatus } from "../GuestAgent.js"
+import type { ExecOptions, ExecResult, GuestAgentService, GuestExecStatus } from "../GuestAgent.js"
 import { GuestExecFailed, GuestExecTimeout } from "../GuestAgentError.js"
+import type { AgentCall } from "./agentCall.js"
 import * as Timer from "./timer.js"
 
 type ExecParts = Pick<GuestAgentService, "execStart" | "execStatus">

@@ -8,9 +8,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
-import type { AgentCall, CallOptions, CopyOptions, CopyResult, GuestAgentService } from "../GuestAgent.js"
-import { maxReadBytes } from "../GuestAgent.js"
+import type { CallOptions, CopyOptions, CopyResult, GuestAgentService } from "../GuestAgent.js"
 import { GuestAgentArgumentError, GuestAgentProtocolError, GuestCopyMismatch } from "../GuestAgentError.js"
+import type { AgentCall } from "./agentCall.js"
+
+/** The agent's limit on one `guest-file-read`. */
+const maxReadBytes = 48 * 1024 * 1024
 
 const defaultChunkBytes = 4 * 1024 * 1024
 
