@@ -223,56 +223,58 @@ export const fromConsole = (console: ConsoleService, defaults: ShellOptions = {}
     )
   }
 
-  const run = (command: string, options?: ShellOptions) =>
+  /**
+   * Checks the command and its timeout, sends it, and waits for `pattern` after its start marker
+   * within what is left of the budget; a timeout says what the shell printed meanwhile.
+   */
+  const sendAndWait = (
+    command: string,
+    end: string | undefined,
+    timeoutInput: Duration.DurationInput | undefined,
+    pattern: (end: string | undefined) => string | RegExp,
+    waitOptions: Omit<WaitForOptions, "timeout" | "since"> | undefined
+  ) =>
     Effect.suspend(() => {
       const bad = checkCommand(command)
       if (bad !== undefined) return Effect.fail(bad)
-      const timeout = budget(options?.timeout ?? defaults.timeout)
+      const timeout = budget(timeoutInput ?? defaults.timeout)
       if (Either.isLeft(timeout)) return Effect.fail(timeout.left)
-      const end = `:EQE${nextId()}:`
-      // from the cursor, just past the start marker: the output, then the end marker and the status
-      const result = new RegExp(`([\\s\\S]*?)${escapeRegExp(end)}(\\d+)\\r*\\n`)
-      const strip = options?.stripAnsi ?? defaults.stripAnsi ?? true
       return begin(command, end, timeout.right).pipe(
         Effect.flatMap(({ remaining, start }) =>
-          console.waitFor(result, {
+          console.waitFor(pattern(end), {
+            ...waitOptions,
             since: "cursor",
             timeout: remaining(),
-            failOn: options?.failOn ?? defaults.failOn ?? []
+            failOn: waitOptions?.failOn ?? defaults.failOn ?? []
           }).pipe(
             Effect.catchTag("ConsoleTimeout", (error) =>
               Effect.fail(timedOut(command, timeout.right, start, true)(error)))
           )
-        ),
-        Effect.map((match): CommandResult => {
-          const output = match[1].replace(/\r+\n/g, "\n")
-          return { exitCode: Number(match[2]), stdout: strip ? stripAnsi(output) : output }
-        }),
-        Effect.withSpan("Shell.run", { attributes: { "shell.command": command } })
+        )
       )
     })
 
-  const execAndWaitFor = (command: string, pattern: string | RegExp, options?: WaitForOptions) =>
+  // Markers are fresh each time the effect runs, so a retried command never matches an old one.
+  const run = (command: string, options?: ShellOptions) =>
     Effect.suspend(() => {
-      const bad = checkCommand(command)
-      if (bad !== undefined) return Effect.fail(bad)
-      const timeout = budget(options?.timeout ?? defaults.timeout)
-      if (Either.isLeft(timeout)) return Effect.fail(timeout.left)
-      return begin(command, undefined, timeout.right).pipe(
-        Effect.flatMap(({ remaining, start }) =>
-          console.waitFor(pattern, {
-            ...options,
-            since: "cursor",
-            timeout: remaining(),
-            failOn: options?.failOn ?? defaults.failOn ?? []
-          }).pipe(
-            Effect.catchTag("ConsoleTimeout", (error) =>
-              Effect.fail(timedOut(command, timeout.right, start, true)(error)))
-          )
-        ),
-        Effect.withSpan("Shell.execAndWaitFor", { attributes: { "shell.command": command } })
-      )
+      const end = `:EQE${nextId()}:`
+      const strip = options?.stripAnsi ?? defaults.stripAnsi ?? true
+      // from the cursor, just past the start marker: the output, then the end marker and the status
+      const result = new RegExp(`([\\s\\S]*?)${escapeRegExp(end)}(\\d+)\\r*\\n`)
+      return sendAndWait(command, end, options?.timeout, () =>
+        result, options?.failOn === undefined ? undefined : { failOn: options.failOn }).pipe(
+          Effect.map((match): CommandResult => {
+            const output = match[1].replace(/\r+\n/g, "\n")
+            return { exitCode: Number(match[2]), stdout: strip ? stripAnsi(output) : output }
+          }),
+          Effect.withSpan("Shell.run", { attributes: { "shell.command": command } })
+        )
     })
+
+  const execAndWaitFor = (command: string, pattern: string | RegExp, options?: WaitForOptions) =>
+    sendAndWait(command, undefined, options?.timeout, () => pattern, options).pipe(
+      Effect.withSpan("Shell.execAndWaitFor", { attributes: { "shell.command": command } })
+    )
 
   const sync = (options?: { readonly timeout?: Duration.DurationInput }) =>
     Effect.suspend(() => {

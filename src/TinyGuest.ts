@@ -137,6 +137,31 @@ export const floodGuest = (line: string): Uint8Array =>
   ], line)
 
 /**
+ * Waits until the UART has sent its last byte, then powers off through ACPI: PIIX4's PM I/O
+ * base from PCI config space, SLP_EN with SLP_TYP 0 (soft off) to PM1a_CNT, then halts. 39
+ * bytes, position-independent (its jumps are relative).
+ */
+// dprint-ignore
+const waitSentThenPoweroff: ReadonlyArray<number> = [
+    0xba, 0xfd, 0x03,               // mov dx, 0x3fd       (LSR)
+    0xec,                           // in al, dx
+    0xa8, 0x40,                     // test al, 0x40       (transmitter empty?)
+    0x74, 0xfb,                     // jz back to in
+    0x66, 0xb8, 0x40, 0x0b, 0x00, 0x80, // mov eax, 0x80000b40 (PCI 00:01.3, reg 0x40: PMBA)
+    0xba, 0xf8, 0x0c,               // mov dx, 0xcf8       (CONFIG_ADDRESS)
+    0x66, 0xef,                     // out dx, eax
+    0xba, 0xfc, 0x0c,               // mov dx, 0xcfc       (CONFIG_DATA)
+    0x66, 0xed,                     // in eax, dx
+    0x25, 0xc0, 0xff,               // and ax, 0xffc0      (I/O base, without the space bit)
+    0x83, 0xc0, 0x04,               // add ax, 4           (PM1a_CNT)
+    0x89, 0xc2,                     // mov dx, ax
+    0xb8, 0x00, 0x20,               // mov ax, 0x2000      (SLP_EN, SLP_TYP 0: soft off)
+    0xef,                           // out dx, ax
+    0xf4,                           // hlt
+    0xeb, 0xfd                      // jmp back to hlt
+]
+
+/**
  * Prints `banner` and "\r\n" on COM1, waits until the UART has sent it, then ends the VM.
  *
  * - With `exitCode` (0 to 127), it first writes the code to port 0xf4. Given
@@ -211,22 +236,7 @@ export const echoUntilEnterGuest = (banner: string): Uint8Array =>
     0xeb, 0xeb,                     // 0x71 jmp 0x5e
     0xbe, lo(message), hi(message), // 0x73 mov si, message
     0xe8, 0xc3, 0xff,               // 0x76 call 0x3c           (puts)
-    0xba, 0xfd, 0x03,               // 0x79 mov dx, 0x3fd       (LSR)
-    0xec,                           // 0x7c in al, dx
-    0xa8, 0x40,                     // 0x7d test al, 0x40       (transmitter empty?)
-    0x74, 0xfb,                     // 0x7f jz 0x7c
-    0x66, 0xb8, 0x40, 0x0b, 0x00, 0x80, // 0x81 mov eax, 0x80000b40 (PCI 00:01.3, reg 0x40: PMBA)
-    0xba, 0xf8, 0x0c,               // 0x87 mov dx, 0xcf8       (CONFIG_ADDRESS)
-    0x66, 0xef,                     // 0x8a out dx, eax
-    0xba, 0xfc, 0x0c,               // 0x8c mov dx, 0xcfc       (CONFIG_DATA)
-    0x66, 0xed,                     // 0x8f in eax, dx
-    0x25, 0xc0, 0xff,               // 0x91 and ax, 0xffc0      (I/O base, without the space bit)
-    0x83, 0xc0, 0x04,               // 0x94 add ax, 4           (PM1a_CNT)
-    0x89, 0xc2,                     // 0x97 mov dx, ax
-    0xb8, 0x00, 0x20,               // 0x99 mov ax, 0x2000      (SLP_EN, SLP_TYP 0: soft off)
-    0xef,                           // 0x9c out dx, ax
-    0xf4,                           // 0x9d hlt
-    0xeb, 0xfd                      // 0x9e jmp 0x9d
+    ...waitSentThenPoweroff                 // 0x79 .. 0x9f
   ], banner)
 
 /**
@@ -246,22 +256,7 @@ export const floodThenPoweroffGuest = (line: string, repeats: number): Uint8Arra
     0xbe, lo(message), hi(message), // 0x5b mov si, message
     0xe8, 0xdb, 0xff,               // 0x5e call 0x3c           (puts; keeps CX)
     0xe2, 0xf8,                     // 0x61 loop 0x5b
-    0xba, 0xfd, 0x03,               // 0x63 mov dx, 0x3fd       (LSR)
-    0xec,                           // 0x66 in al, dx
-    0xa8, 0x40,                     // 0x67 test al, 0x40       (transmitter empty?)
-    0x74, 0xfb,                     // 0x69 jz 0x66
-    0x66, 0xb8, 0x40, 0x0b, 0x00, 0x80, // 0x6b mov eax, 0x80000b40 (PCI 00:01.3, reg 0x40: PMBA)
-    0xba, 0xf8, 0x0c,               // 0x71 mov dx, 0xcf8       (CONFIG_ADDRESS)
-    0x66, 0xef,                     // 0x74 out dx, eax
-    0xba, 0xfc, 0x0c,               // 0x76 mov dx, 0xcfc       (CONFIG_DATA)
-    0x66, 0xed,                     // 0x79 in eax, dx
-    0x25, 0xc0, 0xff,               // 0x7b and ax, 0xffc0      (I/O base, without the space bit)
-    0x83, 0xc0, 0x04,               // 0x7e add ax, 4           (PM1a_CNT)
-    0x89, 0xc2,                     // 0x81 mov dx, ax
-    0xb8, 0x00, 0x20,               // 0x83 mov ax, 0x2000      (SLP_EN, SLP_TYP 0: soft off)
-    0xef,                           // 0x86 out dx, ax
-    0xf4,                           // 0x87 hlt
-    0xeb, 0xfd                      // 0x88 jmp 0x87
+    ...waitSentThenPoweroff                 // 0x63 .. 0x89
   ], line)
 }
 
