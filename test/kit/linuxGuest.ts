@@ -18,7 +18,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Zlib from "node:zlib"
-import { cpio, debFor, kernelPackage, run } from "./shellGuest.js"
+import { cpio, debFor, kernelPackage, loginLoop, run } from "./shellGuest.js"
 
 export interface LinuxGuest {
   readonly kernel: string
@@ -159,18 +159,7 @@ if grep -qs 0x0003 /sys/bus/virtio/devices/*/device; then
   ) </dev/null >/dev/null 2>&1 &
 fi
 echo "linux guest up"
-while true; do
-  printf 'linuxguest login: '
-  read -r user
-  printf 'Password: '
-  read -r password
-  if [ "$user" = root ] && [ "$password" = secret ]; then
-    setsid cttyhack sh -l
-  else
-    echo "Login incorrect"
-  fi
-done
-`
+${loginLoop("linuxguest")}`
 
 /** The agent, its libraries and the loader, at the paths the binary asks for. */
 const agentEntries = (work: string): Array<Entry> => {

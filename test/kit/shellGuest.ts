@@ -48,14 +48,13 @@ export const kernelPackage = (): string => {
   return match[1]
 }
 
-const init = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-echo "shell guest up"
-while true; do
-  printf 'shellguest login: '
+/**
+ * The fake `login:` both guests run on the console: user root, password "secret" starts `sh`,
+ * again after each exit.
+ */
+export const loginLoop = (host: string): string =>
+  `while true; do
+  printf '${host} login: '
   read -r user
   printf 'Password: '
   read -r password
@@ -66,6 +65,14 @@ while true; do
   fi
 done
 `
+
+const init = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "shell guest up"
+${loginLoop("shellguest")}`
 
 /** A newc cpio archive of the given entries (directories, files, symlinks). */
 export const cpio = (entries: ReadonlyArray<{ name: string; mode: number; data?: Uint8Array }>): Buffer => {
