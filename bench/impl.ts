@@ -12,6 +12,8 @@
  * Every method must leave no QEMU process behind when its promise settles.
  */
 
+import type { WorkerRequest, WorkerResult } from "./worker.js"
+
 /** A span of wall time, in milliseconds. */
 export interface Timed {
   readonly ms: number
@@ -50,6 +52,15 @@ export interface Implementation {
    * (the runner samples memory meanwhile; do nothing else), then shut them all down.
    */
   idleMachines(options: { readonly machines: number; readonly whileIdle: () => Promise<void> }): Promise<Timed>
+
+  /**
+   * Optional: runs a fresh-process scenario itself and measures it (an implementation in another
+   * language). Without it, the runner forks `bench/worker.ts` with this module.
+   */
+  runFresh?(request: WorkerRequest): Promise<WorkerResult>
+
+  /** Optional: benchmarks this implementation does not take part in (by name). */
+  readonly skips?: ReadonlyArray<string>
 
   /** Optional: release whatever the implementation holds (a runtime, say) before its process ends. */
   dispose?(): Promise<void>

@@ -44,8 +44,9 @@ const config = quick
     qmpRuns: 3,
     qmpRequests: 1000,
     qmpWorkers: 8,
+    launchFreshRuns: 5,
     fleetRuns: 2,
-    fleetMachines: 50,
+    fleetSizes: [50, 100] as const,
     consoleRuns: 2,
     consoleBytes: 64 * MiB,
     idleRuns: 1,
@@ -57,8 +58,9 @@ const config = quick
     qmpRuns: 5,
     qmpRequests: 5000,
     qmpWorkers: 8,
+    launchFreshRuns: 15,
     fleetRuns: 10,
-    fleetMachines: 50,
+    fleetSizes: [50, 100] as const,
     consoleRuns: 10,
     consoleBytes: 256 * MiB,
     idleRuns: 7,
@@ -88,8 +90,14 @@ const load = async (file: string): Promise<Loaded> => {
   return { name: impl.name, modulePath, impl }
 }
 
-/** Runs one scenario in a fresh Node process and returns what it measured. */
+/**
+ * Runs one scenario in a fresh process and returns what it measured: a fresh Node process
+ * (bench/worker.ts), or the implementation's own kind of process when it has `runFresh`.
+ */
 const inWorker = (target: Loaded, request: WorkerRequest): Promise<WorkerResult> =>
+  target.impl.runFresh !== undefined ? target.impl.runFresh(request) : inNodeWorker(target, request)
+
+const inNodeWorker = (target: Loaded, request: WorkerRequest): Promise<WorkerResult> =>
   new Promise((resolve, reject) => {
     const child = fork(join(benchDir, `worker${ext}`), [target.modulePath, JSON.stringify(request)], {
       cwd: repoRoot,
@@ -141,6 +149,13 @@ const benchmarks: ReadonlyArray<Benchmark> = [
     run: async ({ impl }) => ({ ms: (await impl.launch()).ms })
   },
   {
+    name: "launch-fresh",
+    title: "Launch in a fresh process: spawn to QMP negotiated, the process's first machine (import done)",
+    runs: config.launchFreshRuns,
+    metrics: [{ key: "ms", label: "spawn → QMP ready, first launch", unit: "ms", better: "lower" }],
+    run: async (target) => ({ ms: (await inWorker(target, { scenario: "launch" })).ms })
+  },
+  {
     name: "shutdown",
     title: "Graceful shutdown: quit sent to process reaped",
     runs: config.shutdownRuns,
@@ -167,20 +182,28 @@ const benchmarks: ReadonlyArray<Benchmark> = [
       return { sequential: rate(requests, sequential.ms), concurrent: rate(requests, concurrent.ms) }
     }
   },
-  {
-    name: "fleet",
-    title: `Fleet: ${config.fleetMachines} VMs launched concurrently, one query-status each, all shut down`,
+  ...config.fleetSizes.map((machines): Benchmark => ({
+    name: `fleet-${machines}`,
+    title: `Fleet: ${machines} VMs launched concurrently, one query-status each, all shut down`,
     runs: config.fleetRuns,
     metrics: [
       { key: "ms", label: "wall time", unit: "ms", better: "lower" },
+      { key: "cpuPerMachine", label: "controller CPU / machine", unit: "ms", better: "lower" },
+      { key: "maxStall", label: "longest event-loop stall", unit: "ms", better: "lower" },
       { key: "peakRss", label: "controller peak RSS", unit: "MiB", better: "lower" },
       { key: "peakGrowth", label: "peak RSS − RSS at start", unit: "MiB", better: "lower" }
     ],
     run: async (target) => {
-      const r = await inWorker(target, { scenario: "fleet", machines: config.fleetMachines })
-      return { ms: r.ms, peakRss: r.peakRss / MiB, peakGrowth: (r.peakRss - r.startRss) / MiB }
+      const r = await inWorker(target, { scenario: "fleet", machines })
+      return {
+        ms: r.ms,
+        cpuPerMachine: r.cpuMs / machines,
+        maxStall: r.maxStallMs ?? NaN,
+        peakRss: r.peakRss / MiB,
+        peakGrowth: (r.peakRss - r.startRss) / MiB
+      }
     }
-  },
+  })),
   {
     name: "console",
     title: `Console drain: ${config.consoleBytes / MiB} MiB from a fake console peer over a UNIX socket`,
@@ -204,6 +227,7 @@ const benchmarks: ReadonlyArray<Benchmark> = [
     title: "Memory per idle machine: controller RSS growth / live idle VMs (after GC)",
     runs: config.idleRuns,
     metrics: [
+      { key: "afterImport", label: "RSS after import (after GC)", unit: "MiB", better: "lower" },
       ...config.idleMachines.map((machines) => ({
         key: `perMachine${machines}`,
         label: `growth / ${machines} idle VMs`,
@@ -220,11 +244,14 @@ const benchmarks: ReadonlyArray<Benchmark> = [
     run: async (target) => {
       const [small, large] = config.idleMachines
       const growth: Record<number, number> = {}
+      let afterImport = NaN
       for (const machines of config.idleMachines) {
         const r = await inWorker(target, { scenario: "idle", machines })
         growth[machines] = r.rssIdle - r.rssBefore
+        afterImport = r.rssBefore / MiB
       }
       return {
+        afterImport,
         [`perMachine${small}`]: growth[small] / small / 1024,
         [`perMachine${large}`]: growth[large] / large / 1024,
         marginal: (growth[large] - growth[small]) / (large - small) / 1024
@@ -238,7 +265,8 @@ const benchmarks: ReadonlyArray<Benchmark> = [
 
 interface MetricResult extends Metric {
   readonly results: Record<string, Summary & { readonly samples: ReadonlyArray<number> }>
-  readonly ratio: number | null
+  /** Each implementation's median over the baseline's (null where either is missing). */
+  readonly ratios: Record<string, number | null>
 }
 
 interface BenchmarkResult {
@@ -248,7 +276,8 @@ interface BenchmarkResult {
   readonly metrics: ReadonlyArray<MetricResult>
 }
 
-const runBenchmark = async (bench: Benchmark, targets: ReadonlyArray<Loaded>): Promise<BenchmarkResult> => {
+const runBenchmark = async (bench: Benchmark, all: ReadonlyArray<Loaded>): Promise<BenchmarkResult> => {
+  const targets = all.filter((t) => !(t.impl.skips ?? []).some((name) => bench.name.startsWith(name)))
   const started = performance.now()
   process.stderr.write(`▶ ${bench.name}: ${bench.title} (${bench.runs} runs × ${targets.length} impl.)\n`)
   if (bench.warmup !== undefined) {
@@ -271,9 +300,13 @@ const runBenchmark = async (bench: Benchmark, targets: ReadonlyArray<Loaded>): P
       const results: MetricResult["results"] = {}
       for (const target of targets) {
         const values = samples.get(target.name)![m]
-        results[target.name] = { ...summarize(values), samples: values }
+        results[target.name] = { ...summarize(values.filter((x) => !Number.isNaN(x))), samples: values }
       }
-      return { ...metric, results, ratio: ratio(results.library, results.baseline) ?? null }
+      const ratios: MetricResult["ratios"] = {}
+      for (const target of targets) {
+        if (target.name !== "baseline") ratios[target.name] = ratio(results[target.name], results.baseline) ?? null
+      }
+      return { ...metric, results, ratios }
     })
   }
 }
@@ -288,13 +321,22 @@ const fmt = (x: number | null | undefined): string => {
 }
 
 const table = (results: ReadonlyArray<BenchmarkResult>, names: ReadonlyArray<string>): string => {
-  const header = ["benchmark", "metric", "unit", ...names.flatMap((n) => [`${n} median`, `${n} p95`])]
-  if (names.includes("library")) header.push("library/baseline")
+  const others = names.filter((n) => n !== "baseline")
+  const header = [
+    "benchmark",
+    "metric",
+    "unit",
+    ...names.flatMap((n) => [`${n} median`, `${n} p95`]),
+    ...others.map((n) => `${n}/baseline`)
+  ]
   const rows = results.flatMap((bench) =>
     bench.metrics.map((metric) => {
       const row = [bench.name, `${metric.label} (${metric.better} is better)`, metric.unit]
       for (const name of names) row.push(fmt(metric.results[name]?.median), fmt(metric.results[name]?.p95))
-      if (names.includes("library")) row.push(metric.ratio === null ? "—" : `${metric.ratio.toFixed(2)}×`)
+      for (const name of others) {
+        const r = metric.ratios[name]
+        row.push(r === null || r === undefined || Number.isNaN(r) ? "—" : `${r.toFixed(2)}×`)
+      }
       return row
     })
   )
@@ -315,7 +357,9 @@ const qemuVersion = (): string => {
 
 const main = async () => {
   installCleanup()
-  const selected = only === undefined ? benchmarks : benchmarks.filter((b) => b.name === only)
+  const selected = only === undefined
+    ? benchmarks
+    : benchmarks.filter((b) => b.name === only || b.name.startsWith(`${only}-`))
   if (selected.length === 0) {
     process.stderr.write(`unknown benchmark ${only}; one of: ${benchmarks.map((b) => b.name).join(", ")}\n`)
     process.exit(2)
@@ -324,6 +368,13 @@ const main = async () => {
   const targets = [await load(`impl-baseline${ext}`)]
   if (existsSync(join(benchDir, `impl-library${ext}`))) targets.push(await load(`impl-library${ext}`))
   else process.stderr.write("bench/impl-library.ts not found: running the baseline only\n")
+  if (process.env.BENCH_PYTHON_BASELINE !== "off") {
+    const { unavailable } = (await import(pathToFileURL(join(benchDir, `impl-python${ext}`)).href)) as {
+      readonly unavailable: string | undefined
+    }
+    if (unavailable === undefined) targets.push(await load(`impl-python${ext}`))
+    else process.stderr.write(`note: the Python baseline is skipped: ${unavailable}\n`)
+  }
 
   const started = performance.now()
   const results: Array<BenchmarkResult> = []

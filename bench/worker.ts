@@ -9,11 +9,12 @@ import { spawn } from "node:child_process"
 import { readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { installCleanup } from "./cleanup.js"
 import type { ImplementationModule } from "./impl.js"
 
-export type WorkerScenario = "fleet" | "console" | "idle"
+export type WorkerScenario = "fleet" | "console" | "idle" | "launch"
 
 export interface WorkerRequest {
   readonly scenario: WorkerScenario
@@ -77,8 +78,27 @@ const main = async () => {
       await impl.fleet({ machines: 5 })
       gc()
       const startRss = process.memoryUsage().rss
+      // The controller's CPU (user + system, this process alone) and the longest time the event
+      // loop could not run a callback, over the timed fleet only.
+      const delay = monitorEventLoopDelay({ resolution: 1 })
+      delay.enable()
+      const cpu = process.cpuUsage()
       const { ms } = await impl.fleet({ machines: request.machines! })
-      result = { ms, startRss, peakRss: peakRss() }
+      const used = process.cpuUsage(cpu)
+      delay.disable()
+      result = {
+        ms,
+        cpuMs: (used.user + used.system) / 1000,
+        maxStallMs: delay.max / 1e6,
+        startRss,
+        peakRss: peakRss()
+      }
+      break
+    }
+    case "launch": {
+      // One launch in a process that has run none of the code yet (only the import is done).
+      const { ms } = await impl.launch()
+      result = { ms }
       break
     }
     case "console": {
