@@ -3,10 +3,8 @@
  *
  * @internal
  */
+import { escape } from "../CommandLine.js"
 import type { ResolvedConfig } from "../MachineConfig.js"
-
-/** A value placed inside a QEMU option string (`key=value,...`): a comma is written twice. */
-export const escapeOption = (value: string): string => value.replaceAll(",", ",,")
 
 /** Builds the library's part of the command line (what every QEMU gets: no display, no VGA, the monitor, the console). */
 export const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, consoleFd: number | undefined) => {
@@ -17,7 +15,7 @@ export const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefi
     for (let index = 0; index < config.console.index; index++) args.push("-serial", "null")
     args.push("-chardev", `socket,id=console,fd=${consoleFd}`)
     if (config.console.deviceType === undefined) args.push("-serial", "chardev:console")
-    else args.push("-device", `${escapeOption(config.console.deviceType)},chardev=console`)
+    else args.push("-device", `${escape(config.console.deviceType)},chardev=console`)
   }
   return args
 }

@@ -10,9 +10,9 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import type { Duplex } from "node:stream"
+import { escape as escapeOption } from "../CommandLine.js"
 import type { ResolvedConfig } from "../MachineConfig.js"
 import { LaunchError } from "../MachineError.js"
-import { escapeOption } from "./commandLine.js"
 
 export interface Listener {
   readonly chardev: string

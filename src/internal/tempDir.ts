@@ -52,25 +52,33 @@ const sweepOrphans = (baseTempDir: string) => {
   }
 }
 
-/** Creates the machine's temp directory (0700) for the scope; removed with it. */
-export const createTempDir = (config: ResolvedConfig) =>
+/**
+ * Creates a private temp directory (0700) in `baseTempDir` for the scope, named after `name` and
+ * this process (so that the sweep can recognise it once this process is gone); removed with the
+ * scope. `onError` turns a failure to create it into the caller's error.
+ */
+export const acquireTempDir = <E>(baseTempDir: string, name: string, onError: (cause: unknown) => E) =>
   Effect.acquireRelease(
     Effect.try({
       try: () => {
-        sweepOrphans(config.baseTempDir)
-        return Fs.mkdtempSync(Path.join(config.baseTempDir, MachineConfig.tempDirPrefix(config.name)))
+        sweepOrphans(baseTempDir)
+        return Fs.mkdtempSync(Path.join(baseTempDir, MachineConfig.tempDirPrefix(name)))
       },
-      catch: (cause) =>
-        new LaunchError({
-          reason: "TempDirFailed",
-          name: config.name,
-          detail: `cannot create a temp directory in ${config.baseTempDir}: ${String(cause)}`,
-          commandLine: [],
-          cause
-        })
+      catch: onError
     }),
     (dir) =>
       Effect.try(() => Fs.rmSync(dir, { recursive: true, force: true })).pipe(
         Effect.catchAll((error) => Effect.logWarning(`cannot remove ${dir}`, error))
       )
   )
+
+/** Creates the machine's temp directory (0700) for the scope; removed with it. */
+export const createTempDir = (config: ResolvedConfig) =>
+  acquireTempDir(config.baseTempDir, config.name, (cause) =>
+    new LaunchError({
+      reason: "TempDirFailed",
+      name: config.name,
+      detail: `cannot create a temp directory in ${config.baseTempDir}: ${String(cause)}`,
+      commandLine: [],
+      cause
+    }))
