@@ -123,3 +123,32 @@ export * as TinyGuest from "./TinyGuest.js"
  * @since 0.2.0
  */
 export * as Metrics from "./Metrics.js"
+
+/**
+ * Option builders for QEMU's command line: `-blockdev`, `-drive`, `-device`, `-netdev`, `-object`,
+ * `-incoming`.
+ *
+ * @since 0.2.0
+ */
+export * as CommandLine from "./CommandLine.js"
+
+/**
+ * The qemu-img service: create, inspect, check, compare, map, convert, resize and snapshot images.
+ *
+ * @since 0.2.0
+ */
+export * as QemuImg from "./QemuImg.js"
+
+/**
+ * The qemu-io service, and HMP's `qemu-io` command for a running machine.
+ *
+ * @since 0.2.0
+ */
+export * as QemuIo from "./QemuIo.js"
+
+/**
+ * Errors of qemu-img and qemu-io.
+ *
+ * @since 0.2.0
+ */
+export * from "./ImageError.js"
