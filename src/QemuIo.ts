@@ -183,7 +183,8 @@ const hmpQuote = (field: string, value: string): Either.Either<string, ImageArgu
  * The HMP command that runs one qemu-io command on a running machine's block device:
  * `qemu-io "<device>" "<command>"`, both quoted and escaped as HMP reads them, for
  * `human-monitor-command`'s `command-line`. `device` names a drive or a node; with `qdev`, a
- * device's id (`-d`). Read the reply with {@link verifyOutput}.
+ * device's id (`-d`). QEMU 7.2 prints the command's output on its own stdout (the machine's
+ * `log`) and replies with an empty string; read whichever holds it with {@link verifyOutput}.
  *
  * @since 0.2.0
  * @category constructors
