@@ -193,6 +193,7 @@ export const flatten = (
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     return Either.left(fail(walk, "", "expected an object of options"))
   }
+  walk.ancestors.add(value)
   const error = flattenObject(walk, "", value as Record<string, unknown>)
   return error === undefined ? Either.right(walk.out) : Either.left(error)
 }
