@@ -531,12 +531,12 @@ const convert =
       yield* checkPaths(context, op, { source, target, outputFormat, sourceFormat, backingFile, backingFormat })
       const args = ["convert", ...formatArgs(sourceFormat), "-O", outputFormat]
       if (options.compress === true) args.push("-c")
-    if (options.rateLimit !== undefined) {
-      if (!Number.isSafeInteger(options.rateLimit) || options.rateLimit <= 0) {
-        return yield* Effect.fail(argError(op, "rateLimit", "give a positive whole number of bytes per second"))
+      if (options.rateLimit !== undefined) {
+        if (!Number.isSafeInteger(options.rateLimit) || options.rateLimit <= 0) {
+          return yield* Effect.fail(argError(op, "rateLimit", "give a positive whole number of bytes per second"))
+        }
+        args.push("-r", String(options.rateLimit))
       }
-      args.push("-r", String(options.rateLimit))
-    }
       if (backingFile !== undefined) args.push("-B", backingFile, ...formatArgs(backingFormat, "-F"))
       if (options.options !== undefined) args.push("-o", yield* formatOptions(op, options.options))
       args.push("--", source, target)
