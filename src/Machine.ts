@@ -73,6 +73,13 @@ export interface MachineService {
   readonly pid: number
   /** The full command line QEMU was started with, wrapper included. */
   readonly commandLine: ReadonlyArray<string>
+  /**
+   * The configuration the machine was made from, as given, with its `name` filled in: extend it
+   * with `MachineConfig.extend` and launch again (see {@link relaunch}).
+   *
+   * @since 0.2.0
+   */
+  readonly config: MachineConfigInput
   /** The machine's private directory (mode 0700), removed when the machine is released. */
   readonly tempDir: string
   /** The process service underneath. */
@@ -317,10 +324,48 @@ export const make = (
 ): Effect.Effect<MachineService, MachineConfigError | LaunchError, Scope.Scope> =>
   Effect.flatMap(
     MachineConfig.resolve(input),
-    (config) => makeResolved(config).pipe(Effect.annotateLogs({ machine: config.name }))
+    (config) =>
+      makeResolved(config, { ...input, name: config.name }).pipe(Effect.annotateLogs({ machine: config.name }))
   )
 
-const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
+/**
+ * Shuts a machine down and launches it again in the current scope from its configuration grown
+ * by `extension` (`MachineConfig.extend`: `args` appended, and so on), as test suites relaunch a
+ * machine with a grown command line. The new machine keeps the name. A shutdown that is not
+ * clean (`AbnormalShutdown`) stops here and launches nothing, and an extension that makes the
+ * configuration invalid is a `MachineConfigError` before the machine is stopped; the old machine's temp directory is
+ * removed when its own scope closes.
+ *
+ * @since 0.2.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Machine } from "effect-qemu"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+ *   const again = yield* Machine.relaunch(vm, { args: ["-blockdev", "driver=null-co,node-name=drive0"] })
+ *   yield* again.execute("query-named-block-nodes")
+ * }))
+ * ```
+ */
+export const relaunch = (
+  machine: MachineService,
+  extension: MachineConfig.MachineConfigExtension = {}
+): Effect.Effect<MachineService, AbnormalShutdown | MachineConfigError | LaunchError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const input = MachineConfig.extend(machine.config, extension)
+    // A bad extension is refused while the machine still runs.
+    const config = yield* MachineConfig.resolve(input)
+    yield* machine.shutdown()
+    return yield* makeResolved(config, input).pipe(Effect.annotateLogs({ machine: config.name }))
+  })
+
+const makeResolved = (
+  config: ResolvedConfig,
+  input: MachineConfigInput
+): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
   Effect.gen(function*() {
     const name = config.name
     const outer = yield* Effect.scope
@@ -410,6 +455,7 @@ const makeResolved = (config: ResolvedConfig): Effect.Effect<MachineService, Lau
       name,
       pid: process.pid,
       commandLine: process.commandLine,
+      config: input,
       tempDir,
       process,
       qmp,

@@ -276,3 +276,51 @@ export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig
     if (Either.isLeft(fds)) return fail(`fds.${fds.left.index}.${fds.left.field}`, fds.left.message)
     return Effect.succeed({ ...config, name, baseTempDir })
   })
+
+/**
+ * What {@link extend} adds to a configuration: lists are appended, `qmpOptions` and `console`
+ * merged field by field, every other field replaced.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type MachineConfigExtension = MachineConfigInput
+
+/**
+ * A configuration grown from another, as test suites grow a machine's command line between
+ * launches (add a drive, an `-incoming`, a device): `args` and `fds` of the extension are appended
+ * to the base's, `qmpOptions` and `console` are merged field by field, and any other field the
+ * extension gives (not `undefined`) replaces the base's. The base is not changed. Nothing is checked here:
+ * `Machine.make` (or {@link resolve}) checks the result as it checks any configuration.
+ *
+ * @since 0.2.0
+ * @category combinators
+ * @example
+ * ```ts
+ * import { MachineConfig } from "effect-qemu"
+ *
+ * const base = { args: ["-M", "none", "-nodefaults"] }
+ * const withDrive = MachineConfig.extend(base, { args: ["-blockdev", "driver=null-co,node-name=drive0"] })
+ * // withDrive.args: ["-M", "none", "-nodefaults", "-blockdev", "driver=null-co,node-name=drive0"]
+ * ```
+ */
+export const extend = (base: MachineConfigInput, extension: MachineConfigExtension): MachineConfigInput => {
+  // A field given as `undefined` is a field not given.
+  const given = Object.fromEntries(Object.entries(extension).filter(([, value]) => value !== undefined))
+  const merged: MachineConfigInput = { ...base, ...given }
+  return {
+    ...merged,
+    ...(base.args !== undefined || extension.args !== undefined
+      ? { args: [...(base.args ?? []), ...(extension.args ?? [])] }
+      : {}),
+    ...(base.fds !== undefined || extension.fds !== undefined
+      ? { fds: [...(base.fds ?? []), ...(extension.fds ?? [])] }
+      : {}),
+    ...(base.qmpOptions !== undefined || extension.qmpOptions !== undefined
+      ? { qmpOptions: { ...base.qmpOptions, ...extension.qmpOptions } }
+      : {}),
+    ...(base.console !== undefined && extension.console !== undefined
+      ? { console: { ...base.console, ...extension.console } }
+      : {})
+  }
+}
