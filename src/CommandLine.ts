@@ -328,6 +328,8 @@ const incomingUri = (source: Incoming): string | string[] => {
  * @category constructors
  * @example
  * ```ts
+ * import { CommandLine } from "effect-qemu"
+ *
  * CommandLine.incoming({ unix: "/tmp/migrate.sock" }) // Right(["-incoming", "unix:/tmp/migrate.sock"])
  * CommandLine.incoming("defer")                        // Right(["-incoming", "defer"])
  * ```

@@ -190,6 +190,8 @@ const hmpQuote = (field: string, value: string): Either.Either<string, ImageArgu
  * @category constructors
  * @example
  * ```ts
+ * import { QemuIo } from "effect-qemu"
+ *
  * QemuIo.hmpCommand("drive0", "write -P 0xab 0 64k") // Right('qemu-io "drive0" "write -P 0xab 0 64k"')
  * ```
  */
