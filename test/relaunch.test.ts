@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fs from "node:fs"
 import * as Machine from "../src/Machine.js"
 import * as MachineConfig from "../src/MachineConfig.js"
@@ -87,13 +86,9 @@ describe("Machine.relaunch", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir()
       const vm = yield* Machine.make({ args: noneArgs, baseTempDir: dir })
-      const exit = yield* Effect.exit(Machine.relaunch(vm, { args: ["-daemonize"] }))
-      assert.isTrue(Exit.isFailure(exit))
-      if (Exit.isFailure(exit)) {
-        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-        assert.strictEqual(error?._tag, "MachineConfigError")
-        assert.include(error?.message ?? "", "-daemonize")
-      }
+      const error = yield* Effect.flip(Machine.relaunch(vm, { args: ["-daemonize"] }))
+      assert.strictEqual(error._tag, "MachineConfigError")
+      assert.include(error.message, "-daemonize")
       assert.isTrue(isRunning(vm.pid))
       assert.strictEqual(((yield* vm.execute("query-status")) as { status: string }).status, "running")
     }))
@@ -102,13 +97,9 @@ describe("Machine.relaunch", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir()
       const vm = yield* Machine.make({ args: noneArgs, baseTempDir: dir })
-      const exit = yield* Effect.exit(Machine.relaunch(vm, { args: ["-blockdev", "driver=no-such-driver"] }))
-      assert.isTrue(Exit.isFailure(exit))
-      if (Exit.isFailure(exit)) {
-        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-        assert.strictEqual(error?._tag, "LaunchError")
-        assert.include(error?.message ?? "", "no-such-driver")
-      }
+      const error = yield* Effect.flip(Machine.relaunch(vm, { args: ["-blockdev", "driver=no-such-driver"] }))
+      assert.strictEqual(error._tag, "LaunchError")
+      assert.include(error.message, "no-such-driver")
       assert.isFalse(isRunning(vm.pid))
     }))
 })
