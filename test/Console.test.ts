@@ -8,9 +8,9 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as NodeFs from "node:fs"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as NodePath from "node:path"
+import * as Path from "node:path"
 import * as Console from "../src/Console.js"
 import { ConsoleClosed, ConsoleError, ConsoleFailureMatched, ConsoleTimeout } from "../src/ConsoleError.js"
 import * as Machine from "../src/Machine.js"
@@ -50,7 +50,7 @@ const withGuest = <A, E>(
       return yield* body({ qemu, directory })
     }))
     assert.strictEqual(isRunning(pid), false)
-    assert.strictEqual(NodeFs.existsSync(directory), false)
+    assert.strictEqual(Fs.existsSync(directory), false)
     return result
   })
 
@@ -83,11 +83,11 @@ describe("Console", () => {
   it.live("a log file implies drain and receives the output, created with mode 0600", () =>
     withGuest(bannerEchoGuest("logged banner"), ({ directory, qemu }) =>
       Effect.gen(function*() {
-        const logFile = NodePath.join(directory, "console.log")
+        const logFile = Path.join(directory, "console.log")
         const console = yield* Console.make({ socket: qemu.console, logFile })
         yield* console.waitFor("logged banner", { timeout: "10 seconds" })
-        assert.include(NodeFs.readFileSync(logFile, "utf8"), "logged banner\r\n")
-        assert.strictEqual(NodeFs.statSync(logFile).mode & 0o777, 0o600)
+        assert.include(Fs.readFileSync(logFile, "utf8"), "logged banner\r\n")
+        assert.strictEqual(Fs.statSync(logFile).mode & 0o777, 0o600)
       })))
 
   it.live("waitFor fails with ConsoleTimeout that carries the recent output", () =>
@@ -128,11 +128,11 @@ describe("Console", () => {
   it.live("with drain, a flooding guest keeps running while the buffer stays within bufferBytes", () =>
     withGuest(floodGuest("flood line"), ({ directory, qemu }) =>
       Effect.gen(function*() {
-        const logFile = NodePath.join(directory, "flood.log")
+        const logFile = Path.join(directory, "flood.log")
         const bufferBytes = 4096
         const console = yield* Console.make({ socket: qemu.console, logFile, bufferBytes })
         // nobody reads: only the drain keeps output flowing past the few hundred KiB a socket buffers
-        const logged = () => NodeFs.statSync(logFile).size
+        const logged = () => Fs.statSync(logFile).size
         yield* Effect.sleep("200 millis").pipe(
           Effect.repeat({ until: () => logged() > 1024 * 1024 }),
           Effect.timeout("20 seconds")
@@ -365,7 +365,7 @@ describe("Console", () => {
   it.scopedLive("waitFor matches text split across reads, over a UNIX socket path", () =>
     Effect.gen(function*() {
       const directory = yield* temporaryDirectory
-      const path = NodePath.join(directory, "console.sock")
+      const path = Path.join(directory, "console.sock")
       const server = Net.createServer((peer) => {
         peer.write("boot: he")
         setTimeout(() => peer.write("llo wor"), 50)
@@ -471,12 +471,12 @@ describe("Console on a stopping machine", () => {
   it.scopedLive("wait() keeps reading until QEMU exits: every line printed before the power-off is logged", () =>
     Effect.gen(function*() {
       const directory = yield* temporaryDirectory
-      const logFile = NodePath.join(directory, "last.log")
+      const logFile = Path.join(directory, "last.log")
       const vm = yield* bootMachine(floodThenPoweroffGuest("printed on the way down", 5000), { logFile })
       yield* vm.console.waitFor("printed on the way down", { timeout: "10 seconds" })
       yield* vm.wait({ timeout: "20 seconds" })
       assert.strictEqual(Option.getOrThrow(yield* vm.exitStatus).code, 0)
-      assert.strictEqual(occurrences(NodeFs.readFileSync(logFile, "utf8"), "printed on the way down\r\n"), 5000)
+      assert.strictEqual(occurrences(Fs.readFileSync(logFile, "utf8"), "printed on the way down\r\n"), 5000)
       assert.match(yield* vm.console.recent, /printed on the way down\r\n$/)
     }))
 
@@ -493,7 +493,7 @@ describe("Console on a stopping machine", () => {
   it.scopedLive("drain frees a console stalled behind a lines reader that does not read", () =>
     Effect.gen(function*() {
       const directory = yield* temporaryDirectory
-      const path = NodePath.join(directory, "stall.sock")
+      const path = Path.join(directory, "stall.sock")
       const total = 48 * 1024 * 1024
       const server = Net.createServer((peer) => {
         const line = Buffer.from("x".repeat(1023) + "\n")

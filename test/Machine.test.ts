@@ -13,7 +13,6 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
 import * as Qmp from "../src/Qmp.js"
@@ -34,9 +33,9 @@ const captureLogs = () => {
 }
 
 describe("Machine lifecycle", () => {
-  it.live("launches with QMP ready and leaves nothing behind when the scope closes", () =>
+  it.scopedLive("launches with QMP ready and leaves nothing behind when the scope closes", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-test-"))
+      const dir = yield* tempDir()
       const seen = yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.make({ args: noneArgs, baseTempDir: dir, name: "life" })
         const status = (yield* vm.execute("query-status")) as { status: string }
@@ -54,7 +53,6 @@ describe("Machine lifecycle", () => {
       assert.isFalse(isRunning(seen.pid))
       assert.isFalse(Fs.existsSync(seen.tempDir))
       assert.deepStrictEqual(Fs.readdirSync(dir), [])
-      Fs.rmSync(dir, { recursive: true, force: true })
     }))
 
   it.scopedLive("a launch removes temp dirs left by controllers that died, and only those", () =>

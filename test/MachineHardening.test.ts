@@ -10,29 +10,17 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
-import { eventually, isRunning, noneArgs, tempDir } from "./kit/qemu.js"
-
-const parentOf = (pid: number): number | undefined => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-  } catch {
-    return undefined
-  }
-}
+import { eventually, isRunning, noneArgs, procStat, tempDir } from "./kit/qemu.js"
 
 /** The QEMU processes below `ancestor` (a wrapper's children), by walking /proc. */
 const qemuBelow = (ancestor: number): Array<number> =>
   Fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).map(Number).filter((pid) => {
-    try {
-      if (!Fs.readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("qemu-system")) return false
-    } catch {
-      return false
+    if (!procStat(pid)?.comm.startsWith("qemu-system")) return false
+    for (let at = procStat(pid)?.ppid; at !== undefined && at > 1; at = procStat(at)?.ppid) {
+      if (at === ancestor) return true
     }
-    for (let at = parentOf(pid); at !== undefined && at > 1; at = parentOf(at)) if (at === ancestor) return true
     return false
   })
 
@@ -202,17 +190,15 @@ describe("Option strings and sockets", () => {
       assert.strictEqual(status.status, "running")
     }))
 
-  it.live("a socket path that smuggles options is taken literally and leaves nothing behind", () =>
+  it.scopedLive("a socket path that smuggles options is taken literally and leaves nothing behind", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-test-"))
+      const dir = yield* tempDir()
       const path = Path.join(dir, "m.sock,server=on,wait=off")
       yield* Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.make({ args: noneArgs, monitor: { _tag: "Unix", path }, launchTimeout: "10 seconds" })
         yield* vm.execute("query-status")
       }))
-      const left = Fs.readdirSync(dir)
-      Fs.rmSync(dir, { recursive: true, force: true })
-      assert.deepStrictEqual(left, [])
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
     }))
 
   it.scopedLive("releasing a machine leaves alone a socket another listener made at the same path", () =>

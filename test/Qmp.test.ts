@@ -8,16 +8,14 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import { execFileSync } from "node:child_process"
-import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Qmp from "../src/Qmp.js"
 import { untyped } from "../src/QmpCommands.js"
 import type { QmpExecuteError } from "../src/QmpError.js"
 import * as QmpMessage from "../src/QmpMessage.js"
 import { answerDefault, fakePeer } from "./kit/fakePeer.js"
-import { qemuBinary, rawQemu } from "./kit/qemu.js"
+import { qemuBinary, rawQemu, tempDir } from "./kit/qemu.js"
 
 const connectRaw = (extraArgs: ReadonlyArray<string> = [], options: Qmp.QmpOptions = {}) =>
   Effect.gen(function*() {
@@ -328,10 +326,7 @@ describe("Qmp attaching to a QEMU started elsewhere", () => {
 
   it.scopedLive("speaks QMP over an @effect/platform Socket", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-sock-"))),
-        (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-      )
+      const dir = yield* tempDir("effect-qemu-sock-")
       const path = Path.join(dir, "qmp.sock")
       yield* rawQemu(["-qmp", `unix:${path},server=on,wait=off`])
       const qmp = yield* Effect.gen(function*() {

@@ -1,10 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as fs from "node:fs"
 import { parentDeathWrapper, resolveParentDeathWrapper } from "../src/internal/parentDeath.js"
+import { eventually, isRunning, noneArgs, procStat, qemuBinary } from "./kit/qemu.js"
 
 // The Node parent: spawns the argv given as JSON from its main thread, prints the pid, then idles.
 const parentScript = `
@@ -16,33 +15,7 @@ child.on("error", (error) => { console.error(error.message); process.exit(1) })
 setInterval(() => {}, 1 << 30)
 `
 
-const qemuArgv = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none", "-S"]
-
-// "gone" once reaped; "Z" is dead but not yet reaped by its new parent, which is as dead as it gets.
-const processState = (pid: number): string => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-  } catch {
-    return "gone"
-  }
-}
-const isAlive = (pid: number) => {
-  const state = processState(pid)
-  return state !== "gone" && state !== "Z" && state !== "X"
-}
-const commOf = (pid: number) => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim()
-  } catch {
-    return ""
-  }
-}
-
-const pollUntil = (what: string, condition: () => boolean, within: number) =>
-  Effect.suspend(() => condition() ? Effect.void : Effect.fail(new Error(`not yet: ${what}`))).pipe(
-    Effect.retry({ schedule: Schedule.spaced("50 millis"), times: Math.ceil(within / 50) })
-  )
+const qemuArgv = [qemuBinary, ...noneArgs, "-display", "none", "-S"]
 
 // A Node process that spawns QEMU with `prefix`; resolves QEMU's pid once QEMU (not setpriv) runs.
 // Release SIGKILLs whatever is still alive: the Node parent and, as a safety net, QEMU.
@@ -62,9 +35,9 @@ const nodeParentOfQemu = (prefix: ReadonlyArray<string>): Effect.Effect<
       (parent) =>
         Effect.gen(function*() {
           if (parent.exitCode === null && parent.signalCode === null) parent.kill("SIGKILL")
-          if (qemuPid > 0 && isAlive(qemuPid)) {
+          if (qemuPid > 0 && isRunning(qemuPid)) {
             yield* Effect.try(() => process.kill(qemuPid, "SIGKILL")).pipe(Effect.ignore)
-            yield* pollUntil("QEMU reaped", () => processState(qemuPid) === "gone", 3000).pipe(Effect.ignore)
+            yield* eventually("QEMU reaped", () => procStat(qemuPid) === undefined).pipe(Effect.ignore)
           }
         })
     )
@@ -77,7 +50,7 @@ const nodeParentOfQemu = (prefix: ReadonlyArray<string>): Effect.Effect<
       parent.once("exit", (code) => resume(Effect.fail(new Error(`the Node parent exited (${code}) before QEMU ran`))))
     }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("no QEMU pid within 10 seconds") }))
     // setpriv execs QEMU in place: same pid, new name once the exec is done.
-    yield* pollUntil("QEMU exec'd", () => commOf(qemuPid) === "qemu-system-x86", 5000)
+    yield* eventually("QEMU exec'd", () => procStat(qemuPid)?.comm === "qemu-system-x86", 5000)
     return { parent, qemuPid }
   })
 
@@ -110,10 +83,10 @@ describe("parentDeathWrapper", () => {
       const { parent, qemuPid } = yield* nodeParentOfQemu(wrapper.prefix)
       // Stays alive while the parent does, with time for any other thread to come and go.
       yield* Effect.sleep("500 millis")
-      assert.strictEqual(isAlive(qemuPid), true)
+      assert.strictEqual(isRunning(qemuPid), true)
       parent.kill("SIGKILL")
-      yield* pollUntil("QEMU dead", () => !isAlive(qemuPid), 2000)
-      assert.strictEqual(isAlive(qemuPid), false)
+      yield* eventually("QEMU dead", () => !isRunning(qemuPid), 2000)
+      assert.strictEqual(isRunning(qemuPid), false)
     }))
 
   it.scopedLive("without the prefix QEMU outlives a SIGKILLed Node parent (why the wrapper exists)", () =>
@@ -121,6 +94,6 @@ describe("parentDeathWrapper", () => {
       const { parent, qemuPid } = yield* nodeParentOfQemu([])
       parent.kill("SIGKILL")
       yield* Effect.sleep("1 second")
-      assert.strictEqual(isAlive(qemuPid), true)
+      assert.strictEqual(isRunning(qemuPid), true)
     }))
 })

@@ -3,13 +3,14 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { readFileSync } from "node:fs"
+import * as Fs from "node:fs"
 import { toJsAndDeclarations } from "../../src/codegen/Emit.js"
 import { generate } from "../../src/codegen/Generate.js"
 import { probe } from "../../src/codegen/Probe.js"
 import { QmpSchemas } from "../../src/generated/qemu.js"
 import * as Machine from "../../src/Machine.js"
 import { makeIndex, SchemaInfoList } from "../../src/QmpIntrospection.js"
+import { noneArgs } from "../kit/qemu.js"
 
 const binary = "qemu-system-x86_64"
 // The bundled surface is committed as .js + .d.ts (see codegen/Emit).
@@ -22,7 +23,7 @@ const decodeStrict = <A>(schema: Schema.Schema<A>, value: unknown) =>
     Either.mapLeft((error) => ParseResult.TreeFormatter.formatErrorSync(error))
   )
 
-const launch = () => Machine.make({ args: ["-M", "none", "-nodefaults"] })
+const launch = () => Machine.make({ args: noneArgs })
 
 describe("the generated surface against a running QEMU 7.2", () => {
   it.scopedLive("decodes the reply of every argument-less query- command, naming those QEMU refuses", () =>
@@ -107,7 +108,7 @@ describe("effect-qemu codegen", () => {
       const b = generate(second.schema, { version: second.version }).source
       assert.strictEqual(b, a)
 
-      const committed = readFileSync(committedDts, "utf8")
+      const committed = Fs.readFileSync(committedDts, "utf8")
       // Stable distributions bump QEMU's micro version and package string without touching the
       // schema; the comparison is of the surface, under the committed file's version stamp.
       const stamp = /^ \* The QMP surface of QEMU (\S+) \((.*)\): /m.exec(committed)
@@ -121,7 +122,7 @@ describe("effect-qemu codegen", () => {
       assert.strictEqual(emitted.dts, committed, "src/generated/qemu.d.ts is stale: run `npm run codegen`")
       assert.strictEqual(
         emitted.js,
-        readFileSync(committedJs, "utf8"),
+        Fs.readFileSync(committedJs, "utf8"),
         "src/generated/qemu.js is stale: run `npm run codegen`"
       )
     }))

@@ -3,16 +3,16 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import ts from "typescript"
 import { generate } from "../../src/codegen/Generate.js"
 import { parseAddress, parseVersion, probe, probeAddress, readSchemaFile } from "../../src/codegen/Probe.js"
 import { SchemaInfoList } from "../../src/QmpIntrospection.js"
+import { rawQemu, tempDir } from "../kit/qemu.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const fixture = Path.join(root, "test/fixtures/qmp-schemas/qemu-10.0.0-x86_64.json")
@@ -32,35 +32,9 @@ const cli = (args: ReadonlyArray<string>) =>
     )
   })
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "codegen-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
-
 // A QEMU started by hand, listening for QMP on its own: what libvirt or a user's script leaves
 // running. Killed and awaited when the scope closes.
-const handStartedQemu = (monitor: string) =>
-  Effect.acquireRelease(
-    Effect.async<ChildProcess>((resume) => {
-      const child = spawn("qemu-system-x86_64", [
-        "-M",
-        "none",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-qmp",
-        `${monitor},server=on,wait=off`
-      ], { stdio: "ignore" })
-      child.once("spawn", () => resume(Effect.succeed(child)))
-      child.once("error", (error) => resume(Effect.die(error)))
-    }),
-    (child) =>
-      Effect.async<void>((resume) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-        child.once("exit", () => resume(Effect.void))
-        child.kill("SIGKILL")
-      })
-  )
+const handStartedQemu = (monitor: string) => rawQemu(["-qmp", `${monitor},server=on,wait=off`])
 
 // QEMU creates its socket a moment after it starts.
 const listening = (path: string) =>
@@ -80,7 +54,7 @@ const freePort = Effect.async<number>((resume) => {
 describe("codegen from a schema file", () => {
   it.scopedLive("writes the surface of a saved query-qmp-schema reply with `--schema`", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("codegen-")
       const out = Path.join(dir, "surface", "qemu-10.ts")
       const run = yield* cli(["codegen", "--schema", fixture, "--qemu-version", "10.0.0", "--out", out])
       assert.strictEqual(run.stderr, "")
@@ -95,7 +69,7 @@ describe("codegen from a schema file", () => {
     "writes .js + .d.ts for an --out ending in .js: importable, declarations that type-check, registered",
     () =>
       Effect.gen(function*() {
-        const dir = yield* tempDir
+        const dir = yield* tempDir("codegen-")
         Fs.symlinkSync(Path.join(root, "node_modules"), Path.join(dir, "node_modules"))
         Fs.writeFileSync(Path.join(dir, "package.json"), JSON.stringify({ type: "module" }))
         const out = Path.join(dir, "qemu-10.js")
@@ -139,7 +113,7 @@ describe("codegen from a schema file", () => {
 
   it.effect("reads the bare list and the whole reply, and says what is wrong with anything else", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("codegen-")
       const list = JSON.parse(Fs.readFileSync(fixture, "utf8"))
       const reply = Path.join(dir, "reply.json")
       Fs.writeFileSync(reply, JSON.stringify({ return: list, id: 1 }))
@@ -192,7 +166,7 @@ describe("codegen from a running QEMU's address", () => {
     "writes the same surface from a hand-started QEMU's UNIX monitor as from its binary, and leaves it running",
     () =>
       Effect.gen(function*() {
-        const dir = yield* tempDir
+        const dir = yield* tempDir("codegen-")
         const socket = Path.join(dir, "qmp.sock")
         const qemu = yield* handStartedQemu(`unix:${socket}`)
         yield* listening(socket)
@@ -205,11 +179,11 @@ describe("codegen from a running QEMU's address", () => {
           Fs.readFileSync(out, "utf8"),
           generate(fromBinary.schema, { version: fromBinary.version }).source
         )
-        assert.isNull(qemu.exitCode)
+        assert.isNull(qemu.child.exitCode)
         // And again, as the library call: the monitor is free again once the first client left.
         const probed = yield* probeAddress({ address: `unix:${socket}` })
         assert.strictEqual(probed.version.number, fromBinary.version.number)
-        assert.isNull(qemu.exitCode)
+        assert.isNull(qemu.child.exitCode)
       }),
     cliTimeout
   )
@@ -230,7 +204,7 @@ describe("codegen from a running QEMU's address", () => {
 
   it.scopedLive("fails with the address in the error when nothing listens there", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir
+      const dir = yield* tempDir("codegen-")
       const error = yield* Effect.flip(probeAddress({ address: `unix:${Path.join(dir, "absent.sock")}` }))
       assert.strictEqual(error._tag, "ProbeError")
       assert.include(error.message, `could not read the QMP schema of unix:${Path.join(dir, "absent.sock")}`)

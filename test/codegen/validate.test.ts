@@ -2,10 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { readFileSync } from "node:fs"
+import * as Fs from "node:fs"
 import * as Machine from "../../src/Machine.js"
 import { SchemaInfoList } from "../../src/QmpIntrospection.js"
 import { validateArgs } from "../../src/QmpValidate.js"
+import { noneArgs } from "../kit/qemu.js"
 
 const reasonOf = (result: Either.Either<void, { readonly reason: string; readonly path: string }>) =>
   Either.isLeft(result) ? `${result.left.reason} ${result.left.path}` : "ok"
@@ -13,7 +14,7 @@ const reasonOf = (result: Either.Either<void, { readonly reason: string; readonl
 describe("validateArgs against QEMU 7.2's live schema", () => {
   it.scopedLive("names the member that is unknown, missing, mistyped or not in its enum", () =>
     Effect.gen(function*() {
-      const qmp = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const qmp = yield* Machine.make({ args: noneArgs })
       const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
 
       assert.strictEqual(reasonOf(validateArgs(schema, "query-status", undefined)), "ok")
@@ -54,7 +55,7 @@ describe("validateArgs against QEMU 7.2's live schema", () => {
 
   it.scopedLive("agrees with QEMU: what it accepts runs, what it rejects QEMU rejects too", () =>
     Effect.gen(function*() {
-      const qmp = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const qmp = yield* Machine.make({ args: noneArgs })
       const schema = yield* qmp.execute("query-qmp-schema").pipe(Effect.flatMap(Schema.decodeUnknown(SchemaInfoList)))
       const good = { path: "/machine", property: "type" }
       const bad = { path: "/machine", propertee: "type" }
@@ -68,7 +69,7 @@ describe("validateArgs against QEMU 7.2's live schema", () => {
 
 describe("validateArgs against QEMU 10.0's schema (fixture)", () => {
   const schema = Schema.decodeUnknownSync(SchemaInfoList)(
-    JSON.parse(readFileSync(new URL("../fixtures/qmp-schemas/qemu-10.0.0-x86_64.json", import.meta.url), "utf8"))
+    JSON.parse(Fs.readFileSync(new URL("../fixtures/qmp-schemas/qemu-10.0.0-x86_64.json", import.meta.url), "utf8"))
   )
   const migrateTo = (addr: Record<string, unknown>) => ({ channels: [{ "channel-type": "main", addr }] })
 

@@ -8,10 +8,9 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as NodeFs from "node:fs/promises"
 import type * as Net from "node:net"
-import * as NodeOs from "node:os"
-import * as NodePath from "node:path"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import * as Qmp from "../../src/Qmp.js"
 import type { QmpConnectError } from "../../src/QmpError.js"
 
@@ -44,21 +43,36 @@ export interface QemuChild {
   readonly stderr: () => string
 }
 
-/** Whether a process with this pid exists (a zombie counts until it is reaped). */
-export const isRunning = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  // A zombie has exited: it only waits to be reaped (by init, once its parent is gone too).
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return false
-  }
+/** A process as /proc shows it: its state letter, its parent and its (15-character) name. */
+export interface ProcStat {
+  readonly state: string
+  readonly ppid: number
+  readonly comm: string
 }
+
+/** What /proc says of `pid`, or undefined once the process is reaped (or never was). */
+export const procStat = (pid: number): ProcStat | undefined => {
+  let stat: string
+  try {
+    stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  } catch {
+    return undefined
+  }
+  // The name may hold spaces and parentheses: the fields after it follow the last ")".
+  const close = stat.lastIndexOf(")")
+  const [state = "", ppid = ""] = stat.slice(close + 2).split(" ")
+  return { state, ppid: Number(ppid), comm: stat.slice(stat.indexOf("(") + 1, close) }
+}
+
+/**
+ * Whether a process seen in /proc runs: it is not dead waiting to be reaped (a zombie, "Z", has
+ * exited; it only waits for its parent, or for init once its parent is gone too).
+ */
+export const runs = (stat: ProcStat | undefined): stat is ProcStat =>
+  stat !== undefined && stat.state !== "Z" && stat.state !== "X"
+
+/** Whether the process with this pid runs (see `runs`). */
+export const isRunning = (pid: number): boolean => runs(procStat(pid))
 
 /** What QEMU gets beyond its arguments. */
 export interface SpawnOptions {
@@ -144,9 +158,9 @@ export const noneArgs: ReadonlyArray<string> = ["-M", "none", "-nodefaults"]
 /** A fresh temporary directory named `prefix...`, removed with everything in it on release. */
 export const tempDir = (prefix = "effect-qemu-test-"): Effect.Effect<string, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.promise(() => NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), prefix))),
+    Effect.promise(() => Fs.promises.mkdtemp(Path.join(Os.tmpdir(), prefix))),
     (directory) =>
-      Effect.tryPromise(() => NodeFs.rm(directory, { recursive: true, force: true })).pipe(
+      Effect.tryPromise(() => Fs.promises.rm(directory, { recursive: true, force: true })).pipe(
         Effect.catchAll((error) => Effect.logWarning(`could not remove ${directory}`, error.cause))
       )
   )

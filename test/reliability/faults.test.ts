@@ -37,9 +37,9 @@ const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   })
 
 describe("QEMU SIGKILLed from outside in the middle of a command", () => {
-  it.live("the pending call and an event wait fail with QmpDisconnected, the exit is reported, the scope closes", () =>
+  it.scopedLive("the pending call and an event wait fail with QmpDisconnected, the exit is reported, the scope closes", () =>
     Effect.gen(function*() {
-      const base = Fs.mkdtempSync(Path.join(process.env.TMPDIR ?? "/tmp", "effect-qemu-rel-kill-"))
+      const base = yield* baseDir
       const fds = openFds()
       const exit = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.make({ args: noneArgs, baseTempDir: base, name: "victim" })
@@ -73,7 +73,6 @@ describe("QEMU SIGKILLed from outside in the middle of a command", () => {
       yield* expectEmptyDir(base)
       yield* expectNoChildren(0)
       yield* expectNoFdLeak(fds)
-      Fs.rmSync(base, { recursive: true, force: true })
     }))
 })
 
@@ -98,9 +97,9 @@ describe("QEMU SIGSTOPped", () => {
       assert.deepStrictEqual(Option.getOrThrow(yield* vm.exitStatus), { code: null, signal: "SIGKILL" })
     }))
 
-  it.live("releasing the scope of a stopped QEMU is bounded by shutdownTimeout and leaves nothing", () =>
+  it.scopedLive("releasing the scope of a stopped QEMU is bounded by shutdownTimeout and leaves nothing", () =>
     Effect.gen(function*() {
-      const base = Fs.mkdtempSync(Path.join(process.env.TMPDIR ?? "/tmp", "effect-qemu-rel-stop-"))
+      const base = yield* baseDir
       const [pid, elapsed] = yield* timed(Effect.scoped(Effect.gen(function*() {
         const vm = yield* Machine.make({ args: noneArgs, baseTempDir: base, shutdownTimeout: "700 millis" })
         process.kill(vm.pid, "SIGSTOP")
@@ -109,14 +108,13 @@ describe("QEMU SIGSTOPped", () => {
       assert.isBelow(elapsed, 4000)
       assert.isTrue(isGone(pid))
       yield* expectEmptyDir(base)
-      Fs.rmSync(base, { recursive: true, force: true })
     }))
 })
 
 describe("A QEMU that never opens its monitor", () => {
-  it.live("the launch fails with Timeout at launchTimeout, the process is killed, nothing is left", () =>
+  it.scopedLive("the launch fails with Timeout at launchTimeout, the process is killed, nothing is left", () =>
     Effect.gen(function*() {
-      const base = Fs.mkdtempSync(Path.join(process.env.TMPDIR ?? "/tmp", "effect-qemu-rel-hang-"))
+      const base = yield* baseDir
       // The wrapper runs in QEMU's place and never execs it: a launch that hangs.
       const [error, elapsed] = yield* timed(Effect.flip(Effect.scoped(Machine.make({
         args: noneArgs,
@@ -130,7 +128,6 @@ describe("A QEMU that never opens its monitor", () => {
       assert.isBelow(elapsed, 3000)
       yield* expectNoChildren(0)
       yield* expectEmptyDir(base)
-      Fs.rmSync(base, { recursive: true, force: true })
     }))
 })
 
@@ -186,9 +183,9 @@ describe("A guest flooding an unread console (drain: true)", () => {
 })
 
 describe("Structured concurrency", () => {
-  it.live("twenty machines launched in parallel where one fails: the error is its LaunchError, nothing is left", () =>
+  it.scopedLive("twenty machines launched in parallel where one fails: the error is its LaunchError, nothing is left", () =>
     Effect.gen(function*() {
-      const base = Fs.mkdtempSync(Path.join(process.env.TMPDIR ?? "/tmp", "effect-qemu-rel-fleet-"))
+      const base = yield* baseDir
       const pids: Array<number> = []
       const [exit, elapsed] = yield* timed(Effect.exit(Effect.scoped(
         Effect.forEach(
@@ -219,7 +216,6 @@ describe("Structured concurrency", () => {
       for (const pid of pids) assert.isTrue(isGone(pid))
       yield* expectNoChildren(0)
       yield* expectEmptyDir(base)
-      Fs.rmSync(base, { recursive: true, force: true })
     }))
 })
 

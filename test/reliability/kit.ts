@@ -7,7 +7,7 @@ import * as Fs from "node:fs"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import { inject } from "vitest"
-import { tempDir } from "../kit/qemu.js"
+import { isRunning, procStat, runs, tempDir } from "../kit/qemu.js"
 
 /**
  * The run's seed, chosen once in test/globalSetup.ts: `RELIABILITY_SEED` when set, otherwise a
@@ -47,40 +47,15 @@ export const random = (label: string): Random => {
 /** A fresh base directory for a test's machines, removed on release. */
 export const baseDir: Effect.Effect<string, never, import("effect/Scope").Scope> = tempDir("effect-qemu-rel-")
 
-const stateOf = (pid: number): string | undefined => {
-  try {
-    const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-  } catch {
-    return undefined
-  }
-}
-
 /** Gone, or dead and waiting to be reaped by someone else: either way it runs no more. */
-export const isGone = (pid: number): boolean => {
-  const state = stateOf(pid)
-  return state === undefined || state === "Z" || state === "X"
-}
+export const isGone = (pid: number): boolean => !isRunning(pid)
 
 /** The live child processes of this process (each test file runs in its own worker). */
-export const liveChildren = (): Array<{ pid: number; comm: string }> => {
-  const children: Array<{ pid: number; comm: string }> = []
-  for (const entry of Fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    let stat: string
-    try {
-      stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-    } catch {
-      continue
-    }
-    const close = stat.lastIndexOf(")")
-    const [state, ppid] = stat.slice(close + 2).split(" ")
-    if (Number(ppid) === process.pid && state !== "Z" && state !== "X") {
-      children.push({ pid: Number(entry), comm: stat.slice(stat.indexOf("(") + 1, close) })
-    }
-  }
-  return children
-}
+export const liveChildren = (): Array<{ pid: number; comm: string }> =>
+  Fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    const stat = procStat(Number(entry))
+    return runs(stat) && stat.ppid === process.pid ? [{ pid: Number(entry), comm: stat.comm }] : []
+  })
 
 /** This process's open descriptors, with what they point at. */
 export const openFds = (): Map<string, string> => {
