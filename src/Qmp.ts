@@ -180,6 +180,13 @@ export interface EventSubscription {
   ) => Effect.Effect<QmpEvent<K>, QmpEventError>
   /** The subscription's events as a stream; ends when the connection ends. */
   readonly stream: Stream.Stream<QmpEvent>
+  /**
+   * Takes every event the subscription holds now, oldest first, without waiting: after a reply,
+   * every event QEMU sent before it is there.
+   *
+   * @since 0.2.0
+   */
+  readonly poll: Effect.Effect<ReadonlyArray<QmpEvent>>
 }
 
 /**
@@ -732,6 +739,7 @@ const subscribeTo = (ctx: SessionContext): Effect.Effect<EventSubscription, neve
   Effect.map(ctx.session.events.subscribe, (subscription) => ({
     take: subscription.take,
     stream: subscription.stream,
+    poll: subscription.poll,
     waitEvent: ((name: string | ReadonlyArray<string>, options?: Omit<WaitEventOptions, "buffered">) => {
       const filters = toFilters(name, options?.match as EventFilter["match"])
       return subscription.waitEvent(filters, options?.timeout ?? defaultEventTimeout, operationOf(filters))

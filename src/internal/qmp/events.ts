@@ -166,6 +166,8 @@ export interface Subscription {
     operation: string
   ) => Effect.Effect<QmpEvent, WaitError>
   readonly stream: Stream.Stream<QmpEvent>
+  /** Every event held now, oldest first, without waiting. */
+  readonly poll: Effect.Effect<ReadonlyArray<QmpEvent>>
 }
 
 /**
@@ -261,6 +263,6 @@ export class EventHub {
       return bounded(Effect.mapError(loop, (error) => withOperation(error, operation)), timeout, operation)
     }
     const stream = Stream.repeatEffectOption(Effect.mapError(inbox.take, () => Option.none()))
-    return { take, waitEvent, stream }
+    return { take, waitEvent, stream, poll: Effect.sync(() => inbox.drain()) }
   }
 }

@@ -266,7 +266,8 @@ export class Session {
 
   private onEvent(message: Record<string, unknown>, name: string): void {
     const timestamp = isRecord(message.timestamp) ? message.timestamp : { seconds: 0, microseconds: 0 }
-    const event: QmpEvent = { event: name, data: message.data as never, timestamp: timestamp as never }
+    // Spread first, so that the event keeps its keys in the order QEMU sent them (transcripts print it).
+    const event = { ...message, event: name, data: message.data, timestamp } as unknown as QmpEvent
     recordSize(event, this.messageBytes)
     this.events.deliver(event)
   }
