@@ -52,6 +52,7 @@ describe("Assert", () => {
       } catch (error) {
         return error
       }
+      return undefined
     })()
     assert.instanceOf(thrown, Assert.QmpAssertionError)
     assert.instanceOf(thrown, Error)
