@@ -1,0 +1,55 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Machine from "../../src/Machine.js"
+import * as Migration from "../../src/testing/Migration.js"
+
+const vmArgs = (memory: string, incoming: boolean) => [
+  "-M",
+  "none",
+  "-nodefaults",
+  "-m",
+  memory,
+  ...(incoming ? ["-incoming", "defer"] : [])
+]
+
+const pair = (destinationMemory = "16M") =>
+  Effect.all([
+    Machine.make({ args: vmArgs("16M", false), name: "mig-src" }),
+    Machine.make({ args: vmArgs(destinationMemory, true), name: "mig-dst" })
+  ])
+
+describe("Migration", () => {
+  for (const transport of ["unix", "fd", "file"] as const) {
+    it.scopedLive(`migrates over ${transport}, both sides completed and the destination running`, () =>
+      Effect.gen(function*() {
+        const [source, destination] = yield* pair()
+        const result = yield* Migration.migrate(source, destination, { transport })
+        assert.strictEqual(result.source.statuses.at(-1), "completed")
+        assert.include(result.source.statuses, "active")
+        assert.strictEqual(result.destination.statuses.at(-1), "completed")
+        assert.strictEqual((result.info as { status: string }).status, "completed")
+        assert.strictEqual((yield* source.execute("query-status")).status, "postmigrate")
+        assert.isTrue((yield* destination.execute("query-status")).running)
+      }))
+  }
+
+  it.scopedLive("fails with MigrationFailed on the side that failed (a destination with other RAM)", () =>
+    Effect.gen(function*() {
+      const [source, destination] = yield* pair("32M")
+      const error = yield* Effect.flip(Migration.migrate(source, destination))
+      assert.strictEqual(error._tag, "MigrationFailed")
+      if (error._tag !== "MigrationFailed") return
+      assert.strictEqual(error.side, "destination")
+      assert.strictEqual(error.status, "failed")
+    }))
+
+  it.scopedLive("cancels a migration held back by its bandwidth: the source says cancelled", () =>
+    Effect.gen(function*() {
+      const [source, destination] = yield* pair()
+      const migration = yield* Migration.start(source, destination, { parameters: { "max-bandwidth": 1024 } })
+      const cancelled = yield* migration.cancel
+      assert.strictEqual(cancelled.statuses.at(-1), "cancelled")
+      assert.include(cancelled.statuses, "cancelling")
+      assert.isTrue((yield* source.execute("query-status")).running)
+    }))
+})
