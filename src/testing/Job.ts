@@ -170,6 +170,11 @@ export type JobError = JobFailed | JobTimeout | JobEnded | QmpExecuteError
  */
 export interface StartOptions extends ExecuteOptions {
   readonly transcript?: Transcript | undefined
+  /**
+   * The id the job will have, for commands whose arguments do not name it (a `transaction`);
+   * the command is then sent as it is.
+   */
+  readonly id?: string | undefined
 }
 
 /**
@@ -206,7 +211,7 @@ export interface Job {
     status: JobStatus | ReadonlyArray<JobStatus>,
     options?: { readonly timeout?: Duration.DurationInput | undefined }
   ) => Effect.Effect<JobSnapshot, JobTimeout | JobEnded>
-  /** Waits for `ready` (iotests' `wait_ready`). */
+  /** Waits for `ready` and its `BLOCK_JOB_READY` event (iotests' `wait_ready`). */
   readonly waitReady: (
     options?: { readonly timeout?: Duration.DurationInput | undefined }
   ) => Effect.Effect<JobSnapshot, JobTimeout | JobEnded>
@@ -287,8 +292,8 @@ let generated = 0
 /**
  * Sends the command that creates a job (`blockdev-create`, `block-commit`, `drive-backup`,
  * `drive-mirror`, `block-stream`, ...) and returns a handle on the job, watched from before the
- * command was sent. Without a `job-id` or `device` argument, a `job-id` is added. The watch ends
- * with the scope.
+ * command was sent. The job's id is `options.id`, else the `job-id` argument, else `device`
+ * (QEMU's default); with none of them a `job-id` is added. The watch ends with the scope.
  *
  * @since 0.2.0
  * @category constructors
@@ -301,12 +306,13 @@ export const start = <K extends NameInput<CommandName>>(
   Effect.gen(function*() {
     const qmp = clientOf(target)
     const [given, options] = params as [Record<string, unknown> | undefined, StartOptions | undefined]
-    const id = jobIdOf(given) ?? `job${++generated}`
-    const args = jobIdOf(given) === undefined ? { ...given, "job-id": id } : given
+    const named = options?.id ?? jobIdOf(given)
+    const id = named ?? `job${++generated}`
+    const args = named === undefined ? { ...given, "job-id": id } : given
     const subscription = yield* qmp.subscribe
     const ref = yield* SubscriptionRef.make(initial(id))
     yield* Effect.forkScoped(watch(subscription.take, ref, id))
-    const { transcript, ...executeOptions } = options ?? {}
+    const { id: _id, transcript, ...executeOptions } = options ?? {}
     yield* sendLogged(qmp, transcript, command, args, executeOptions)
     return makeHandle(qmp, ref, id, transcript)
   })
@@ -373,7 +379,8 @@ const makeHandle = (
     snapshot: SubscriptionRef.get(ref),
     statuses: statusStream(ref),
     waitFor,
-    waitReady: (options) => waitFor("ready", options),
+    // Only block jobs get ready; QEMU sends BLOCK_JOB_READY right after the status change.
+    waitReady: (options) => untilStatus(ref, id, "ready", options?.timeout, hasReadyEvent),
     wait: (options) => driver.wait(options),
     complete: (options) =>
       waitFor("ready", options).pipe(
@@ -397,23 +404,27 @@ const statusStream = (ref: SubscriptionRef.SubscriptionRef<JobSnapshot>): Stream
     Stream.flattenIterables
   )
 
+const hasReadyEvent = (s: JobSnapshot) => s.events.some((event) => event.event === "BLOCK_JOB_READY")
+
 const ended = (s: JobSnapshot) => s.status === "null" || s.closed !== undefined
 
 const untilStatus = (
   ref: SubscriptionRef.SubscriptionRef<JobSnapshot>,
   id: string,
   status: JobStatus | ReadonlyArray<JobStatus>,
-  timeout: Duration.DurationInput | undefined
+  timeout: Duration.DurationInput | undefined,
+  also: (s: JobSnapshot) => boolean = () => true
 ): Effect.Effect<JobSnapshot, JobTimeout | JobEnded> => {
   const wanted: ReadonlyArray<JobStatus> = typeof status === "string" ? [status] : status
   const waitingFor = wanted.join(" or ")
   const budget = Duration.decode(timeout ?? "60 seconds")
+  const reached = (s: JobSnapshot) => wanted.includes(s.status) && also(s)
   return ref.changes.pipe(
-    Stream.filter((s) => wanted.includes(s.status) || ended(s) || s.status === "concluded"),
+    Stream.filter((s) => reached(s) || ended(s) || s.status === "concluded"),
     Stream.runHead,
     Effect.map(Option.getOrThrow),
     Effect.flatMap((s) =>
-      wanted.includes(s.status)
+      reached(s)
         ? Effect.succeed(s)
         : Effect.fail(new JobEnded({ id, waitingFor, history: s.history, error: s.error }))
     ),

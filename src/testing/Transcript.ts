@@ -178,6 +178,11 @@ export interface TranscriptOptions {
   readonly events?: ((event: QmpEvent) => boolean) | undefined
   /** Spread JSON over lines with this indent. Default: one line per value. */
   readonly indent?: number | undefined
+  /**
+   * Whether commands are logged before their replies (iotests' `qmp_log`), or only the replies
+   * (as shell-style iotests print them). Default: true.
+   */
+  readonly echo?: boolean | undefined
 }
 
 /**
@@ -187,7 +192,7 @@ export interface TranscriptOptions {
  * @category models
  */
 export interface LogExecuteOptions extends ExecuteOptions {
-  /** Whether the command itself is logged before its reply (iotests' `qmp_log`). Default: true. */
+  /** Whether the command itself is logged before its reply. Default: the transcript's `echo`. */
   readonly echo?: boolean | undefined
 }
 
@@ -249,7 +254,8 @@ export const make = (
     const text = locked(Effect.sync(() => state.flushText()))
     return {
       log: (entry, logOptions) => locked(Effect.sync(() => state.logAfter(entry, logOptions?.after))),
-      execute: (command, args, executeOptions) => locked(logExecute(qmp, state, command, args, executeOptions)),
+      execute: (command, args, executeOptions) =>
+        locked(logExecute(qmp, state, command, args, { echo: options.echo, ...executeOptions })),
       waitEvent: (name, waitOptions) => locked(waitLogged(subscription.take, state, name, waitOptions)),
       text,
       compare: (reference, compareOptions) =>
