@@ -56,11 +56,13 @@ cat > src/main.ts <<'TS'
 import { Effect } from "effect"
 import { Machine } from "effect-qemu"
 import { QmpCommandUnavailable } from "effect-qemu/QmpError"
+import { Assert } from "effect-qemu/testing"
 
 const program = Effect.scoped(Effect.gen(function*() {
   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
   const status = yield* vm.execute("query-status")
   const running: boolean = status.running
+  yield* Assert.qmp(yield* vm.raw("query-status"), "return/running", true)
   yield* vm.executeAndWait("stop", { event: "STOP" })
   const error = yield* Effect.flip(vm.execute("no-such-command" as "query-status"))
   if (!(error instanceof QmpCommandUnavailable)) throw new Error(`expected QmpCommandUnavailable, got ${error._tag}`)
