@@ -8,6 +8,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Machine from "../../src/Machine.js"
 import * as Job from "../../src/testing/Job.js"
+import * as Transcript from "../../src/testing/Transcript.js"
 import { noneArgs, tempDir } from "../kit/qemu.js"
 
 /** An empty machine with a 64 MiB null-co source `src` and a null-co target `tgt`. */
@@ -47,6 +48,25 @@ describe("Job", () => {
       assert.match(error.error, /Could not create '\/nonexistent-dir\/t.img': No such file or directory/)
       assert.include(error.history, "aborting")
       assert.deepStrictEqual(yield* vm.execute("query-jobs"), [])
+    }))
+
+  it.scopedLive("with a transcript, logs the command, the failure and the dismissal as iotests' run_job", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      const log = yield* Transcript.make(vm, { events: (event) => event.event !== "JOB_STATUS_CHANGE" })
+      const options = { driver: "file", filename: "/nonexistent-dir/t.img", size: 65536 } as const
+      yield* Effect.flip(Job.run(vm, "blockdev-create", { "job-id": "job0", options }, { transcript: log }))
+      assert.strictEqual(
+        yield* log.text,
+        [
+          `{"execute": "blockdev-create", "arguments": {"job-id": "job0", "options": {"driver": "file", "filename": "/nonexistent-dir/t.img", "size": 65536}}}`,
+          `{"return": {}}`,
+          `Job failed: Could not create '/nonexistent-dir/t.img': No such file or directory`,
+          `{"execute": "job-dismiss", "arguments": {"id": "job0"}}`,
+          `{"return": {}}`,
+          ``
+        ].join("\n")
+      )
     }))
 
   it.scopedLive("reports a failed block job with BLOCK_JOB_COMPLETED's error", () =>
