@@ -8,9 +8,16 @@
  *
  * @example
  * ```ts
- * const reply = yield* vm.raw("query-block-jobs")
- * yield* Assert.qmp(reply, "return[0]/status", "running")
- * Assert.assertQmp(reply, "return[0]/ready", false) // throws on a mismatch
+ * import { Effect } from "effect"
+ * import { Machine } from "effect-qemu"
+ * import { Assert } from "effect-qemu/testing"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+ *   const reply = yield* vm.raw("query-status")
+ *   yield* Assert.qmp(reply, "return/status", "running") // fails with QmpAssertionError
+ *   Assert.assertQmp(reply, "return/running", true) // throws on a mismatch
+ * }))
  * ```
  *
  * @since 0.2.0

@@ -10,11 +10,18 @@
  *
  * @example
  * ```ts
- * const outcome = yield* Job.run(vm, "blockdev-create", {
- *   "job-id": "job0",
- *   options: { driver: "file", filename: "/tmp/t.img", size: 1048576 }
- * })
- * // outcome.ended === "completed"
+ * import { Effect } from "effect"
+ * import { Machine } from "effect-qemu"
+ * import { Job } from "effect-qemu/testing"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+ *   const outcome = yield* Job.run(vm, "blockdev-create", {
+ *     "job-id": "job0",
+ *     options: { driver: "file", filename: `${vm.tempDir}/t.img`, size: 1048576 }
+ *   })
+ *   yield* Effect.log(outcome.ended) // "completed"
+ * }))
  * ```
  *
  * @since 0.2.0

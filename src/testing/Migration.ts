@@ -7,10 +7,18 @@
  *
  * @example
  * ```ts
- * const source = yield* Machine.make({ args: ["-M", "pc", "-nodefaults", "-m", "64"] })
- * const destination = yield* Machine.make({ args: ["-M", "pc", "-nodefaults", "-m", "64", "-incoming", "defer"] })
- * const result = yield* Migration.migrate(source, destination)
- * // result.source.statuses ends with "completed"
+ * import { Effect } from "effect"
+ * import { Machine } from "effect-qemu"
+ * import { Migration } from "effect-qemu/testing"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const source = yield* Machine.make({ args: ["-M", "none", "-nodefaults", "-m", "16M"] })
+ *   const destination = yield* Machine.make({
+ *     args: ["-M", "none", "-nodefaults", "-m", "16M", "-incoming", "defer"]
+ *   })
+ *   const result = yield* Migration.migrate(source, destination, { transport: "unix" })
+ *   yield* Effect.log(result.source.statuses) // ends with "completed"
+ * }))
  * ```
  *
  * @since 0.2.0

@@ -6,10 +6,17 @@
  *
  * @example
  * ```ts
- * const t = yield* Transcript.make(vm, { filters: Transcript.standardFilters({ testDir: dir }) })
- * yield* t.execute("blockdev-add", { "node-name": "drv0", driver: "null-co" })
- * yield* t.log("=== done ===")
- * yield* t.compare("test/iotests/reference/example.out")
+ * import { Effect } from "effect"
+ * import { Machine } from "effect-qemu"
+ * import { Transcript } from "effect-qemu/testing"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+ *   const t = yield* Transcript.make(vm, { filters: Transcript.standardFilters({ testDir: vm.tempDir }) })
+ *   yield* t.execute("blockdev-add", { "node-name": "drv0", driver: "null-co" })
+ *   yield* t.log("=== done ===")
+ *   yield* t.compare("test/reference/example.out")
+ * }))
  * ```
  *
  * @since 0.2.0
