@@ -34,11 +34,11 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { QmpTarget } from "../internal/qmpTarget.js"
-import { clientOf } from "../internal/qmpTarget.js"
+import { clientOf, timeoutOption } from "../internal/qmpTarget.js"
 import type { ExecuteOptions, QmpClient } from "../Qmp.js"
 import type { CommandName, CommandNameOf, CommandReturn, ExecuteParams, NameInput } from "../QmpCommands.js"
 import { untyped } from "../QmpCommands.js"
-import type { QmpDisconnected, QmpExecuteError, QmpProtocolError } from "../QmpError.js"
+import type { QmpArgumentError, QmpDisconnected, QmpExecuteError, QmpProtocolError } from "../QmpError.js"
 import { QmpCommandError } from "../QmpError.js"
 import type { QmpEvent } from "../QmpMessage.js"
 import type { Transcript } from "./Transcript.js"
@@ -217,11 +217,11 @@ export interface Job {
   readonly waitFor: (
     status: JobStatus | ReadonlyArray<JobStatus>,
     options?: { readonly timeout?: Duration.DurationInput | undefined }
-  ) => Effect.Effect<JobSnapshot, JobTimeout | JobEnded>
+  ) => Effect.Effect<JobSnapshot, JobTimeout | JobEnded | QmpArgumentError>
   /** Waits for `ready` and its `BLOCK_JOB_READY` event (iotests' `wait_ready`). */
   readonly waitReady: (
     options?: { readonly timeout?: Duration.DurationInput | undefined }
-  ) => Effect.Effect<JobSnapshot, JobTimeout | JobEnded>
+  ) => Effect.Effect<JobSnapshot, JobTimeout | JobEnded | QmpArgumentError>
   /** Takes the job to its end (see `WaitOptions`) and reports how it ended. */
   readonly wait: (options?: WaitOptions) => Effect.Effect<JobOutcome, JobError>
   /** Waits for `ready`, sends `job-complete`, then waits for the end. */
@@ -421,12 +421,11 @@ const untilStatus = (
   status: JobStatus | ReadonlyArray<JobStatus>,
   timeout: Duration.DurationInput | undefined,
   also: (s: JobSnapshot) => boolean = () => true
-): Effect.Effect<JobSnapshot, JobTimeout | JobEnded> => {
+): Effect.Effect<JobSnapshot, JobTimeout | JobEnded | QmpArgumentError> => {
   const wanted: ReadonlyArray<JobStatus> = typeof status === "string" ? [status] : status
   const waitingFor = wanted.join(" or ")
-  const budget = Duration.decode(timeout ?? "60 seconds")
   const reached = (s: JobSnapshot) => wanted.includes(s.status) && also(s)
-  return ref.changes.pipe(
+  const wait = ref.changes.pipe(
     Stream.filter((s) => reached(s) || ended(s) || s.status === "concluded"),
     Stream.runHead,
     Effect.map(Option.getOrThrow),
@@ -434,18 +433,31 @@ const untilStatus = (
       reached(s)
         ? Effect.succeed(s)
         : Effect.fail(new JobEnded({ id, waitingFor, history: s.history, error: s.error }))
-    ),
-    Effect.timeoutFail({
-      duration: budget,
-      onTimeout: () => new JobTimeout({ id, waitingFor, status: "undefined", timeout: budget })
-    }),
-    Effect.catchTag(
-      "JobTimeout",
-      (error) =>
-        Effect.flatMap(SubscriptionRef.get(ref), (s) => Effect.fail(new JobTimeout({ ...error, status: s.status })))
     )
   )
+  return bounded(wait, ref, id, waitingFor, timeout)
 }
+
+/** Bounds a wait on the job; the `JobTimeout` says which status the job was left in. */
+const bounded = <A, E>(
+  wait: Effect.Effect<A, E>,
+  ref: SubscriptionRef.SubscriptionRef<JobSnapshot>,
+  id: string,
+  waitingFor: string,
+  timeout: Duration.DurationInput | undefined
+): Effect.Effect<A, E | JobTimeout | QmpArgumentError> =>
+  Effect.flatMap(timeoutOption(`job ${id}: wait for ${waitingFor}`, timeout), (budget) =>
+    Effect.flatMap(
+      Effect.timeoutOption(wait, budget),
+      Option.match({
+        onSome: (value) => Effect.succeed(value),
+        onNone: () =>
+          Effect.flatMap(
+            SubscriptionRef.get(ref),
+            (s) => Effect.fail(new JobTimeout({ id, waitingFor, status: s.status, timeout: budget }))
+          )
+      })
+    ))
 
 /**
  * Takes a job through the steps it needs from the caller, each once and only while the job is
@@ -463,7 +475,6 @@ class Driver {
   ) {}
 
   wait(options: WaitOptions | undefined): Effect.Effect<JobOutcome, JobError> {
-    const budget = Duration.decode(options?.timeout ?? "60 seconds")
     const loop = (seen: number): Effect.Effect<JobOutcome, JobError> =>
       this.ref.changes.pipe(
         Stream.filter((s) => s.history.length > seen || s.closed !== undefined),
@@ -476,20 +487,7 @@ class Driver {
           )
         )
       )
-    return loop(0).pipe(
-      Effect.timeoutFail({
-        duration: budget,
-        onTimeout: () => new JobTimeout({ id: this.id, waitingFor: "the end", status: "undefined", timeout: budget })
-      }),
-      Effect.catchTag(
-        "JobTimeout",
-        (error) =>
-          Effect.flatMap(
-            SubscriptionRef.get(this.ref),
-            (s) => Effect.fail(new JobTimeout({ ...error, status: s.status }))
-          )
-      )
-    )
+    return bounded(loop(0), this.ref, this.id, "the end", options?.timeout)
   }
 
   /** Acts on the statuses from `seen` on; only the current one can still ask for a step. */

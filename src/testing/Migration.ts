@@ -33,9 +33,10 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { QmpTarget } from "../internal/qmpTarget.js"
-import { clientOf } from "../internal/qmpTarget.js"
+import { clientOf, timeoutOption } from "../internal/qmpTarget.js"
 import type { EventSubscription, FdError, QmpClient } from "../Qmp.js"
 import type { QmpDisconnected, QmpExecuteError, QmpProtocolError } from "../QmpError.js"
+import { QmpArgumentError } from "../QmpError.js"
 
 /**
  * How the migration stream travels: a UNIX socket (`unix:`), a socket pair handed to both QEMUs
@@ -225,6 +226,21 @@ const prepare = (
   })
 }
 
+const transports: ReadonlyArray<unknown> = ["unix", "fd", "file"]
+
+/** The caller's transport, or `unix`; anything else is refused before a command is sent. */
+const transportOption = (input: Transport | undefined): Effect.Effect<Transport, QmpArgumentError> =>
+  input === undefined || transports.includes(input)
+    ? Effect.succeed(input ?? "unix")
+    : Effect.fail(
+      new QmpArgumentError({
+        command: "migrate",
+        reason: "InvalidOption",
+        path: "transport",
+        detail: `expected "unix", "fd" or "file", got ${JSON.stringify(input) ?? String(input)}`
+      })
+    )
+
 /**
  * Starts migrating `source` to `destination` (started with `-incoming defer`). Both sides are
  * watched from before the first command, so no `MIGRATION` event is missed.
@@ -240,8 +256,8 @@ export const start = (
   Effect.gen(function*() {
     const source = clientOf(sourceTarget)
     const destination = clientOf(destinationTarget)
-    const timeout = Duration.decode(options.timeout ?? "60 seconds")
-    const transport = options.transport ?? "unix"
+    const timeout = yield* timeoutOption("migrate", options.timeout)
+    const transport = yield* transportOption(options.transport)
     const capabilities = ["events", ...(options.capabilities ?? [])]
     yield* setCapabilities(source, capabilities)
     yield* setCapabilities(destination, capabilities)

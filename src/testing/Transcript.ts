@@ -30,7 +30,7 @@ import * as Path from "node:path"
 import { lineDiff } from "../internal/lineDiff.js"
 import * as LogJson from "../internal/logJson.js"
 import type { QmpTarget } from "../internal/qmpTarget.js"
-import { clientOf } from "../internal/qmpTarget.js"
+import { clientOf, timeoutOption } from "../internal/qmpTarget.js"
 import type { ExecuteOptions, QmpClient } from "../Qmp.js"
 import type { QmpArgumentError, QmpDisconnected, QmpEventError, QmpProtocolError } from "../QmpError.js"
 import { QmpTimeout } from "../QmpError.js"
@@ -347,9 +347,12 @@ const waitLogged = (
       ? Effect.succeed(found)
       : Effect.zipRight(Effect.map(take, (event) => state.receive([event])), next)
   })
-  const timeout = Duration.decode(options?.timeout ?? "60 seconds")
   const operation = `transcript event ${names.join("|")}`
-  return Effect.timeoutFail(next, { duration: timeout, onTimeout: () => new QmpTimeout({ operation, timeout }) })
+  return Effect.flatMap(
+    timeoutOption(operation, options?.timeout),
+    (timeout) =>
+      Effect.timeoutFail(next, { duration: timeout, onTimeout: () => new QmpTimeout({ operation, timeout }) })
+  )
 }
 
 const compare = (

@@ -62,4 +62,18 @@ describe("Assert", () => {
       `at return/status: expected nothing, found "paused"`
     )
   })
+
+  it.effect("qmpAbsent and path as Effects: nothing at a path passes, a value there fails; path returns it", () =>
+    Effect.gen(function*() {
+      const reply = { return: [{ device: "drive0", offset: 0 }] }
+      yield* Assert.qmpAbsent(reply, "return[0]/error")
+      yield* Assert.qmpAbsent(reply, "return[1]")
+      const present = yield* Effect.flip(Assert.qmpAbsent(reply, "return[0]/offset"))
+      assert.strictEqual(present.reason, "Present")
+      assert.strictEqual(present.message, "at return[0]/offset: expected nothing, found 0")
+      assert.strictEqual(yield* Assert.path(reply, "return[0]/device"), "drive0")
+      const missing = yield* Effect.flip(Assert.path(reply, "return[0]/len"))
+      assert.strictEqual(missing.reason, "MissingPath")
+      assert.include(missing.message, `return[0] has no "len" (it has: device, offset)`)
+    }))
 })

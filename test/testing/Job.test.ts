@@ -208,4 +208,108 @@ describe("Job", () => {
       const error = yield* Effect.flip(job.waitReady())
       assert.strictEqual(error._tag, "JobEnded")
     }))
+
+  it.scopedLive("with auto-finalize and auto-dismiss on, wait sends nothing and sees the job through to null", () =>
+    Effect.gen(function*() {
+      const vm = yield* withNodes
+      const log = yield* Transcript.make(vm, { events: () => false })
+      const args = { "job-id": "b4", device: "src", target: "tgt", sync: "full" } as const
+      const outcome = yield* Job.run(vm, "blockdev-backup", args, { transcript: log })
+      // QEMU 7.2 pauses and resumes a backup as it starts: created, running, (paused, running,) waiting...
+      assert.strictEqual(outcome.history[0], "created")
+      assert.deepStrictEqual(outcome.history.slice(-4), ["waiting", "pending", "concluded", "null"])
+      assert.deepStrictEqual((yield* log.text).trimEnd().split("\n").map((line) => JSON.parse(line).execute), [
+        "blockdev-backup",
+        undefined
+      ])
+    }))
+
+  it.scopedLive("with auto-dismiss off, the job stays concluded and listed until wait dismisses it", () =>
+    Effect.gen(function*() {
+      const vm = yield* withNodes
+      const args = { "job-id": "b5", device: "src", target: "tgt", sync: "full", "auto-dismiss": false } as const
+      const job = yield* Job.start(vm, "blockdev-backup", args)
+      yield* job.waitFor("concluded")
+      assert.strictEqual(Option.getOrThrow(yield* job.info).status, "concluded")
+      const outcome = yield* job.wait()
+      assert.deepStrictEqual(outcome.history.slice(-2), ["concluded", "null"])
+      assert.deepStrictEqual(yield* vm.execute("query-jobs"), [])
+    }))
+
+  it.scopedLive("with auto-finalize off and auto-dismiss on, wait finalizes at pending and sends no dismiss", () =>
+    Effect.gen(function*() {
+      const vm = yield* withNodes
+      const log = yield* Transcript.make(vm, { events: () => false })
+      const args = { "job-id": "b6", device: "src", target: "tgt", sync: "full", "auto-finalize": false } as const
+      const job = yield* Job.start(vm, "blockdev-backup", args, { transcript: log })
+      yield* job.waitFor("pending")
+      assert.strictEqual(Option.getOrThrow(yield* job.info).status, "pending")
+      const outcome = yield* job.wait()
+      assert.deepStrictEqual(outcome.history.slice(-3), ["pending", "concluded", "null"])
+      const sent = (yield* log.text).trimEnd().split("\n").map((line) => JSON.parse(line).execute)
+      assert.deepStrictEqual(sent.filter((name) => name !== undefined), ["blockdev-backup", "job-finalize"])
+    }))
+
+  it.scopedLive("cancelWhenPending cancels a job held at pending: it ends cancelled through aborting", () =>
+    Effect.gen(function*() {
+      const vm = yield* withNodes
+      const args = { "job-id": "b7", device: "src", target: "tgt", sync: "full", "auto-finalize": false } as const
+      const job = yield* Job.start(vm, "blockdev-backup", args)
+      const outcome = yield* job.wait({ cancelWhenPending: true })
+      assert.strictEqual(outcome.ended, "cancelled")
+      assert.deepStrictEqual(outcome.history.slice(-4), ["pending", "aborting", "concluded", "null"])
+      assert.strictEqual(Option.getOrThrow(outcome.finalEvent).event, "BLOCK_JOB_CANCELLED")
+    }))
+
+  it.scopedLive("pause and resume show as paused and running; setSpeed lifts a throttle and the job completes", () =>
+    Effect.gen(function*() {
+      const vm = yield* withNodes
+      const args = { "job-id": "m8", device: "src", target: "tgt", sync: "full", speed: 1 } as const
+      const job = yield* Job.start(vm, "blockdev-mirror", args)
+      yield* job.waitFor("running")
+      yield* job.pause
+      yield* job.waitFor("paused")
+      assert.strictEqual(Option.getOrThrow(yield* job.info).status, "paused")
+      yield* job.resume
+      yield* job.waitFor("running")
+      yield* job.setSpeed(0)
+      const outcome = yield* job.complete()
+      assert.strictEqual(outcome.ended, "completed")
+      assert.deepStrictEqual(outcome.history, [
+        "created",
+        "running",
+        "paused",
+        "running",
+        "ready",
+        "waiting",
+        "pending",
+        "concluded",
+        "null"
+      ])
+    }))
+
+  it.scopedLive("a wait on a job whose QEMU quits fails with QmpDisconnected", () =>
+    Effect.gen(function*() {
+      const vm = yield* withNodes
+      const args = { "job-id": "b9", device: "src", target: "tgt", sync: "full", speed: 1 } as const
+      const job = yield* Job.start(vm, "blockdev-backup", args)
+      yield* job.waitFor("running")
+      const waiting = yield* Effect.fork(job.wait())
+      yield* vm.execute("quit")
+      const error = yield* Effect.flip(Fiber.join(waiting))
+      assert.strictEqual(error._tag, "QmpDisconnected")
+    }))
+
+  it.scopedLive("a timeout that is no positive duration fails with QmpArgumentError, not a defect", () =>
+    Effect.gen(function*() {
+      const vm = yield* withNodes
+      const args = { "job-id": "b10", device: "src", target: "tgt", sync: "full", speed: 1 } as const
+      const job = yield* Job.start(vm, "blockdev-backup", args)
+      const bad = yield* Effect.flip(job.waitFor("ready", { timeout: "soon" as never }))
+      assert.strictEqual(bad._tag, "QmpArgumentError")
+      if (bad._tag === "QmpArgumentError") assert.strictEqual(bad.reason, "InvalidOption")
+      const negative = yield* Effect.flip(job.wait({ timeout: -5 }))
+      assert.strictEqual(negative._tag, "QmpArgumentError")
+      assert.strictEqual((yield* job.cancel()).ended, "cancelled")
+    }))
 })

@@ -54,4 +54,19 @@ describe("Migration", () => {
       assert.include(cancelled.statuses, "cancelling")
       assert.isTrue((yield* source.execute("query-status")).running)
     }))
+
+  it.scopedLive("refuses a transport it does not know with QmpArgumentError before either side is touched", () =>
+    Effect.gen(function*() {
+      const [source, destination] = yield* pair()
+      const error = yield* Effect.flip(Migration.migrate(source, destination, { transport: "tcp" as never }))
+      assert.strictEqual(error._tag, "QmpArgumentError")
+      if (error._tag === "QmpArgumentError") {
+        assert.strictEqual(error.path, "transport")
+        assert.include(error.message, `expected "unix", "fd" or "file", got "tcp"`)
+      }
+      const info = yield* source.execute("query-migrate")
+      assert.isUndefined((info as { status?: string }).status)
+      const capabilities = yield* source.execute("query-migrate-capabilities")
+      assert.isFalse(capabilities.find((c) => c.capability === "events")?.state)
+    }))
 })

@@ -100,4 +100,41 @@ describe("Transcript against real QEMU", () => {
       assert.match(changed.diff, /^- .*"paused".*$/m)
       assert.match(changed.diff, /^\+ .*"running".*$/m)
     }))
+
+  it.scopedLive("logs only the events the events option keeps, spread over lines with indent", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      const t = yield* Transcript.make(vm, { events: (event) => event.event === "RESUME", indent: 2, echo: false })
+      yield* t.execute("stop")
+      yield* t.execute("cont")
+      assert.strictEqual(
+        yield* t.text,
+        [
+          `{`,
+          `  "return": {}`,
+          `}`,
+          `{`,
+          `  "return": {}`,
+          `}`,
+          `{`,
+          `  "timestamp": {`,
+          `    "seconds": "SECS",`,
+          `    "microseconds": "USECS"`,
+          `  },`,
+          `  "event": "RESUME"`,
+          `}`,
+          ``
+        ].join("\n")
+      )
+    }))
+
+  it.scopedLive("waitEvent with a timeout that is no duration fails with QmpArgumentError", () =>
+    Effect.gen(function*() {
+      const vm = yield* Machine.make({ args: noneArgs })
+      const t = yield* Transcript.make(vm)
+      const error = yield* Effect.flip(t.waitEvent("STOP", { timeout: 0 }))
+      assert.strictEqual(error._tag, "QmpArgumentError")
+      const late = yield* Effect.flip(t.waitEvent("STOP", { timeout: "50 millis" }))
+      assert.strictEqual(late._tag, "QmpTimeout")
+    }))
 })
