@@ -182,8 +182,13 @@ const repl = (client: Qmp.QmpClient, terminal: Terminal, session: Session) =>
     }
   })
 
+// The event's name first, then its data and timestamp: easier to scan in a shell than QEMU's order.
 const printEvents = (client: Qmp.QmpClient, terminal: Terminal) =>
-  client.events.pipe(Stream.runForEach((event) => terminal.say(pretty(event))))
+  client.events.pipe(
+    Stream.runForEach(({ data, event, timestamp, ...rest }) =>
+      terminal.say(pretty({ event, data, timestamp, ...rest }))
+    )
+  )
 
 /** Prints why the connection ended and sets the exit status: 0 after a `quit` the user sent. */
 const connectionEnded = (reason: string, quitSent: boolean) =>
