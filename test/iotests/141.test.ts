@@ -1,13 +1,14 @@
 // iotests 141: a node with a block job on it cannot be deleted until the job is gone. Script
 // style: the transcript is compared with test/iotests/141.out (update it with
 // EFFECT_QEMU_UPDATE_REFERENCE=1).
-import { assert, it } from "@effect/vitest"
+import { assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Machine from "../../src/Machine.js"
 import { Job, Transcript } from "../../src/testing/index.js"
-import { imgfmt, qemuImg, qemuIo, scratch } from "./kit.js"
+import { imgfmt, iotests, tools } from "./kit.js"
 
 /**
  * Adds drv0, starts the job, checks that drv0 cannot be deleted while it runs (once ready, for
@@ -33,43 +34,45 @@ const testBlockjob = (
     assert.deepStrictEqual(deleted, { return: {} })
   })
 
-it.scopedLive("141: block jobs keep their nodes from being deleted", () =>
-  Effect.gen(function*() {
-    const { dir, file } = yield* scratch
-    const [b, m, t, o] = ["b", "m", "t", "o"].map((name) => file(`${name}.${imgfmt}`))
-    yield* qemuImg("create", "-f", imgfmt, b, "1M")
-    yield* qemuImg("create", "-f", imgfmt, "-b", b, "-F", imgfmt, m, "1M")
-    yield* qemuImg("create", "-f", imgfmt, "-b", m, "-F", imgfmt, t, "1M")
-    const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
-    const log = yield* Transcript.make(vm, {
-      echo: false,
-      filters: Transcript.standardFilters({ testDir: dir, imageFormat: imgfmt })
-    })
-    const section = (title: string) => log.log(`\n=== ${title} ===\n`)
-    const qemuIoLogged = (image: string, command: string) =>
-      Effect.flatMap(qemuIo(image, command), (output) => log.log(output.split("\n")[0]))
-    const target = { "job-id": "job0", device: "drv0", target: o, format: imgfmt, sync: "none" }
+iotests("141", (it) => {
+  it.scoped("block jobs keep their nodes from being deleted", () =>
+    Effect.gen(function*() {
+      const [img, io] = yield* tools
+      const b = yield* img.scopedImage({ format: imgfmt, size: "1M", name: `b.${imgfmt}` })
+      const m = yield* img.scopedOverlay(b, { format: imgfmt, backingFormat: imgfmt, size: "1M", name: `m.${imgfmt}` })
+      const t = yield* img.scopedOverlay(m, { format: imgfmt, backingFormat: imgfmt, size: "1M", name: `t.${imgfmt}` })
+      const o = Path.join(Path.dirname(t), `o.${imgfmt}`)
+      const vm = yield* Machine.make({ args: ["-M", "none", "-nodefaults"] })
+      const log = yield* Transcript.make(vm, {
+        echo: false,
+        filters: Transcript.standardFilters({ imageFormat: imgfmt })
+      })
+      const section = (title: string) => log.log(`\n=== ${title} ===\n`)
+      const qemuIoLogged = (image: string, command: string) =>
+        Effect.flatMap(io.run(image, command, { format: imgfmt }), (output) => log.log(output.split("\n")[0]))
+      const target = { "job-id": "job0", device: "drv0", target: o, format: imgfmt, sync: "none" }
 
-    yield* section("Testing drive-backup")
-    yield* testBlockjob(log, vm, t, ["drive-backup", target], { ready: false, end: "BLOCK_JOB_CANCELLED" })
-    yield* section("Testing drive-mirror")
-    yield* testBlockjob(log, vm, t, ["drive-mirror", target], { ready: true, end: "BLOCK_JOB_COMPLETED" })
-    yield* section("Testing active block-commit")
-    yield* testBlockjob(log, vm, t, ["block-commit", { "job-id": "job0", device: "drv0" }], {
-      ready: true,
-      end: "BLOCK_JOB_COMPLETED"
-    })
-    yield* section("Testing non-active block-commit")
-    yield* qemuIoLogged(m, "write 0 1M")
-    yield* testBlockjob(log, vm, t, ["block-commit", { "job-id": "job0", device: "drv0", top: m, speed: 1 }], {
-      ready: false,
-      end: "BLOCK_JOB_CANCELLED"
-    })
-    yield* section("Testing block-stream")
-    yield* qemuIoLogged(b, "write 0 1M")
-    yield* testBlockjob(log, vm, t, ["block-stream", { "job-id": "job0", device: "drv0", speed: 1 }], {
-      ready: false,
-      end: "BLOCK_JOB_CANCELLED"
-    })
-    yield* log.compare(fileURLToPath(new URL("141.out", import.meta.url)))
-  }))
+      yield* section("Testing drive-backup")
+      yield* testBlockjob(log, vm, t, ["drive-backup", target], { ready: false, end: "BLOCK_JOB_CANCELLED" })
+      yield* section("Testing drive-mirror")
+      yield* testBlockjob(log, vm, t, ["drive-mirror", target], { ready: true, end: "BLOCK_JOB_COMPLETED" })
+      yield* section("Testing active block-commit")
+      yield* testBlockjob(log, vm, t, ["block-commit", { "job-id": "job0", device: "drv0" }], {
+        ready: true,
+        end: "BLOCK_JOB_COMPLETED"
+      })
+      yield* section("Testing non-active block-commit")
+      yield* qemuIoLogged(m, "write 0 1M")
+      yield* testBlockjob(log, vm, t, ["block-commit", { "job-id": "job0", device: "drv0", top: m, speed: 1 }], {
+        ready: false,
+        end: "BLOCK_JOB_CANCELLED"
+      })
+      yield* section("Testing block-stream")
+      yield* qemuIoLogged(b, "write 0 1M")
+      yield* testBlockjob(log, vm, t, ["block-stream", { "job-id": "job0", device: "drv0", speed: 1 }], {
+        ready: false,
+        end: "BLOCK_JOB_CANCELLED"
+      })
+      yield* log.compare(fileURLToPath(new URL("141.out", import.meta.url)))
+    }))
+})
