@@ -6,12 +6,12 @@ import * as Machine from "../../src/Machine.js"
 import { Assert } from "../../src/testing/index.js"
 import { imgfmt, iotests, tools } from "./kit.js"
 
-/** base <- test with 16 MiB of data (the original writes 128), behind a throttle node limited to 1 KiB/s. */
+/** base <- test with 128 MiB of data, behind a throttle node limited to 1 KiB/s. */
 const setUp = Effect.gen(function*() {
   const [img, io] = yield* tools
   const base = yield* img.scopedImage({ format: imgfmt, size: "1G", name: "base.img" })
   const test = yield* img.scopedOverlay(base, { format: imgfmt, backingFormat: imgfmt, name: "test.img" })
-  yield* io.run(test, "write -P0x5d 1M 16M", { format: imgfmt })
+  yield* io.run(test, "write -P0x5d 1M 128M", { format: imgfmt })
   const vm = yield* Machine.make({
     args: [
       "-M",
