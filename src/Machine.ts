@@ -30,6 +30,7 @@ import { parentDeathWrapper } from "./internal/parentDeath.js"
 import { createTempDir } from "./internal/tempDir.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
+import { readPorts } from "./internal/usernet.js"
 import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
 import * as MachineConfig from "./MachineConfig.js"
 import { AbnormalShutdown, formatCommandLine, LaunchError, MachineConfigError } from "./MachineError.js"
@@ -95,6 +96,14 @@ export interface MachineService {
    * @since 0.2.0
    */
   readonly guestAgent: GuestAgent.GuestAgentService
+  /**
+   * The host port on 127.0.0.1 that forwards to each guest TCP port of the config's `ports`, e.g.
+   * `ports.get(22)`; empty without `ports`. QEMU bound each one itself, so it is free and stays
+   * the machine's until QEMU exits.
+   *
+   * @since 0.2.0
+   */
+  readonly ports: ReadonlyMap<number, number>
   /** Shorthands for the QMP client's operations. */
   readonly execute: QmpClient["execute"]
   readonly raw: QmpClient["raw"]
@@ -273,14 +282,19 @@ const launch = (config: ResolvedConfig) =>
             })
           )
         )
-      return { qmp, console }
+      const ports = yield* readPorts(qmp, config.ports ?? []).pipe(
+        Effect.mapError((detail) =>
+          new LaunchError({ reason: "Network", name: config.name, detail, commandLine: process.commandLine })
+        )
+      )
+      return { qmp, console, ports }
     })
 
     const launchTimeout = Duration.decode(config.launchTimeout)
     // Over a socketpair, QEMU's exit closes the monitor and the connection attempt reports it;
     // a listener would wait on, so there the exit is watched for too.
     const ready = listener === undefined ? connect : Effect.raceFirst(connect, exitedEarly)
-    const { console, qmp } = yield* ready
+    const { console, ports, qmp } = yield* ready
       .pipe(
         Effect.timeoutFail({
           duration: launchTimeout,
@@ -297,7 +311,7 @@ const launch = (config: ResolvedConfig) =>
     const guestAgent = agentFd === undefined
       ? GuestAgent.unavailable(config.name, `machine "${config.name}" was launched without guestAgent: true`)
       : yield* Effect.orDie(GuestAgent.make({ socket: process.stdio[agentFd]!, name: config.name }))
-    return { tempDir, process, qmp, console, guestAgent }
+    return { tempDir, process, qmp, console, guestAgent, ports }
   })
 
 /**
@@ -383,7 +397,7 @@ const makeResolved = (
       withHotSpan("Machine.launch", { "machine.name": name })
     )
     Metering.launchEnded((performance.now() - launchStarted) / 1000)
-    const { console, guestAgent, process, qmp, tempDir } = launched
+    const { console, guestAgent, ports, process, qmp, tempDir } = launched
     // Running until QEMU exits or the scope is released, whichever comes first.
     const notRunning = Metering.machineRunning()
     yield* Scope.addFinalizer(scope, Effect.sync(notRunning))
@@ -461,6 +475,7 @@ const makeResolved = (
       qmp,
       console,
       guestAgent,
+      ports,
       execute: qmp.execute,
       raw: qmp.raw,
       waitEvent: qmp.waitEvent,

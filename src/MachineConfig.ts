@@ -129,6 +129,13 @@ export const MachineConfig = Schema.Struct({
   machineType: Schema.optional(NonEmpty("name a machine type, e.g. pc or q35, or leave it out")),
   /** A serial console on a socketpair (Python's `QEMUMachine.set_console`). */
   console: Schema.optional(ConsoleConfig),
+  /**
+   * Guest TCP ports reachable from this host: a NIC on user-mode networking forwards each from a
+   * free port on 127.0.0.1 that QEMU binds (see `Machine.ports` for the host port of each).
+   */
+  ports: Schema.optional(Schema.Array(Schema.Int.pipe(Schema.between(1, 65535)))),
+  /** The NIC the forwarded ports go through, e.g. `e1000`. Default: `virtio-net-pci`. */
+  nicModel: Schema.optional(NonEmpty("name a NIC device, e.g. virtio-net-pci or e1000, or leave it out")),
   /** Descriptors handed to QEMU at launch with `-add-fd`. */
   fds: Schema.optionalWith(Schema.Array(LaunchFdConfig), { default: () => [] }),
   /** Kill QEMU when this process dies (Linux, through `setpriv --pdeathsig KILL`). */
@@ -209,6 +216,20 @@ const isDirectory = (path: string) => {
   }
 }
 
+/** Forwarded ports: each once, read through the monitor, and a NIC model only with them. */
+const checkPorts = (config: typeof MachineConfig.Type): { field: string; detail: string } | undefined => {
+  if (config.nicModel !== undefined && config.ports === undefined) {
+    return { field: "nicModel", detail: "a NIC model without ports; add ports (an empty list for none) or drop it" }
+  }
+  if (config.ports === undefined) return undefined
+  const twice = config.ports.findIndex((port, index) => config.ports!.indexOf(port) !== index)
+  if (twice >= 0) return { field: `ports.${twice}`, detail: `port ${config.ports[twice]} is listed twice` }
+  if (!config.qmp && config.ports.length > 0) {
+    return { field: "ports", detail: "the host ports QEMU picks are read through QMP; qmp is false" }
+  }
+  return undefined
+}
+
 /**
  * Decodes and checks a configuration. Pure apart from reading the file system: nothing is
  * created.
@@ -272,6 +293,8 @@ export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig
         `the directory of "${config.console.logFile}" does not exist; create it or pick another path`
       )
     }
+    const ports = checkPorts(config)
+    if (ports !== undefined) return fail(ports.field, ports.detail)
     const fds = fdArgs({ fds: config.fds, firstChildFd: 3 })
     if (Either.isLeft(fds)) return fail(`fds.${fds.left.index}.${fds.left.field}`, fds.left.message)
     return Effect.succeed({ ...config, name, baseTempDir })

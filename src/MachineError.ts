@@ -41,6 +41,7 @@ export class LaunchError extends Data.TaggedError("LaunchError")<{
     | "ExitedEarly"
     | "MonitorFailed"
     | "Timeout"
+    | "Network"
   /** The machine's name. */
   readonly name: string
   /** What happened, in a sentence. */

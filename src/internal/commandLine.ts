@@ -5,6 +5,7 @@
  */
 import { escape } from "../CommandLine.js"
 import type { ResolvedConfig } from "../MachineConfig.js"
+import { netArgs } from "./usernet.js"
 
 /** Builds the library's part of the command line (what every QEMU gets: no display, no VGA, the monitor, the console). */
 export const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefined, consoleFd: number | undefined) => {
@@ -17,6 +18,7 @@ export const baseArgs = (config: ResolvedConfig, monitorChardev: string | undefi
     if (config.console.deviceType === undefined) args.push("-serial", "chardev:console")
     else args.push("-device", `${escape(config.console.deviceType)},chardev=console`)
   }
+  if (config.ports !== undefined) args.push(...netArgs(config.ports, config.nicModel ?? "virtio-net-pci"))
   return args
 }
 
