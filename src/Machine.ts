@@ -39,6 +39,7 @@ import * as QemuProcess from "./QemuProcess.js"
 import * as Qmp from "./Qmp.js"
 import type { QmpClient } from "./Qmp.js"
 import type { QmpEvent } from "./QmpMessage.js"
+import * as Wait from "./Wait.js"
 
 export type {
   /**
@@ -335,7 +336,7 @@ const launch = (config: ResolvedConfig) =>
  */
 export const make = (
   input: MachineConfigInput = {}
-): Effect.Effect<MachineService, MachineConfigError | LaunchError, Scope.Scope> =>
+): Effect.Effect<MachineService, MachineConfigError | LaunchError | Wait.WaitError, Scope.Scope> =>
   Effect.flatMap(
     MachineConfig.resolve(input),
     (config) =>
@@ -367,7 +368,7 @@ export const make = (
 export const relaunch = (
   machine: MachineService,
   extension: MachineConfig.MachineConfigExtension = {}
-): Effect.Effect<MachineService, AbnormalShutdown | MachineConfigError | LaunchError, Scope.Scope> =>
+): Effect.Effect<MachineService, AbnormalShutdown | MachineConfigError | LaunchError | Wait.WaitError, Scope.Scope> =>
   Effect.gen(function*() {
     const input = MachineConfig.extend(machine.config, extension)
     // A bad extension is refused while the machine still runs.
@@ -379,7 +380,7 @@ export const relaunch = (
 const makeResolved = (
   config: ResolvedConfig,
   input: MachineConfigInput
-): Effect.Effect<MachineService, LaunchError, Scope.Scope> =>
+): Effect.Effect<MachineService, LaunchError | Wait.WaitError, Scope.Scope> =>
   Effect.gen(function*() {
     const name = config.name
     const outer = yield* Effect.scope
@@ -496,6 +497,12 @@ const makeResolved = (
       exitStatus: process.exitStatus,
       log: Effect.suspend(() => keptLog !== undefined ? Effect.succeed(keptLog) : readLog)
     }
+    if (config.waitFor !== undefined) {
+      // not ready: stopped now, as a failed launch is, rather than when the caller's scope ends
+      yield* Wait.until(service, config.waitFor).pipe(
+        Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+      )
+    }
     return service
   })
 
@@ -511,7 +518,7 @@ export const layer = (
   config: MachineConfigInput = {}
 ): Layer.Layer<
   Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess | GuestAgent.GuestAgent,
-  MachineConfigError | LaunchError
+  MachineConfigError | LaunchError | Wait.WaitError
 > =>
   Layer.scopedContext(
     Effect.map(make(config), (machine) =>
@@ -546,5 +553,5 @@ export const layerConfig = (
   config: Config.Config.Wrap<MachineConfigInput>
 ): Layer.Layer<
   Machine | Qmp.Qmp | Console.Console | QemuProcess.QemuProcess | GuestAgent.GuestAgent,
-  MachineConfigError | LaunchError | EffectConfigError.ConfigError
+  MachineConfigError | LaunchError | Wait.WaitError | EffectConfigError.ConfigError
 > => Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))

@@ -16,6 +16,8 @@ import { fdArgs } from "./internal/fdArgs.js"
 import { decodeTimeout } from "./internal/timer.js"
 import { MachineConfigError } from "./MachineError.js"
 import type { QmpOptions } from "./Qmp.js"
+import type { Strategy } from "./Wait.js"
+import { isStrategy } from "./Wait.js"
 
 /**
  * A timeout as Effect accepts it: `"30 seconds"`, a number of milliseconds, or a `Duration`.
@@ -136,6 +138,15 @@ export const MachineConfig = Schema.Struct({
   ports: Schema.optional(Schema.Array(Schema.Int.pipe(Schema.between(1, 65535)))),
   /** The NIC the forwarded ports go through, e.g. `e1000`. Default: `virtio-net-pci`. */
   nicModel: Schema.optional(NonEmpty("name a NIC device, e.g. virtio-net-pci or e1000, or leave it out")),
+  /**
+   * What "ready" means: the machine is handed over only once this strategy is met (see `Wait`);
+   * if it is not, the machine is stopped and the launch fails with `WaitError`.
+   */
+  waitFor: Schema.optional(
+    Schema.declare((u: unknown): u is Strategy => isStrategy(u), {
+      message: () => "expected a wait strategy, e.g. Wait.forConsole(\"login:\")"
+    })
+  ),
   /** Descriptors handed to QEMU at launch with `-add-fd`. */
   fds: Schema.optionalWith(Schema.Array(LaunchFdConfig), { default: () => [] }),
   /** Kill QEMU when this process dies (Linux, through `setpriv --pdeathsig KILL`). */

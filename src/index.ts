@@ -152,3 +152,11 @@ export * as QemuIo from "./QemuIo.js"
  * @since 0.2.0
  */
 export * from "./ImageError.js"
+
+/**
+ * Wait strategies: what "ready" means for a machine (console patterns, QMP events, forwarded
+ * ports, guest commands), composed with `all` and `any` under one deadline.
+ *
+ * @since 0.2.0
+ */
+export * as Wait from "./Wait.js"

@@ -1,23 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Net from "node:net"
-import * as Machine from "../src/Machine.js"
 import * as MachineConfig from "../src/MachineConfig.js"
-import * as Shell from "../src/Shell.js"
-import { netGuest, netUp } from "./kit/netGuest.js"
-import { shellGuestArgs } from "./kit/shellGuest.js"
-
-/** Boots the Linux guest with `ports` forwarded, logs in and brings its network up. */
-export const networked = (ports: ReadonlyArray<number>) =>
-  Effect.gen(function*() {
-    const guest = yield* netGuest
-    const vm = yield* Machine.make({ console: {}, ports, args: shellGuestArgs(guest) })
-    yield* Shell.login(vm.console, { user: "root", password: "secret", timeout: "60 seconds" })
-    const shell = Shell.fromConsole(vm.console)
-    yield* shell.sync({ timeout: "20 seconds" })
-    expect(yield* shell.run(netUp)).toMatchObject({ exitCode: 0 })
-    return { vm, shell }
-  })
+import { networked } from "./kit/netGuest.js"
 
 /** Connects to 127.0.0.1:port, sends `text` and half-closes, and returns all the server sent. */
 const exchange = (port: number, text: string) =>

@@ -8,8 +8,10 @@ import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Zlib from "node:zlib"
+import * as Machine from "../../src/Machine.js"
+import * as Shell from "../../src/Shell.js"
 import type { ShellGuest } from "./shellGuest.js"
-import { cpio, debFor, kernelPackage, run, shellGuest } from "./shellGuest.js"
+import { cpio, debFor, kernelPackage, run, shellGuest, shellGuestArgs } from "./shellGuest.js"
 
 const cacheRoot = Path.resolve(import.meta.dirname, "../../node_modules/.cache/effect-qemu-shell-guest")
 
@@ -66,3 +68,16 @@ export const netGuest: Effect.Effect<ShellGuest> = Effect.flatMap(shellGuest, (b
     Fs.mkdirSync(directory, { recursive: true })
     return build(directory, base)
   }))
+
+/** Boots the Linux guest with `ports` forwarded, logs in and brings its network up. */
+export const networked = (ports: ReadonlyArray<number>) =>
+  Effect.gen(function*() {
+    const guest = yield* netGuest
+    const vm = yield* Machine.make({ console: {}, ports, args: shellGuestArgs(guest) })
+    yield* Shell.login(vm.console, { user: "root", password: "secret", timeout: "60 seconds" })
+    const shell = Shell.fromConsole(vm.console)
+    yield* shell.sync({ timeout: "20 seconds" })
+    const up = yield* shell.run(netUp)
+    if (up.exitCode !== 0) return yield* Effect.dieMessage(`bringing the guest's network up failed: ${up.stdout}`)
+    return { vm, shell }
+  })
