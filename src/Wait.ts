@@ -273,12 +273,16 @@ export const forPort = (guestPort: number, options: ForPortOptions = {}): Strate
       const forwarded = [...target.ports.keys()].join(", ") || "none"
       return Effect.fail(`guest port ${guestPort} is not forwarded (forwarded: ${forwarded}); add it to ports`)
     }
-    const interval = Either.getOrElse(decodeTimeout(options.interval ?? "200 millis"), () => Duration.millis(200))
+    const interval = decodeTimeout(options.interval ?? "200 millis")
+    if (Either.isLeft(interval)) return Effect.fail(`interval: ${interval.left}`)
     const attempt: Effect.Effect<void, string> = probePort(target.qmp, guestPort, hostPort).pipe(
       Effect.flatMap((outcome) =>
         outcome === "accepted"
           ? Effect.void
-          : Effect.zipRight(Effect.sync(() => context.note(outcome)), Effect.zipRight(Effect.sleep(interval), attempt))
+          : Effect.zipRight(
+            Effect.sync(() => context.note(outcome)),
+            Effect.zipRight(Effect.sleep(interval.right), attempt)
+          )
       )
     )
     return attempt
@@ -308,18 +312,19 @@ export interface ForCommandOptions {
 export const forCommand = (command: string, options: ForCommandOptions = {}): Strategy =>
   make(`command ${JSON.stringify(command)}`, (target, context) =>
     Effect.gen(function*() {
+      const interval = decodeTimeout(options.interval ?? "1 second")
+      if (Either.isLeft(interval)) return yield* Effect.fail(`interval: ${interval.left}`)
       const reader = yield* target.console.reader()
       const shell = Shell.fromConsole({ ...target.console, waitFor: reader.waitFor }, options.shell)
-      const interval = Either.getOrElse(decodeTimeout(options.interval ?? "1 second"), () => Duration.seconds(1))
       while (true) {
         const result = yield* shell.run(command, { timeout: context.remaining() }).pipe(
           Effect.onInterrupt(() => Effect.ignore(shell.interrupt))
         )
         if (result.exitCode === 0) return
         context.note(`exit code ${result.exitCode}${result.stdout === "" ? "" : `: ${lastLine(result.stdout)}`}`)
-        yield* Effect.sleep(interval)
+        yield* Effect.sleep(interval.right)
       }
-    }).pipe(Effect.mapError((error) => error.message)))
+    }).pipe(Effect.mapError((error) => typeof error === "string" ? error : error.message)))
 
 const lastLine = (text: string): string => printable(text.trimEnd().split("\n").pop() ?? "")
 

@@ -1,7 +1,9 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
 import * as Fs from "node:fs"
+import * as Console from "../src/Console.js"
 import * as Machine from "../src/Machine.js"
+import type { QmpClient } from "../src/Qmp.js"
 import * as Shell from "../src/Shell.js"
 import * as Wait from "../src/Wait.js"
 import { networked } from "./kit/netGuest.js"
@@ -166,5 +168,28 @@ describe("Wait strategies on a Linux guest", () => {
       expect(wait.recent).toContain("login:")
       // released already (the temp directory goes last), not when this test's scope ends
       expect(Fs.readdirSync(dir)).toEqual([])
+    }))
+})
+
+describe("Wait inputs", () => {
+  // enough of a machine for checks that fail before asking QEMU anything
+  const target: Wait.WaitTarget = {
+    name: "vm-input",
+    console: Console.unavailable("no console"),
+    qmp: {} as QmpClient,
+    ports: new Map([[22, 40022]])
+  }
+
+  it.live("a bad interval or timeout fails the wait at once, saying what to give instead", () =>
+    Effect.gen(function*() {
+      const interval = yield* Effect.flip(Wait.until(target, Wait.forPort(22, { interval: -1 })))
+      expect(unmetOf(interval)).toEqual([["port 22", "interval: expected a positive duration, got -1", false]])
+      const inner = yield* Effect.flip(
+        Wait.until(target, Wait.all([Wait.forPort(22).pipe(Wait.withTimeout("soon" as Duration.DurationInput))]))
+      )
+      expect(inner.unmet[0].reason).toContain("timeout: expected a duration such as \"30 seconds\"")
+      const outer = yield* Effect.flip(Wait.until(target, Wait.forPort(22), { timeout: 0 }))
+      expect(outer.unmet[0].reason).toBe("timeout: expected a positive duration, got 0")
+      expect(outer.message).toContain("(no console output)")
     }))
 })
