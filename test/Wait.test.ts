@@ -141,7 +141,8 @@ describe("Wait strategies on a Linux guest", () => {
         reason: expect.stringContaining("not forwarded (forwarded: 8080)"),
         timedOut: false
       })
-      yield* shell.run("(sleep 2; nc -l -p 8080 < /dev/null) > /dev/null 2>&1 &")
+      // stdin kept open: nc holds the connection it accepts until the other side closes it
+      yield* shell.run("(sleep 2; sleep 1000 | nc -l -p 8080) > /dev/null 2>&1 &")
       const started = Date.now()
       yield* Wait.until(vm, Wait.forPort(8080), { timeout: "30 seconds" })
       expect(Date.now() - started).toBeGreaterThanOrEqual(1500)
