@@ -30,7 +30,7 @@ import { parentDeathWrapper } from "./internal/parentDeath.js"
 import { createTempDir } from "./internal/tempDir.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
-import { readPorts } from "./internal/usernet.js"
+import { readPorts, refusedNetwork } from "./internal/usernet.js"
 import type { MachineConfigInput, ResolvedConfig } from "./MachineConfig.js"
 import * as MachineConfig from "./MachineConfig.js"
 import { AbnormalShutdown, formatCommandLine, LaunchError, MachineConfigError } from "./MachineError.js"
@@ -229,9 +229,14 @@ const launch = (config: ResolvedConfig) =>
       Effect.flatMap(process.readLog, (log) =>
         Effect.fail(
           new LaunchError({
-            reason: "ExitedEarly",
+            ...(config.ports !== undefined && refusedNetwork(log)
+              ? {
+                reason: "Network",
+                detail: `QEMU ${describeExit(status)}: it refused the NIC or the user network of the forwarded ports ` +
+                  "(the machine needs a bus for the NIC model, and QEMU needs user networking)"
+              }
+              : { reason: "ExitedEarly", detail: `QEMU ${describeExit(status)} before its monitor was ready` }),
             name: config.name,
-            detail: `QEMU ${describeExit(status)} before its monitor was ready`,
             commandLine: process.commandLine,
             exitCode: status.code,
             signal: status.signal,

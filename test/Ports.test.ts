@@ -1,8 +1,12 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as Net from "node:net"
+import * as Machine from "../src/Machine.js"
 import * as MachineConfig from "../src/MachineConfig.js"
-import { networked } from "./kit/netGuest.js"
+import type { LaunchError, MachineConfigError } from "../src/MachineError.js"
+import { failsLeavingNothing } from "./kit/leftovers.js"
+import { loggedIn } from "./kit/linuxMachine.js"
+import { noneArgs, tempDir } from "./kit/qemu.js"
 
 /** Connects to 127.0.0.1:port, sends `text` and half-closes, and returns all the server sent. */
 const exchange = (port: number, text: string) =>
@@ -18,13 +22,13 @@ const exchange = (port: number, text: string) =>
 describe("Forwarded ports", () => {
   it.scopedLive("a guest nc -l answers on the host port the machine reports, both ways", () =>
     Effect.gen(function*() {
-      const { shell, vm } = yield* networked([8080, 22])
+      const { shell, vm } = yield* loggedIn({ ports: [8080, 22] })
       const http = vm.ports.get(8080)!
       const ssh = vm.ports.get(22)!
-      expect([...vm.ports.keys()]).toEqual([8080, 22])
-      expect(http).toBeGreaterThan(0)
-      expect(ssh).toBeGreaterThan(0)
-      expect(http).not.toBe(ssh)
+      assert.deepStrictEqual([...vm.ports.keys()], [8080, 22])
+      assert.isAbove(http, 0)
+      assert.isAbove(ssh, 0)
+      assert.notStrictEqual(http, ssh)
       // the guest prints its greeting, keeps what the host sends, and closes when the host has
       yield* shell.run("(echo hello-from-guest | nc -l -p 8080 > /root/got) > /dev/null 2>&1 &")
       let answer = ""
@@ -33,21 +37,66 @@ describe("Forwarded ports", () => {
         answer = yield* exchange(http, "from-host\n").pipe(Effect.orElseSucceed(() => ""))
         if (answer === "") yield* Effect.sleep("200 millis")
       }
-      expect(answer).toBe("hello-from-guest\n")
+      assert.strictEqual(answer, "hello-from-guest\n")
       yield* shell.run("wait")
-      expect(yield* shell.run("cat /root/got")).toEqual({ exitCode: 0, stdout: "from-host\n" })
+      assert.deepStrictEqual(yield* shell.run("cat /root/got"), { exitCode: 0, stdout: "from-host\n" })
     }))
 
-  it.effect("a port listed twice, a NIC model without ports, or ports without QMP is refused, naming the field", () =>
+  it.scopedLive("a machine without ports has no NIC of the library's and an empty ports map", () =>
     Effect.gen(function*() {
-      const twice = yield* Effect.flip(MachineConfig.resolve({ ports: [22, 80, 22] }))
-      expect(twice.field).toBe("ports.2")
-      expect(twice.message).toContain("listed twice")
-      const nic = yield* Effect.flip(MachineConfig.resolve({ nicModel: "e1000" }))
-      expect(nic.field).toBe("nicModel")
-      const noQmp = yield* Effect.flip(MachineConfig.resolve({ ports: [22], qmp: false }))
-      expect(noQmp.field).toBe("ports")
-      const range = yield* Effect.flip(MachineConfig.resolve({ ports: [0] }))
-      expect(range.field).toBe("ports.0")
+      const vm = yield* Machine.make({ args: noneArgs })
+      assert.strictEqual(vm.ports.size, 0)
+      assert.notInclude(vm.process.commandLine.join(" "), "hostfwd")
+    }))
+})
+
+describe("Forwarded ports: bad input", () => {
+  const refused = (input: Machine.MachineConfigInput) => Effect.flip(MachineConfig.resolve(input))
+
+  it.effect("a port out of range or not an integer is refused, naming the entry", () =>
+    Effect.gen(function*() {
+      for (const [ports, field] of [[[0], "ports.0"], [[22, 65536], "ports.1"], [[1.5], "ports.0"]] as const) {
+        const error = yield* refused({ ports })
+        assert.strictEqual(error._tag, "MachineConfigError")
+        assert.strictEqual(error.field, field)
+      }
+      const text = yield* refused({ ports: ["22" as unknown as number] })
+      assert.strictEqual(text.field, "ports.0")
+    }))
+
+  it.effect("a port listed twice, a NIC model without ports, or ports without QMP is refused, saying what to fix", () =>
+    Effect.gen(function*() {
+      const twice = yield* refused({ ports: [22, 80, 22] })
+      assert.strictEqual(twice.field, "ports.2")
+      assert.include(twice.message, "port 22 is listed twice")
+      const nic = yield* refused({ nicModel: "e1000" })
+      assert.strictEqual(nic.field, "nicModel")
+      assert.include(nic.message, "add ports")
+      const noQmp = yield* refused({ ports: [22], qmp: false })
+      assert.strictEqual(noQmp.field, "ports")
+      assert.include(noQmp.message, "qmp is false")
+    }))
+
+  it.scopedLive("bad ports given to Machine.make fail before anything is spawned and leave nothing behind", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const error = yield* failsLeavingNothing(dir, Machine.make({ args: noneArgs, baseTempDir: dir, ports: [22, 22] }))
+      assert.strictEqual((error as MachineConfigError).field, "ports.1")
+    }))
+
+  it.scopedLive("a machine where user networking cannot be set up fails with LaunchError Network and leaves nothing", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      // -M none has no PCI bus for the NIC
+      const noBus = yield* failsLeavingNothing(dir, Machine.make({ args: noneArgs, baseTempDir: dir, ports: [22] }))
+      assert.strictEqual(noBus._tag, "LaunchError")
+      assert.strictEqual((noBus as LaunchError).reason, "Network")
+      assert.include(noBus.message, "No 'PCI' bus found for device 'virtio-net-pci'")
+      const badModel = yield* failsLeavingNothing(
+        dir,
+        Machine.make({ args: ["-M", "pc", "-nodefaults"], baseTempDir: dir, ports: [22], nicModel: "no-such-nic" })
+      )
+      assert.strictEqual((badModel as LaunchError).reason, "Network")
+      assert.include(badModel.message, "'no-such-nic' is not a valid device model name")
     }))
 })

@@ -27,6 +27,9 @@ export const netArgs = (ports: ReadonlyArray<number>, nicModel: string): Readonl
   ]
 }
 
+/** Whether QEMU's log says it refused the library's netdev or NIC (both options name its id). */
+export const refusedNetwork = (log: string): boolean => log.includes(netdevId)
+
 /** One row of `info usernet`: a forward (`HOST_FORWARD`) or a connection through one. */
 export interface UsernetRow {
   readonly protocol: string
