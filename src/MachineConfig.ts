@@ -306,6 +306,8 @@ export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig
     }
     const ports = checkPorts(config)
     if (ports !== undefined) return fail(ports.field, ports.detail)
+    const wait = config.waitFor?.invalid
+    if (wait !== undefined) return fail("waitFor", `${wait.strategy}: ${wait.reason}`)
     const fds = fdArgs({ fds: config.fds, firstChildFd: 3 })
     if (Either.isLeft(fds)) return fail(`fds.${fds.left.index}.${fds.left.field}`, fds.left.message)
     return Effect.succeed({ ...config, name, baseTempDir })

@@ -1,7 +1,8 @@
 /**
  * Wait strategies: what "ready" means for a machine, as small values that compose, instead of
- * polling loops. A console pattern, a QMP event, a forwarded port the guest answers on, a command
- * in the guest that succeeds; `all` and `any` of them, under one deadline. Give one to the
+ * polling loops. A console pattern, a QMP event, the guest agent answering, a forwarded port the
+ * guest answers on, a command in the guest that succeeds; `all` and `any` of them, under one
+ * deadline. Give one to the
  * machine's config (`waitFor`) and the machine is handed over only once it is met, or run one with
  * {@link until} at any time. When a strategy is not met, {@link WaitError} says which part was not
  * and why, with the recent console output.
@@ -16,6 +17,7 @@ import { dual } from "effect/Function"
 import type { Pipeable } from "effect/Pipeable"
 import { pipeArguments } from "effect/Pipeable"
 import type { ConsoleService, WaitForSince } from "./Console.js"
+import type { GuestAgentService } from "./GuestAgent.js"
 import { printable } from "./internal/lineDecoder.js"
 import { probePort } from "./internal/portProbe.js"
 import { decodeTimeout } from "./internal/timer.js"
@@ -25,7 +27,7 @@ import * as Shell from "./Shell.js"
 
 /**
  * What a strategy waits on: a machine (a `MachineService` is one), or anything with its console,
- * QMP client and forwarded ports.
+ * QMP client, guest agent and forwarded ports.
  *
  * @since 0.2.0
  * @category models
@@ -35,6 +37,8 @@ export interface WaitTarget {
   readonly name: string
   readonly console: ConsoleService
   readonly qmp: QmpClient
+  /** The guest agent client (`GuestAgent.unavailable(...)` for a target without one). */
+  readonly guestAgent: GuestAgentService
   /** The host port of each forwarded guest TCP port (`Machine.ports`). */
   readonly ports: ReadonlyMap<number, number>
 }
@@ -80,6 +84,12 @@ export interface Strategy extends Pipeable {
   readonly description: string
   /** Its own time bound, set by {@link withTimeout}; `until` uses it when given none. */
   readonly timeout: Duration.DurationInput | undefined
+  /**
+   * The first bad input of the strategy or of its parts (a port out of range, a bad interval or
+   * timeout, an `any` of nothing), found when it was built: `until` fails with it at once, and a
+   * machine's config refuses it before launching.
+   */
+  readonly invalid: Unmet | undefined
   /** Waits until met within `deadline`, or fails with what was not met. */
   readonly run: (target: WaitTarget, deadline: Deadline) => Effect.Effect<void, ReadonlyArray<Unmet>>
 }
@@ -92,10 +102,16 @@ export interface Strategy extends Pipeable {
  */
 export const isStrategy = (u: unknown): u is Strategy => typeof u === "object" && u !== null && TypeId in u
 
-const strategy = (fields: Omit<Strategy, typeof TypeId | "pipe" | "timeout"> & { timeout?: Duration.DurationInput }) =>
+const strategy = (
+  fields: Omit<Strategy, typeof TypeId | "pipe" | "timeout" | "invalid"> & {
+    readonly timeout?: Duration.DurationInput
+    readonly invalid?: Unmet | undefined
+  }
+) =>
   ({
     [TypeId]: TypeId,
     timeout: undefined,
+    invalid: undefined,
     ...fields,
     pipe() {
       // Effect's own pipeable values pass `arguments` on as it is
@@ -103,6 +119,20 @@ const strategy = (fields: Omit<Strategy, typeof TypeId | "pipe" | "timeout"> & {
       return pipeArguments(this, arguments)
     }
   }) as Strategy
+
+/** A strategy built from bad input: never met, it fails at once saying what to give instead. */
+const refused = (description: string, reason: string): Strategy => {
+  const invalid: Unmet = { strategy: description, reason, timedOut: false }
+  return strategy({ description, invalid, run: () => Effect.fail([invalid]) })
+}
+
+/** The first bad input among `strategies`. */
+const firstInvalid = (strategies: ReadonlyArray<Strategy>): Unmet | undefined =>
+  strategies.find((s) => s.invalid !== undefined)?.invalid
+
+/** A pause between tries: `fallback` when not given. */
+const decodeInterval = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
+  Either.mapLeft(decodeTimeout(input ?? fallback), (sentence) => `interval: ${sentence}`)
 
 /**
  * What a check of {@link make} gets besides the target: what is left of the deadline, and `note`,
@@ -186,9 +216,15 @@ export interface ForConsoleOptions {
  * @since 0.2.0
  * @category constructors
  */
-export const forConsole = (pattern: string | RegExp, options: ForConsoleOptions = {}): Strategy =>
-  make(
-    `console ${describePattern(pattern)}`,
+export const forConsole = (pattern: string | RegExp, options: ForConsoleOptions = {}): Strategy => {
+  const isPattern = (u: unknown) => (typeof u === "string" && u.length > 0) || u instanceof RegExp
+  if (!isPattern(pattern)) return refused(`console ${String(pattern)}`, "expected a non-empty string or a RegExp")
+  const description = `console ${describePattern(pattern)}`
+  if (options.failOn !== undefined && !(Array.isArray(options.failOn) && options.failOn.every(isPattern))) {
+    return refused(description, "failOn: expected a list of non-empty strings or RegExps")
+  }
+  return make(
+    description,
     (target) =>
       target.console.reader(options.since === undefined ? undefined : { since: options.since }).pipe(
         Effect.flatMap((reader) =>
@@ -204,6 +240,7 @@ export const forConsole = (pattern: string | RegExp, options: ForConsoleOptions 
         )
       )
   )
+}
 
 /**
  * Options of {@link forEvent}: a `match` on the event (typed against it) and whether an event
@@ -246,6 +283,29 @@ export const forEvent = <K extends NameInput<EventName>>(
 }
 
 /**
+ * Met when the guest agent answers: `GuestAgent.waitReady`, tried until the deadline. The machine
+ * needs `guestAgent: true` and a guest that starts qemu-ga; a machine without the agent's channel,
+ * or whose channel closed (QEMU exited), fails at once.
+ *
+ * @since 0.2.0
+ * @category constructors
+ * @example
+ * ```ts
+ * import { Wait } from "effect-qemu"
+ *
+ * const ready = Wait.all([Wait.forAgent(), Wait.forConsole("login:")]).pipe(Wait.withTimeout("2 minutes"))
+ * ```
+ */
+export const forAgent = (): Strategy =>
+  make("guest agent", (target, context) => {
+    context.note("qemu-ga has not answered guest-sync-delimited yet")
+    // The deadline interrupts the wait; the agent's own bound comes a little later, so that running
+    // out of time reads as the deadline (not met yet) rather than the agent failing for good.
+    const timeout = Duration.sum(context.remaining(), Duration.seconds(1))
+    return target.guestAgent.waitReady({ timeout }).pipe(Effect.mapError((error) => error.message))
+  })
+
+/**
  * Options of {@link forPort}: how long to wait between two tries; default 200 milliseconds.
  *
  * @since 0.2.0
@@ -266,15 +326,19 @@ export interface ForPortOptions {
  * @since 0.2.0
  * @category constructors
  */
-export const forPort = (guestPort: number, options: ForPortOptions = {}): Strategy =>
-  make(`port ${guestPort}`, (target, context) => {
+export const forPort = (guestPort: number, options: ForPortOptions = {}): Strategy => {
+  const description = `port ${String(guestPort)}`
+  if (!(Number.isInteger(guestPort) && guestPort >= 1 && guestPort <= 65535)) {
+    return refused(description, "expected a guest TCP port, an integer from 1 to 65535")
+  }
+  const interval = decodeInterval(options.interval, "200 millis")
+  if (Either.isLeft(interval)) return refused(description, interval.left)
+  return make(description, (target, context) => {
     const hostPort = target.ports.get(guestPort)
     if (hostPort === undefined) {
       const forwarded = [...target.ports.keys()].join(", ") || "none"
       return Effect.fail(`guest port ${guestPort} is not forwarded (forwarded: ${forwarded}); add it to ports`)
     }
-    const interval = decodeTimeout(options.interval ?? "200 millis")
-    if (Either.isLeft(interval)) return Effect.fail(`interval: ${interval.left}`)
     const attempt: Effect.Effect<void, string> = probePort(target.qmp, guestPort, hostPort).pipe(
       Effect.flatMap((outcome) =>
         outcome === "accepted"
@@ -287,6 +351,7 @@ export const forPort = (guestPort: number, options: ForPortOptions = {}): Strate
     )
     return attempt
   })
+}
 
 /**
  * Options of {@link forCommand}: how long to wait between two tries (default 1 second), and the
@@ -309,11 +374,15 @@ export interface ForCommandOptions {
  * @since 0.2.0
  * @category constructors
  */
-export const forCommand = (command: string, options: ForCommandOptions = {}): Strategy =>
-  make(`command ${JSON.stringify(command)}`, (target, context) =>
+export const forCommand = (command: string, options: ForCommandOptions = {}): Strategy => {
+  if (typeof command !== "string" || command.trim() === "") {
+    return refused(`command ${String(command)}`, "expected a shell command line")
+  }
+  const description = `command ${JSON.stringify(command)}`
+  const interval = decodeInterval(options.interval, "1 second")
+  if (Either.isLeft(interval)) return refused(description, interval.left)
+  return make(description, (target, context) =>
     Effect.gen(function*() {
-      const interval = decodeTimeout(options.interval ?? "1 second")
-      if (Either.isLeft(interval)) return yield* Effect.fail(`interval: ${interval.left}`)
       const reader = yield* target.console.reader()
       const shell = Shell.fromConsole({ ...target.console, waitFor: reader.waitFor }, options.shell)
       while (true) {
@@ -324,7 +393,8 @@ export const forCommand = (command: string, options: ForCommandOptions = {}): St
         context.note(`exit code ${result.exitCode}${result.stdout === "" ? "" : `: ${lastLine(result.stdout)}`}`)
         yield* Effect.sleep(interval.right)
       }
-    }).pipe(Effect.mapError((error) => typeof error === "string" ? error : error.message)))
+    }).pipe(Effect.mapError((error) => error.message)))
+}
 
 const lastLine = (text: string): string => printable(text.trimEnd().split("\n").pop() ?? "")
 
@@ -338,6 +408,7 @@ const lastLine = (text: string): string => printable(text.trimEnd().split("\n").
 export const all = (strategies: ReadonlyArray<Strategy>): Strategy =>
   strategy({
     description: `all of (${strategies.map((s) => s.description).join(", ")})`,
+    invalid: firstInvalid(strategies),
     run: (target, deadline) =>
       Effect.forEach(strategies, (s) =>
         s.run(target, deadline).pipe(
@@ -359,21 +430,22 @@ export const all = (strategies: ReadonlyArray<Strategy>): Strategy =>
  * @since 0.2.0
  * @category combinators
  */
-export const any = (strategies: ReadonlyArray<Strategy>): Strategy =>
-  strategy({
+export const any = (strategies: ReadonlyArray<Strategy>): Strategy => {
+  if (strategies.length === 0) return refused("any of ()", "no strategy to meet; give at least one")
+  return strategy({
     description: `any of (${strategies.map((s) => s.description).join(", ")})`,
+    invalid: firstInvalid(strategies),
     run: (target, deadline) =>
-      strategies.length === 0
-        ? Effect.fail([{ strategy: "any of ()", reason: "no strategy to meet; give at least one", timedOut: false }])
-        : Effect.suspend(() => {
-          // what each part did not meet, in the order given, whatever order they fail in
-          const unmet: Array<ReadonlyArray<Unmet>> = strategies.map(() => [])
-          const parts = strategies.map((s, index) =>
-            Effect.tapError(s.run(target, deadline), (u) => Effect.sync(() => void (unmet[index] = u)))
-          )
-          return Effect.mapError(Effect.raceAll(parts), () => unmet.flat())
-        })
+      Effect.suspend(() => {
+        // what each part did not meet, in the order given, whatever order they fail in
+        const unmet: Array<ReadonlyArray<Unmet>> = strategies.map(() => [])
+        const parts = strategies.map((s, index) =>
+          Effect.tapError(s.run(target, deadline), (u) => Effect.sync(() => void (unmet[index] = u)))
+        )
+        return Effect.mapError(Effect.raceAll(parts), () => unmet.flat())
+      })
   })
+}
 
 /**
  * Bounds a strategy by `timeout`: within an `all` or `any`, that part gives up sooner than the
@@ -391,20 +463,20 @@ export const any = (strategies: ReadonlyArray<Strategy>): Strategy =>
 export const withTimeout: {
   (timeout: Duration.DurationInput): (self: Strategy) => Strategy
   (self: Strategy, timeout: Duration.DurationInput): Strategy
-} = dual(2, (self: Strategy, timeout: Duration.DurationInput): Strategy =>
-  strategy({
+} = dual(2, (self: Strategy, timeout: Duration.DurationInput): Strategy => {
+  const decoded = decodeTimeout(timeout)
+  if (Either.isLeft(decoded)) return refused(self.description, `timeout: ${decoded.left}`)
+  return strategy({
     description: self.description,
     timeout,
+    invalid: self.invalid,
     run: (target, deadline) => {
-      const decoded = decodeTimeout(timeout)
-      if (Either.isLeft(decoded)) {
-        return Effect.fail([{ strategy: self.description, reason: `timeout: ${decoded.left}`, timedOut: false }])
-      }
       const own = deadlineOf(decoded.right)
       const sooner = Duration.lessThanOrEqualTo(own.remaining(), deadline.remaining()) ? own : deadline
       return self.run(target, sooner)
     }
-  }))
+  })
+})
 
 const deadlineOf = (budget: Duration.Duration): Deadline => {
   if (!Duration.isFinite(budget)) return { budget, remaining: () => Duration.infinity }
@@ -492,6 +564,7 @@ export const until = (
     if (Either.isLeft(timeout)) {
       return fail([{ strategy: strategy.description, reason: `timeout: ${timeout.left}`, timedOut: false }])
     }
+    if (strategy.invalid !== undefined) return fail([strategy.invalid])
     return strategy.run(target, deadlineOf(decoded)).pipe(
       Effect.catchAll(fail),
       Effect.withSpan("Wait.until", {
