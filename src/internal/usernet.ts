@@ -11,6 +11,7 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
+import { escape } from "../CommandLine.js"
 import type { QmpClient } from "../Qmp.js"
 
 /** The id of the library's netdev and NIC. */
@@ -23,7 +24,7 @@ export const netArgs = (ports: ReadonlyArray<number>, nicModel: string): Readonl
     "-netdev",
     `user,id=${netdevId}${forwards}`,
     "-device",
-    `${nicModel.replaceAll(",", ",,")},netdev=${netdevId}`
+    `${escape(nicModel)},netdev=${netdevId}`
   ]
 }
 
