@@ -7,25 +7,14 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
+import { procStat, runs } from "./qemu.js"
 
-/** The QEMU processes whose parent is this process. */
-export const childQemus = (): Array<number> => {
-  const found: Array<number> = []
-  for (const pid of Fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue
-    try {
-      const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-      // pid (comm) state ppid ...: comm may hold spaces and parentheses
-      const close = stat.lastIndexOf(")")
-      const comm = stat.slice(stat.indexOf("(") + 1, close)
-      const ppid = Number(stat.slice(close + 2).split(" ")[1])
-      if (ppid === process.pid && comm.startsWith("qemu-")) found.push(Number(pid))
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found
-}
+/** The QEMU processes whose parent is this process and that still run. */
+export const childQemus = (): Array<number> =>
+  Fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).map(Number).filter((pid) => {
+    const stat = procStat(pid)
+    return runs(stat) && stat.ppid === process.pid && stat.comm.startsWith("qemu-")
+  })
 
 /** This process's sockets and pipes, by descriptor. */
 const descriptors = (): Map<string, string> => {
