@@ -3,12 +3,12 @@ import * as Effect from "effect/Effect"
 import { ConsoleFailureMatched } from "../src/ConsoleError.js"
 import * as Machine from "../src/Machine.js"
 import * as Shell from "../src/Shell.js"
-import { shellGuest, shellGuestArgs } from "./kit/shellGuest.js"
+import { linuxGuest, linuxGuestArgs } from "./kit/linuxGuest.js"
 
 /** Boots the Linux guest, logs in as root and returns the machine and a shell on its console. */
 const loggedIn = Effect.gen(function*() {
-  const guest = yield* shellGuest
-  const vm = yield* Machine.make({ console: {}, args: shellGuestArgs(guest) })
+  const guest = yield* linuxGuest
+  const vm = yield* Machine.make({ console: {}, args: linuxGuestArgs(guest) })
   yield* Shell.login(vm.console, { user: "root", password: "secret", timeout: "60 seconds" })
   const shell = Shell.fromConsole(vm.console)
   yield* shell.sync({ timeout: "20 seconds" })
@@ -94,8 +94,8 @@ describe("Shell on a Linux guest", () => {
 
   it.scopedLive("login fails at once on a wrong password", () =>
     Effect.gen(function*() {
-      const guest = yield* shellGuest
-      const vm = yield* Machine.make({ console: {}, args: shellGuestArgs(guest) })
+      const guest = yield* linuxGuest
+      const vm = yield* Machine.make({ console: {}, args: linuxGuestArgs(guest) })
       const error = yield* Effect.flip(
         Shell.login(vm.console, { user: "root", password: "wrong", timeout: "60 seconds" })
       )

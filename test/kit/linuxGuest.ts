@@ -6,7 +6,7 @@
  * Its init mounts /proc, /sys and /dev, loads the virtio modules in dependency order, gives eth0
  * the address QEMU's user networking expects (10.0.2.15/24, gateway 10.0.2.2) when there is a NIC,
  * starts the guest agent on the `org.qemu.guest_agent.0` virtio-serial port when there is one (and
- * again if it dies), and runs the same fake `login:` as the shell guest (user root, password
+ * again if it dies), and runs a fake `login:` (user root, password
  * "secret") on ttyS0.
  *
  * Built from Debian packages on first use and cached in node_modules/.cache. The agent's shared
@@ -18,7 +18,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Zlib from "node:zlib"
-import { cpio, debFor, kernelPackage, loginLoop, run } from "./shellGuest.js"
+import { cpio, debFor, kernelPackage, loginLoop, run } from "./debian.js"
 
 export interface LinuxGuest {
   readonly kernel: string
