@@ -196,14 +196,21 @@ const passSocketPair = (source: QmpClient, destination: QmpClient): Effect.Effec
 
 const connectedPair = (path: string): Effect.Effect<[Net.Socket, Net.Socket]> =>
   Effect.async<[Net.Socket, Net.Socket]>((resume) => {
+    let client: Net.Socket | undefined
+    // A socket in a fresh private directory cannot fail to listen or connect but by a fault here.
+    const fault = (error: Error) => resume(Effect.die(error))
     const server = Net.createServer({ pauseOnConnect: true }, (accepted) => {
       server.close()
-      resume(Effect.succeed([accepted, client]))
+      resume(Effect.succeed([accepted, client as Net.Socket]))
     })
-    let client: Net.Socket
+    server.once("error", fault)
     server.listen(path, () => {
-      client = Net.connect({ path })
+      client = Net.connect({ path }).once("error", fault)
       client.pause()
+    })
+    return Effect.sync(() => {
+      server.close()
+      client?.destroy()
     })
   })
 

@@ -69,4 +69,17 @@ describe("Migration", () => {
       const capabilities = yield* source.execute("query-migrate-capabilities")
       assert.isFalse(capabilities.find((c) => c.capability === "events")?.state)
     }))
+
+  it.scopedLive("a migration that does not end within its timeout fails with MigrationTimeout and the last status", () =>
+    Effect.gen(function*() {
+      const [source, destination] = yield* pair()
+      const error = yield* Effect.flip(
+        Migration.migrate(source, destination, { parameters: { "max-bandwidth": 1024 }, timeout: "500 millis" })
+      )
+      assert.strictEqual(error._tag, "MigrationTimeout")
+      if (error._tag !== "MigrationTimeout") return
+      assert.strictEqual(error.side, "source")
+      assert.strictEqual(error.statuses.at(-1), "active")
+      assert.include(error.message, "(last: active)")
+    }))
 })
