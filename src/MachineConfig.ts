@@ -13,6 +13,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fdArgs } from "./internal/fdArgs.js"
+import { ShapeCache } from "./internal/shapeKey.js"
 import { decodeTimeout } from "./internal/timer.js"
 import { MachineConfigError } from "./MachineError.js"
 import type { QmpOptions } from "./Qmp.js"
@@ -241,6 +242,12 @@ const checkPorts = (config: typeof MachineConfig.Type): { field: string; detail:
   return undefined
 }
 
+const decodeConfig = Schema.decodeUnknownEither(MachineConfig, { onExcessProperty: "error" })
+
+// A fleet launches many machines of one shape: each shape is decoded once. Keyed by the input's
+// content (not its identity), so a caller's object changed between launches is decoded again.
+const decoded = new ShapeCache<Either.Either<typeof MachineConfig.Type, ParseResult.ParseError>>(16)
+
 /**
  * Decodes and checks a configuration. Pure apart from reading the file system: nothing is
  * created.
@@ -250,9 +257,9 @@ const checkPorts = (config: typeof MachineConfig.Type): { field: string; detail:
  */
 export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig, MachineConfigError> =>
   Effect.suspend(() => {
-    const decoded = Schema.decodeUnknownEither(MachineConfig, { onExcessProperty: "error" })(input)
-    if (Either.isLeft(decoded)) return Effect.fail(firstIssue(decoded.left))
-    const config = decoded.right
+    const result = decoded.get(input, () => decodeConfig(input), Either.isRight)
+    if (Either.isLeft(result)) return Effect.fail(firstIssue(result.left))
+    const config = result.right
     const name = config.name ?? `qemu-${process.pid}-${++counter}`
     const baseTempDir = Path.resolve(config.baseTempDir ?? Os.tmpdir())
     const fail = (field: string, detail: string) => Effect.fail(new MachineConfigError({ field, detail }))

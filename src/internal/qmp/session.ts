@@ -58,6 +58,11 @@ class OneShot<A, E> {
   private result: Effect.Effect<A, E> | undefined
   private readonly waiters = new Set<(result: Effect.Effect<A, E>) => void>()
 
+  /** Whether the result has arrived. */
+  get settled(): boolean {
+    return this.result !== undefined
+  }
+
   done(result: Effect.Effect<A, E>): void {
     if (this.result !== undefined) return
     this.result = result
@@ -146,14 +151,17 @@ export class Session {
     for (const request of this.pending.values()) request.fail(reason)
     this.pending.clear()
     this.events.end(reason)
-    this.greeted.done(Effect.fail(
-      new QmpConnectError({
-        reason: reason._tag === "QmpProtocolError" ? "BadGreeting" : "Closed",
-        address: this.transport.address,
-        detail: reason.message,
-        cause: reason
-      })
-    ))
+    // Built only for a session that ends before its greeting: nobody waits on it after.
+    if (!this.greeted.settled) {
+      this.greeted.done(Effect.fail(
+        new QmpConnectError({
+          reason: reason._tag === "QmpProtocolError" ? "BadGreeting" : "Closed",
+          address: this.transport.address,
+          detail: reason.message,
+          cause: reason
+        })
+      ))
+    }
     Deferred.unsafeDone(this.ended, Effect.succeed(reason))
     this.transport.destroy()
   }
