@@ -16,18 +16,19 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as Path from "node:path"
 import * as Console from "./Console.js"
 import * as GuestAgent from "./GuestAgent.js"
 import { baseArgs, ChildFds, guestAgentArgs } from "./internal/commandLine.js"
 import { disabledQmp } from "./internal/disabled.js"
 import { fdArgs } from "./internal/fdArgs.js"
+import { launchTurn } from "./internal/launchTurns.js"
 import type { StopLevel } from "./internal/machineStop.js"
 import { Stopper } from "./internal/machineStop.js"
 import * as Metering from "./internal/metering.js"
 import { listenForMonitor } from "./internal/monitorListener.js"
 import { parentDeathWrapper } from "./internal/parentDeath.js"
-import { createTempDir } from "./internal/tempDir.js"
+import { spawnDirect, spawner } from "./internal/spawner.js"
+import { logFile, machineDir } from "./internal/tempDir.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import { readPorts, refusedNetwork } from "./internal/usernet.js"
@@ -82,7 +83,12 @@ export interface MachineService {
    * @since 0.2.0
    */
   readonly config: MachineConfigInput
-  /** The machine's private directory (mode 0700), removed when the machine is released. */
+  /**
+   * The machine's private directory (mode 0700), created the first time it is read (or at launch
+   * when the QMP monitor's default UNIX socket goes there) and removed when the machine is
+   * released. Read after the release, it names the directory without creating it. QEMU's log is
+   * not kept there: see `log` and `process.logPath`.
+   */
   readonly tempDir: string
   /** The process service underneath. */
   readonly process: QemuProcessService
@@ -190,9 +196,15 @@ const launch = (config: ResolvedConfig) =>
     // A program that cannot run is reported before anything is created on disk.
     yield* QemuProcess.resolveExecutable(config.binary, config.name, "binary")
     if (config.wrapper.length > 0) yield* QemuProcess.resolveExecutable(config.wrapper[0], config.name, "wrapper")
-    const tempDir = yield* createTempDir(config)
+    const tempDir = yield* machineDir(config)
     const useSocketpair = config.qmp && config.monitor._tag === "Socketpair"
-    const listener = config.qmp && !useSocketpair ? yield* listenForMonitor(config, tempDir) : undefined
+    // The default UNIX socket lives in the machine's directory: the one launch that needs it at once.
+    if (
+      config.qmp && config.monitor._tag === "Unix" && config.monitor.path === undefined && config.sockDir === undefined
+    ) {
+      yield* tempDir.ensureEffect
+    }
+    const listener = config.qmp && !useSocketpair ? yield* listenForMonitor(config, tempDir.path) : undefined
 
     // Child descriptors from 3 up: the monitor's socketpair, the console's, then -add-fd ones.
     const childFds = new ChildFds()
@@ -210,8 +222,10 @@ const launch = (config: ResolvedConfig) =>
     const wrapper = config.wrapper.length === 0
       ? deathPrefix
       : [...deathPrefix, ...config.wrapper, ...deathPrefix]
-    const logPath = Path.join(tempDir, `${config.name}.log`)
-    const process = yield* QemuProcess.make({
+    const { path: logPath } = yield* logFile(config)
+    // Through the spawner once it runs (the event loop never waits for a fork); directly until then.
+    const via = spawner(deathPrefix, childFds.stdio) ?? spawnDirect
+    const process = yield* QemuProcess.makeVia({
       name: config.name,
       binary: config.binary,
       wrapper,
@@ -223,7 +237,7 @@ const launch = (config: ResolvedConfig) =>
       ],
       logPath,
       extraStdio: childFds.stdio
-    })
+    }, via)
 
     const exitedEarly = Effect.flatMap(process.awaitExit, (status) =>
       Effect.flatMap(process.readLog, (log) =>
@@ -342,10 +356,11 @@ const launch = (config: ResolvedConfig) =>
 export const make = (
   input: MachineConfigInput = {}
 ): Effect.Effect<MachineService, MachineConfigError | LaunchError | Wait.WaitError, Scope.Scope> =>
-  Effect.flatMap(
-    MachineConfig.resolve(input),
-    (config) =>
+  launchTurn.pipe(
+    Effect.zipRight(MachineConfig.resolve(input)),
+    Effect.flatMap((config) =>
       makeResolved(config, { ...input, name: config.name }).pipe(Effect.annotateLogs({ machine: config.name }))
+    )
   )
 
 /**
@@ -476,7 +491,9 @@ const makeResolved = (
       pid: process.pid,
       commandLine: process.commandLine,
       config: input,
-      tempDir,
+      get tempDir() {
+        return tempDir.ensure()
+      },
       process,
       qmp,
       console,

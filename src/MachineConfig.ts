@@ -294,7 +294,7 @@ export const resolve = (input: MachineConfigInput): Effect.Effect<ResolvedConfig
     }
     if (config.monitor._tag === "Unix") {
       // The default socket lives in the temp directory: predict its length (the name is in the
-      // directory's name too, see Machine's createTempDir) before creating it.
+      // directory's name too, see internal/tempDir's MachineDir) before creating it.
       const path = config.monitor.path ??
         Path.join(config.sockDir ?? Path.join(baseTempDir, `${tempDirPrefix(name)}XXXXXX`), `${name}-qmp.sock`)
       const bytes = Buffer.byteLength(Path.resolve(path))

@@ -12,10 +12,10 @@ import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { Duplex } from "node:stream"
+import { type ChildLike, type Spawn, spawnDirect } from "./internal/spawner.js"
 import * as Timer from "./internal/timer.js"
 import { withHotSpan } from "./internal/tracing.js"
 import { LaunchError } from "./MachineError.js"
@@ -171,7 +171,7 @@ export const tail = (text: string, lines = 20, maxBytes = 4096): string => {
  * event: no timeout fiber, and the bound holds even when called from a finalizer (an
  * uninterruptible region).
  */
-const waitForExit = (child: ChildProcess, timeout: Duration.DurationInput): Effect.Effect<Option.Option<ExitStatus>> =>
+const waitForExit = (child: ChildLike, timeout: Duration.DurationInput): Effect.Effect<Option.Option<ExitStatus>> =>
   Effect.suspend(() => {
     if (child.exitCode !== null || child.signalCode !== null) {
       return Effect.succeed(Option.some({ code: child.exitCode, signal: child.signalCode }))
@@ -199,20 +199,22 @@ export const logTailBytes = 1024 * 1024
  * chatty QEMU can write hundreds of MiB of log.
  */
 const readTail = (path: string, maxBytes: number) =>
-  Effect.promise(async () => {
-    let handle: Fs.promises.FileHandle | undefined
+  // Synchronous: at most `maxBytes` from a local file, four system calls, where the promise API
+  // took four trips through the thread pool for every machine released.
+  Effect.sync(() => {
+    let fd: number | undefined
     try {
-      handle = await Fs.promises.open(path, "r")
-      const { size } = await handle.stat()
+      fd = Fs.openSync(path, "r")
+      const size = Fs.fstatSync(fd).size
       const length = Math.min(size, maxBytes)
-      const buffer = Buffer.alloc(length)
-      const { bytesRead } = await handle.read(buffer, 0, length, size - length)
+      const buffer = Buffer.allocUnsafe(length)
+      const bytesRead = Fs.readSync(fd, buffer, 0, length, size - length)
       // A cut through a multi-byte character at the start decodes as one replacement character.
       return buffer.subarray(0, bytesRead).toString("utf8")
     } catch {
       return ""
     } finally {
-      await handle?.close().catch(() => {})
+      if (fd !== undefined) Fs.closeSync(fd)
     }
   })
 
@@ -220,7 +222,7 @@ const readTail = (path: string, maxBytes: number) =>
  * Sends a signal to the process group QEMU was started in (its own, see `detached`), so that a
  * wrapper's children (`strace -f` forks QEMU) get it too; falls back to the child alone.
  */
-const signalGroup = (child: ChildProcess, signal: NodeJS.Signals): void => {
+const signalGroup = (child: ChildLike, signal: NodeJS.Signals): void => {
   try {
     process.kill(-child.pid!, signal)
   } catch {
@@ -240,6 +242,17 @@ const signalGroup = (child: ChildProcess, signal: NodeJS.Signals): void => {
  * @category constructors
  */
 export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessService, LaunchError, Scope.Scope> =>
+  makeVia(options, spawnDirect)
+
+/**
+ * {@link make}, with the way QEMU is started chosen by the caller (directly, or by the spawner).
+ *
+ * @internal
+ */
+export const makeVia = (
+  options: QemuProcessOptions,
+  via: Spawn
+): Effect.Effect<QemuProcessService, LaunchError, Scope.Scope> =>
   Effect.gen(function*() {
     const wrapper = options.wrapper ?? []
     const binary = yield* resolveExecutable(options.binary, options.name, "binary")
@@ -248,41 +261,18 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
     const reapTimeout = options.reapTimeout ?? Duration.seconds(10)
 
     const spawned = yield* Effect.acquireRelease(
-      Effect.async<{ child: ChildProcess; exited: Deferred.Deferred<ExitStatus> }, LaunchError>((resume) => {
-        const launchError = (detail: string, cause?: unknown) =>
-          new LaunchError({ reason: "SpawnFailed", name: options.name, detail, commandLine, cause })
-        let logFd: number
-        try {
-          logFd = Fs.openSync(options.logPath, "w", 0o600)
-        } catch (cause) {
-          return resume(Effect.fail(launchError(`cannot create the log file ${options.logPath}`, cause)))
-        }
-        const exited = Deferred.unsafeMake<ExitStatus>(FiberId.none)
-        let child: ChildProcess
-        try {
-          child = spawn(commandLine[0], commandLine.slice(1), {
-            stdio: ["ignore", logFd, logFd, ...(options.extraStdio ?? [])],
-            shell: false,
-            // A process group of its own: a hard kill reaches whatever a wrapper forked, and a
-            // Ctrl-C meant for the controller's terminal does not reach QEMU behind its back.
-            detached: true
-          })
-        } catch (cause) {
-          return resume(Effect.fail(launchError(String(cause), cause)))
-        } finally {
-          // The child has its own copy of the log descriptor.
-          Fs.closeSync(logFd)
-        }
-        child.once("exit", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed({ code, signal })))
-        if (child.pid === undefined) {
-          child.once("error", (cause) => resume(Effect.fail(launchError(cause.message, cause))))
-          return
-        }
-        child.on("error", () => {
-          // Errors after a successful spawn (e.g. a failed kill) surface through the exit status.
+      Effect.async<{ child: ChildLike; exited: Deferred.Deferred<ExitStatus> }, LaunchError>((resume) =>
+        via({ argv: commandLine, logPath: options.logPath, extraStdio: options.extraStdio ?? [] }, (result) => {
+          if ("failed" in result) {
+            return resume(Effect.fail(
+              new LaunchError({ reason: "SpawnFailed", name: options.name, detail: result.failed, commandLine })
+            ))
+          }
+          const exited = Deferred.unsafeMake<ExitStatus>(FiberId.none)
+          result.once("exit", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed({ code, signal })))
+          resume(Effect.succeed({ child: result, exited }))
         })
-        resume(Effect.succeed({ child, exited }))
-      }),
+      ),
       ({ child, exited }) =>
         Effect.gen(function*() {
           // The group too when the wrapper already exited: what it forked must not outlive it.
@@ -295,7 +285,7 @@ export const make = (options: QemuProcessOptions): Effect.Effect<QemuProcessServ
               )
             }
           }
-          for (const stream of child.stdio) stream?.destroy()
+          for (const stream of child.stdio as ReadonlyArray<Duplex | null>) stream?.destroy()
         })
     )
     const { child, exited } = spawned

@@ -46,12 +46,37 @@ describe("Machine lifecycle", () => {
           vm.commandLine.includes("qemu-system-x86_64") || vm.commandLine.some((a) => a.endsWith("/qemu-system-x86_64"))
         )
         assert.deepStrictEqual(vm.commandLine.slice(-3), noneArgs)
+        // QEMU's log, in the directory the process's machines share, not in the machine's own.
+        assert.strictEqual(Fs.statSync(vm.process.logPath).mode & 0o777, 0o600)
+        assert.strictEqual(Fs.statSync(Path.dirname(vm.process.logPath)).mode & 0o777, 0o700)
+        assert.match(Path.basename(vm.process.logPath), /^life-\d+\.log$/)
+        // The machine's own directory exists once asked for.
+        assert.deepStrictEqual(Fs.readdirSync(dir).filter((entry) => entry.includes("-life-")), [])
         assert.strictEqual(Fs.statSync(vm.tempDir).mode & 0o777, 0o700)
-        assert.strictEqual(Fs.statSync(Path.join(vm.tempDir, "life.log")).mode & 0o777, 0o600)
-        return { pid: vm.pid, tempDir: vm.tempDir }
+        return { pid: vm.pid, tempDir: vm.tempDir, logPath: vm.process.logPath }
       }))
       assert.isFalse(isRunning(seen.pid))
       assert.isFalse(Fs.existsSync(seen.tempDir))
+      assert.isFalse(Fs.existsSync(seen.logPath))
+      assert.deepStrictEqual(Fs.readdirSync(dir), [])
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it.live("machines that never ask for their directory create none, and share one log directory, removed with the last", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-test-"))
+      const logDirs = yield* Effect.scoped(Effect.gen(function*() {
+        const vms = yield* Effect.all(
+          [1, 2, 3].map(() => Machine.make({ args: noneArgs, baseTempDir: dir })),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(Fs.readdirSync(dir).length, 1)
+        const logDirs = new Set(vms.map((vm) => Path.dirname(vm.process.logPath)))
+        assert.strictEqual(logDirs.size, 1)
+        yield* vms[0].shutdown()
+        return logDirs
+      }))
+      for (const logDir of logDirs) assert.isFalse(Fs.existsSync(logDir))
       assert.deepStrictEqual(Fs.readdirSync(dir), [])
     }))
 

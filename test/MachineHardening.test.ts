@@ -224,7 +224,7 @@ describe("QEMU's log", () => {
   it.scopedLive("vm.log returns the last MiB of a huge log, not the whole file", () =>
     Effect.gen(function*() {
       const vm = yield* Machine.make({ args: noneArgs })
-      const logPath = Path.join(vm.tempDir, `${vm.name}.log`)
+      const logPath = vm.process.logPath
       Fs.appendFileSync(logPath, "x".repeat(8 * 1024 * 1024) + "the end\n")
       const log = yield* vm.log
       assert.isAtMost(log.length, 1024 * 1024)

@@ -2,6 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { parentDeathWrapper, resolveParentDeathWrapper } from "../src/internal/parentDeath.js"
 import { eventually, isRunning, noneArgs, procStat, qemuBinary } from "./kit/qemu.js"
 
@@ -69,6 +72,21 @@ describe("parentDeathWrapper", () => {
       assert.strictEqual(wrapper._tag, "Unavailable")
       assert.deepStrictEqual(wrapper.prefix, [])
       assert.include(wrapper._tag === "Unavailable" && wrapper.reason, "util-linux")
+    }))
+
+  it.scopedLive("a setpriv whose help has no --pdeathsig (util-linux before 2.33) is refused, naming the version needed", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-qemu-old-setpriv-"))),
+        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      // Prints an old help text, and tells nothing about the option in its own bytes.
+      fs.writeFileSync(path.join(dir, "setpriv"), "#!/bin/sh\necho \"Usage: setpriv [options] <program>\"\n", {
+        mode: 0o755
+      })
+      const wrapper = yield* resolveParentDeathWrapper({ path: dir })
+      assert.strictEqual(wrapper._tag, "Unavailable")
+      assert.include(wrapper._tag === "Unavailable" && wrapper.reason, "2.33")
     }))
 
   it.live("off Linux it gives an empty prefix", () =>

@@ -12,7 +12,7 @@
 import * as Effect from "effect/Effect"
 import { globalValue } from "effect/GlobalValue"
 import { execFile } from "node:child_process"
-import { accessSync, constants, statSync } from "node:fs"
+import { accessSync, constants, readFileSync, statSync } from "node:fs"
 import * as Path from "node:path"
 import { withHotSpan } from "./tracing.js"
 
@@ -63,6 +63,15 @@ const helpText = (setpriv: string): Effect.Effect<string> =>
     })
   })
 
+const mentionsPdeathsig = (path: string): boolean => {
+  try {
+    const stat = statSync(path)
+    return stat.size <= 4 * 1024 * 1024 && readFileSync(path).includes("--pdeathsig")
+  } catch {
+    return false
+  }
+}
+
 /**
  * Looks for a `setpriv` that supports `--pdeathsig` on `path` (default `$PATH`), every time it
  * is run. Most callers want the cached {@link parentDeathWrapper}.
@@ -84,6 +93,15 @@ export const resolveParentDeathWrapper = (options?: {
       return Effect.succeed(
         unavailable("setpriv was not found on PATH; install util-linux (Debian: apt-get install util-linux)")
       )
+    }
+    // The option's name is in the program's own text (its help and option table): found there,
+    // no process is started for the check, which a process's first launch would wait for.
+    if (mentionsPdeathsig(setpriv)) {
+      return Effect.succeed<ParentDeathWrapper>({
+        _tag: "Available",
+        prefix: [setpriv, "--pdeathsig", "KILL", "--"],
+        setpriv
+      })
     }
     return helpText(setpriv).pipe(
       Effect.map((help): ParentDeathWrapper =>

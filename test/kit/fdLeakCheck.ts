@@ -4,6 +4,7 @@
  */
 import * as Fs from "node:fs"
 import { afterAll, beforeAll } from "vitest"
+import { stopSpawner } from "../../src/internal/spawner.js"
 
 const watched = (target: string) =>
   target.startsWith("socket:") || target.startsWith("pipe:") || target.includes("effect-qemu")
@@ -28,6 +29,9 @@ beforeAll(() => {
 })
 
 afterAll(async () => {
+  // The spawner lives as long as the process launches machines (stopped when idle a while): its
+  // channel is the process's, not a test's. Stopped here so that what is left is the tests' own.
+  await stopSpawner()
   // Destroyed sockets release their descriptors on a later turn of the event loop.
   let leaked: Array<string> = []
   for (let attempt = 0; attempt < 50; attempt++) {
