@@ -238,6 +238,11 @@ class Helper {
     }
   }
 
+  process(): { readonly pid: number; readonly channelFd: number | undefined } | undefined {
+    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return undefined
+    return { pid: this.child.pid, channelFd: (this.child.channel as { fd?: number } | null | undefined)?.fd }
+  }
+
   stop(onExit?: () => void): void {
     this.ready = false
     if (onExit !== undefined) {
@@ -314,3 +319,10 @@ export const stopSpawner = (): Promise<void> =>
     if (running === undefined) return resolve()
     running.stop(resolve)
   })
+
+/**
+ * The running helper's pid and the descriptor of its channel, for checks that tell the helper
+ * (which outlives any one machine) from what a machine left behind.
+ */
+export const spawnerProcess = (): { readonly pid: number; readonly channelFd: number | undefined } | undefined =>
+  helper?.process()

@@ -7,6 +7,7 @@ import * as Fs from "node:fs"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import { inject } from "vitest"
+import { spawnerProcess } from "../../src/internal/spawner.js"
 import { isRunning, procStat, runs, tempDir } from "../kit/qemu.js"
 
 /**
@@ -50,12 +51,19 @@ export const baseDir: Effect.Effect<string, never, import("effect/Scope").Scope>
 /** Gone, or dead and waiting to be reaped by someone else: either way it runs no more. */
 export const isGone = (pid: number): boolean => !isRunning(pid)
 
-/** The live child processes of this process (each test file runs in its own worker). */
-export const liveChildren = (): Array<{ pid: number; comm: string }> =>
-  Fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
-    const stat = procStat(Number(entry))
-    return runs(stat) && stat.ppid === process.pid ? [{ pid: Number(entry), comm: stat.comm }] : []
+/**
+ * The live child processes of this process (each test file runs in its own worker). The spawner,
+ * which outlives machines, is not one of them; the QEMUs it started are.
+ */
+export const liveChildren = (): Array<{ pid: number; comm: string }> => {
+  const spawner = spawnerProcess()?.pid
+  return Fs.readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).flatMap((entry) => {
+    const pid = Number(entry)
+    if (pid === spawner) return []
+    const stat = procStat(pid)
+    return runs(stat) && (stat.ppid === process.pid || stat.ppid === spawner) ? [{ pid, comm: stat.comm }] : []
   })
+}
 
 /** This process's open descriptors, with what they point at. */
 export const openFds = (): Map<string, string> => {
@@ -85,10 +93,14 @@ export const settle = (check: () => string | undefined, within = 3000): Effect.E
     }
   })
 
-/** Fails unless every descriptor open now was open in `before` (within a settling time). */
+/**
+ * Fails unless every descriptor open now was open in `before` (within a settling time). The
+ * spawner's channel is the process's, not a machine's.
+ */
 export const expectNoFdLeak = (before: Map<string, string>) =>
   settle(() => {
-    const leaked = [...openFds()].filter(([fd, target]) => before.get(fd) !== target)
+    const channel = String(spawnerProcess()?.channelFd)
+    const leaked = [...openFds()].filter(([fd, target]) => fd !== channel && before.get(fd) !== target)
     return leaked.length === 0
       ? undefined
       : `descriptors leaked: ${leaked.map(([fd, target]) => `${fd} -> ${target}`).join(", ")}`
