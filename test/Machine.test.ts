@@ -13,7 +13,6 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Machine from "../src/Machine.js"
 import * as Qmp from "../src/Qmp.js"
@@ -63,9 +62,9 @@ describe("Machine lifecycle", () => {
       Fs.rmSync(dir, { recursive: true, force: true })
     }))
 
-  it.live("machines that never ask for their directory create none, and share one log directory, removed with the last", () =>
+  it.scopedLive("machines that never ask for their directory create none, and share one log directory, removed with the last", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-qemu-test-"))
+      const dir = yield* tempDir()
       const logDirs = yield* Effect.scoped(Effect.gen(function*() {
         const vms = yield* Effect.all(
           [1, 2, 3].map(() => Machine.make({ args: noneArgs, baseTempDir: dir })),

@@ -19,13 +19,14 @@ const probe = (dir: string) => {
   Fs.writeFileSync(
     script,
     `#!/bin/sh
-# QEMU's stdout is the machine's log file, in the machine's temp dir.
+# QEMU's stdout is the machine's log file, in the log directory of the process's machines; the
+# monitor socket is in the machine's temp dir.
 log=$(readlink /proc/$$/fd/1)
 tmp=$(dirname "$log")
 stat -c '%a %F %n' "$tmp" "$tmp"/* > '${dir}/report.modes'
 for arg in "$@"; do
   case "$arg" in
-    *,path=*) sock=\${arg#*,path=}; stat -c '%a %F %n' "\${sock%%,*}" >> '${dir}/report.modes' ;;
+    *,path=*) sock=\${arg#*,path=}; sock=\${sock%%,*}; stat -c '%a %F %n' "$(dirname "$sock")" "$sock" >> '${dir}/report.modes' ;;
   esac
 done
 cat /proc/net/tcp > '${dir}/report.tcp'
@@ -54,7 +55,7 @@ exec "$@"
 }
 
 describe("Nothing of the machine is readable by others", () => {
-  it.scopedLive("temp dir 0700; monitor socket, QEMU log and console log 0600", () =>
+  it.scopedLive("temp dir and log dir 0700; monitor socket, QEMU log and console log 0600", () =>
     Effect.gen(function*() {
       const dir = yield* baseDir
       const seen = probe(dir)
@@ -72,11 +73,14 @@ describe("Nothing of the machine is readable by others", () => {
       assert.deepStrictEqual(byName.get(vm.tempDir), { mode: 0o700, type: "directory", name: vm.tempDir })
       const socket = byName.get(Path.join(vm.tempDir, "private-qmp.sock"))
       assert.deepStrictEqual([socket?.mode, socket?.type], [0o600, "socket"], JSON.stringify(modes))
-      const log = byName.get(Path.join(vm.tempDir, "private.log"))
+      // QEMU's log lives in the directory the process's machines share.
+      const logDir = Path.dirname(vm.process.logPath)
+      assert.deepStrictEqual(byName.get(logDir), { mode: 0o700, type: "directory", name: logDir })
+      const log = byName.get(vm.process.logPath)
       assert.deepStrictEqual([log?.mode, log?.type], [0o600, "regular empty file"], JSON.stringify(modes))
       for (const entry of modes) assert.strictEqual(entry.mode & 0o077, 0, `${entry.name} is open to others`)
       assert.strictEqual(Fs.statSync(consoleLog).mode & 0o777, 0o600)
-      assert.strictEqual(Fs.statSync(Path.join(vm.tempDir, "private.log")).mode & 0o777, 0o600)
+      assert.strictEqual(Fs.statSync(vm.process.logPath).mode & 0o777, 0o600)
       assert.deepStrictEqual(yield* vm.execute("query-status"), { status: "running", singlestep: false, running: true })
     }))
 
