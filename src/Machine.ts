@@ -15,6 +15,7 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Console from "./Console.js"
 import * as GuestAgent from "./GuestAgent.js"
@@ -471,20 +472,19 @@ const makeResolved = (
     )
 
     // A QEMU that dies while nobody is stopping it is worth a warning with its command line.
-    yield* process.awaitExit.pipe(
-      Effect.flatMap((status) => {
-        notRunning()
-        if (stopper.started) return Effect.void
-        const text = `QEMU exited on its own (${describeExit(status)}); command: ${
-          formatCommandLine(process.commandLine)
-        }`
-        // Exit code 0 is a guest that powered off; anything else deserves attention.
-        return status.code === 0 ? Effect.logInfo(text) : Effect.logWarning(text)
-      }),
-      Effect.annotateLogs({ machine: name }),
-      Effect.forkIn(scope),
-      Effect.interruptible
-    )
+    // A callback on the exit, not a fiber awaiting it for the machine's whole life.
+    const runtime = yield* Effect.runtime<never>()
+    const stopWatching = QemuProcess.onExit(process, (status) => {
+      notRunning()
+      if (stopper.started) return
+      const text = `QEMU exited on its own (${describeExit(status)}); command: ${
+        formatCommandLine(process.commandLine)
+      }`
+      // Exit code 0 is a guest that powered off; anything else deserves attention.
+      const line = status.code === 0 ? Effect.logInfo(text) : Effect.logWarning(text)
+      Runtime.runFork(runtime)(line.pipe(Effect.annotateLogs({ machine: name })))
+    })
+    yield* Scope.addFinalizer(scope, Effect.sync(stopWatching))
 
     const service: MachineService = {
       name,

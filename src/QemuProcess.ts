@@ -8,6 +8,7 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -234,6 +235,22 @@ const signalGroup = (child: ChildLike, signal: NodeJS.Signals): void => {
   }
 }
 
+const exitHooks = new WeakMap<QemuProcessService, (listener: (status: ExitStatus) => void) => () => void>()
+
+/**
+ * Calls `listener` once the process has exited (at once if it has); returns what removes it.
+ * A callback, not a fiber awaiting the exit for the machine's whole life.
+ *
+ * @internal
+ */
+export const onExit = (service: QemuProcessService, listener: (status: ExitStatus) => void): () => void => {
+  const hook = exitHooks.get(service)
+  if (hook !== undefined) return hook(listener)
+  // A service made elsewhere: wait for its exit with a fiber after all.
+  const fiber = Effect.runFork(Effect.map(service.awaitExit, listener))
+  return () => Effect.runFork(Fiber.interrupt(fiber))
+}
+
 /**
  * Spawns QEMU. The process is SIGKILLed and reaped (bounded) when the scope closes, if it is
  * still running then; a graceful shutdown is the Machine's job and happens before.
@@ -290,6 +307,7 @@ export const makeVia = (
     )
     const { child, exited } = spawned
     const pid = child.pid!
+    let exitListeners: Set<(status: ExitStatus) => void> | undefined
 
     const exitStatus = Effect.map(
       Deferred.poll(exited),
@@ -317,6 +335,20 @@ export const makeVia = (
       kill: Effect.zipRight(signal("SIGKILL"), waitExit(reapTimeout)),
       readLog: readTail(options.logPath, logTailBytes)
     }
+    exitHooks.set(service, (listener) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        listener({ code: child.exitCode, signal: child.signalCode })
+        return () => {}
+      }
+      if (exitListeners === undefined) {
+        const listeners = exitListeners = new Set()
+        child.once("exit", (code, signal) => {
+          for (const each of listeners) Timer.guard(() => each({ code, signal }))
+        })
+      }
+      exitListeners.add(listener)
+      return () => exitListeners?.delete(listener)
+    })
     return service
   }).pipe(withHotSpan("QemuProcess.make", { "machine.name": options.name }))
 

@@ -15,7 +15,10 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
@@ -26,6 +29,7 @@ import type { Duplex } from "node:stream"
 import { preview } from "./internal/lineDecoder.js"
 import * as Metering from "./internal/metering.js"
 import { Catalog, commandNames } from "./internal/qmp/catalog.js"
+import type { Ended } from "./internal/qmp/events.js"
 import type { RequestError } from "./internal/qmp/session.js"
 import { Session } from "./internal/qmp/session.js"
 import { burstLog, describeThrown, safeMessage } from "./internal/qmp/support.js"
@@ -819,18 +823,34 @@ const makeClient = (ctx: SessionContext): QmpClient => {
   }
 }
 
-/** Protocol violations and unexpected ends are worth a log line; the caller also gets the error. */
+/**
+ * Protocol violations and unexpected ends are worth a log line; the caller also gets the error.
+ * A callback on the session's end, not a fiber waiting for it all the session long: that fiber
+ * was one per machine of a fleet. A debug line is forked only when debug logs are on. Nothing is
+ * logged once the scope is closing (the client closed it).
+ */
 const logEnd = (session: Session, name: string, address: string) =>
-  Deferred.await(session.ended).pipe(
-    Effect.flatMap((reason) =>
-      reason._tag === "QmpProtocolError"
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const debug = LogLevel.greaterThanEqual(
+      LogLevel.Debug,
+      FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel)
+    )
+    const log = (reason: Ended) => {
+      const line = reason._tag === "QmpProtocolError"
         ? Effect.logWarning("QMP connection closed on a protocol error", reason.message)
-        : Effect.logDebug("QMP connection closed", reason.reason)
-    ),
-    Effect.annotateLogs({ "qmp.name": name, "qmp.address": address }),
-    Effect.forkScoped,
-    Effect.interruptible
-  )
+        : debug
+        ? Effect.logDebug("QMP connection closed", reason.reason)
+        : undefined
+      if (line !== undefined) {
+        Runtime.runFork(runtime)(line.pipe(Effect.annotateLogs({ "qmp.name": name, "qmp.address": address })))
+      }
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(() => session.onEnded = undefined))
+    const ended = session.endedWith
+    if (ended !== undefined) log(ended)
+    else session.onEnded = log
+  })
 
 /**
  * Opens a QMP session over a transport that is already connected: reads the greeting,

@@ -97,6 +97,8 @@ export class Session {
   runstate: Runstate = { _tag: "AwaitingGreeting" }
   /** Resolved with the reason when the session ends. */
   readonly ended = Deferred.unsafeMake<Ended>(FiberId.none)
+  /** Called once with the reason when the session ends (the client's log line). */
+  onEnded: ((reason: Ended) => void) | undefined
   readonly events: EventHub
   readonly writer: Writer
   private readonly pending = new Map<number, PendingRequest>()
@@ -163,6 +165,9 @@ export class Session {
       ))
     }
     Deferred.unsafeDone(this.ended, Effect.succeed(reason))
+    const onEnded = this.onEnded
+    this.onEnded = undefined
+    if (onEnded !== undefined) Timer.guard(() => onEnded(reason))
     this.transport.destroy()
   }
 
