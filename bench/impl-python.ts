@@ -62,12 +62,22 @@ const startServer = () => {
     if (waiter !== undefined) waiter(line)
     else queue.push(line)
   })
+  let failed: Error | undefined
+  const rejects = new Set<(error: Error) => void>()
+  child.once("exit", (code) => {
+    failed = new Error(`the Python benchmark process exited (${code})`)
+    for (const reject of rejects) reject(failed)
+  })
   const next = () =>
     new Promise<string>((resolve, reject) => {
       const line = queue.shift()
       if (line !== undefined) return resolve(line)
-      waiting.push(resolve)
-      child.once("exit", (code) => reject(new Error(`the Python benchmark process exited (${code})`)))
+      if (failed !== undefined) return reject(failed)
+      rejects.add(reject)
+      waiting.push((got) => {
+        rejects.delete(reject)
+        resolve(got)
+      })
     })
   return { child, lines, next }
 }
@@ -107,7 +117,10 @@ const python: Implementation = {
   name: "python",
   launch: async () => ({ ms: (await call({ op: "launch" })).ms }),
   shutdown: async () => ({ ms: (await call({ op: "shutdown" })).ms }),
-  qmpRoundTrips: async ({ requests, workers }) => ({ ms: (await call({ op: "qmp", requests, workers })).ms }),
+  // `ms: null` where the legacy client cannot do it (concurrent requests): NaN, shown as "—".
+  qmpRoundTrips: async ({ requests, workers }) => ({
+    ms: (await call({ op: "qmp", requests, workers })).ms ?? NaN
+  }),
   fleet: () => Promise.reject(new Error("runs in a fresh Python process (runFresh)")),
   consoleDrain: () => Promise.reject(new Error("not measured for Python")),
   idleMachines: () => Promise.reject(new Error("runs in a fresh Python process (runFresh)")),

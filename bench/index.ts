@@ -58,12 +58,12 @@ const config = quick
     qmpRuns: 5,
     qmpRequests: 5000,
     qmpWorkers: 8,
-    launchFreshRuns: 15,
-    fleetRuns: 10,
+    launchFreshRuns: 12,
+    fleetRuns: 8,
     fleetSizes: [50, 100] as const,
-    consoleRuns: 10,
+    consoleRuns: 6,
     consoleBytes: 256 * MiB,
-    idleRuns: 7,
+    idleRuns: 5,
     idleMachines: [10, 50] as const
   }
 

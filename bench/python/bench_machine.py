@@ -61,7 +61,7 @@ def shutdown() -> dict:
 def qmp(requests: int, workers: int) -> dict:
     if workers != 1:
         # The legacy client is synchronous: one request at a time per machine.
-        return {"ms": float("nan")}
+        return {"ms": None}
     vm = machine()
     vm.launch()
     start = time.perf_counter()
