@@ -7,19 +7,24 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
+import { spawnerProcess } from "../../src/internal/spawner.js"
 import { procStat, runs } from "./qemu.js"
 
-/** The QEMU processes whose parent is this process and that still run. */
-export const childQemus = (): Array<number> =>
-  Fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).map(Number).filter((pid) => {
+/** The QEMU processes whose parent is this process or its spawner, and that still run. */
+export const childQemus = (): Array<number> => {
+  const spawner = spawnerProcess()?.pid
+  return Fs.readdirSync("/proc").filter((pid) => /^\d+$/.test(pid)).map(Number).filter((pid) => {
     const stat = procStat(pid)
-    return runs(stat) && stat.ppid === process.pid && stat.comm.startsWith("qemu-")
+    return runs(stat) && (stat.ppid === process.pid || stat.ppid === spawner) && stat.comm.startsWith("qemu-")
   })
+}
 
-/** This process's sockets and pipes, by descriptor. */
+/** This process's sockets and pipes, by descriptor; the spawner's channel (the process's) aside. */
 const descriptors = (): Map<string, string> => {
   const fds = new Map<string, string>()
+  const channel = String(spawnerProcess()?.channelFd)
   for (const fd of Fs.readdirSync("/proc/self/fd")) {
+    if (fd === channel) continue
     try {
       const target = Fs.readlinkSync(`/proc/self/fd/${fd}`)
       if (target.startsWith("socket:") || target.startsWith("pipe:")) fds.set(fd, target)
