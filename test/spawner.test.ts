@@ -72,14 +72,16 @@ describe("spawner", () => {
 
   it.scopedLive("QEMUs it started die when the controller is SIGKILLed", () =>
     Effect.gen(function*() {
-      // A controller of its own: the first launch is direct, the next ones go through the spawner.
+      // A controller of its own: its first two launches are direct (the second starts the
+      // spawner), the next ones go through the spawner.
       const script = `
         import * as Effect from "effect/Effect"
         import * as Machine from ${JSON.stringify(pathToFileURL(Path.join(root, "src/Machine.ts")).href)}
         const config = { args: ["-M", "none", "-nodefaults"] }
         await Effect.runPromise(Effect.gen(function*() {
-          const first = yield* Effect.scoped(Machine.make(config))
-          yield* Effect.sleep("1 second")
+          yield* Effect.scoped(Machine.make(config))
+          yield* Effect.scoped(Machine.make(config))
+          yield* Effect.sleep("3 seconds")
           const vms = yield* Effect.all([Machine.make(config), Machine.make(config)], { concurrency: 2 })
           process.stdout.write(JSON.stringify(vms.map((vm) => vm.pid)) + "\\n")
           yield* Effect.never

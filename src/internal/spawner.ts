@@ -1,8 +1,8 @@
 /**
  * The controller's side of the spawner (see `spawnerScript`): one helper process per controller,
- * started on the first launch that can use it and stopped when no QEMU of its is left for a
- * moment. A launch goes through it only once it is ready; until then (the first launch of a
- * process) QEMU is spawned directly, as before.
+ * started on the second launch that can use it and stopped when no QEMU of its is left for a
+ * while. A launch goes through it only once it is ready; until then (a process's first launches)
+ * QEMU is spawned directly, as before.
  *
  * The helper runs under the same parent-death prefix as QEMU would (`setpriv --pdeathsig KILL`),
  * and so does every QEMU it starts: the kernel kills the helper when the controller dies, and
@@ -270,6 +270,7 @@ class Helper {
 
 let helper: Helper | undefined
 let failures = 0
+let wanted = false
 
 const start = (prefix: ReadonlyArray<string>): void => {
   const argv = [...prefix, process.execPath, "-e", spawnerScript]
@@ -292,8 +293,9 @@ const start = (prefix: ReadonlyArray<string>): void => {
 }
 
 /**
- * The helper's spawn when the helper is ready and can start this request; `undefined` otherwise,
- * after starting the helper if none runs yet (the caller spawns directly this time). `prefix` is
+ * The helper's spawn when the helper is ready and can start this request; `undefined` otherwise
+ * (the caller spawns directly this time), after starting the helper if none runs yet and this is
+ * not the process's first launch. `prefix` is
  * the parent-death prefix: without one the helper is not used, since nothing would tie its QEMUs
  * to the controller; nor when a descriptor of the controller's must be handed to QEMU.
  */
@@ -303,7 +305,10 @@ export const spawner = (
 ): Spawn | undefined => {
   if (prefix.length === 0 || failures >= 3 || extraStdio.some((entry) => entry !== "pipe")) return undefined
   if (helper === undefined) {
-    start(prefix)
+    // Started by a process's second launch, not its first: a program that launches one machine
+    // never pays for the helper, and the first launch does not share the CPU with its start-up.
+    if (wanted) start(prefix)
+    wanted = true
     return undefined
   }
   return helper.ready ? helper.spawn : undefined
