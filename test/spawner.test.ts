@@ -39,6 +39,17 @@ describe("spawner", () => {
       assert.isTrue(Option.isSome(exit.shutdown))
     }))
 
+  it.scopedLive("gives QEMU the controller's environment as it is at the launch, changed since the spawner started", () =>
+    Effect.gen(function*() {
+      yield* spawnerReady
+      process.env.EFFECT_QEMU_SPAWNER_TEST = "changed"
+      yield* Effect.addFinalizer(() => Effect.sync(() => delete process.env.EFFECT_QEMU_SPAWNER_TEST))
+      const vm = yield* Machine.make({ args: noneArgs })
+      assert.notStrictEqual(parentOf(vm.pid), process.pid)
+      const environ = Fs.readFileSync(`/proc/${vm.pid}/environ`, "utf8").split("\0")
+      assert.include(environ, "EFFECT_QEMU_SPAWNER_TEST=changed")
+    }))
+
   it.scopedLive("reports QEMU's own exit code and keeps what it wrote to stderr", () =>
     Effect.gen(function*() {
       yield* spawnerReady

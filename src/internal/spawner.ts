@@ -107,7 +107,8 @@ class RemoteChild extends EventEmitter implements ChildLike {
 
 /** Tells whether `process.env` differs from what it was at the last call (or at the first). */
 class EnvSnapshot {
-  private last: Record<string, string | undefined> = { ...process.env }
+  // The helper starts without the controller's NODE_OPTIONS: QEMU gets the whole environment then.
+  private last: Record<string, string | undefined> = process.env.NODE_OPTIONS === undefined ? { ...process.env } : {}
   private keys = Object.keys(this.last).length
 
   changed(): boolean {
