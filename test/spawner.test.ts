@@ -7,6 +7,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
 import { spawner, stopSpawner } from "../src/internal/spawner.js"
+import { spawnerScript } from "../src/internal/spawnerScript.js"
 import * as Machine from "../src/Machine.js"
 import { root } from "./kit/cli.js"
 import { eventually, isRunning, noneArgs } from "./kit/qemu.js"
@@ -49,6 +50,20 @@ describe("spawner", () => {
       const environ = Fs.readFileSync(`/proc/${vm.pid}/environ`, "utf8").split("\0")
       assert.include(environ, "EFFECT_QEMU_SPAWNER_TEST=changed")
     }))
+
+  it.live("exits quietly (status 0, nothing on stderr) when its controller goes away before it is ready", () =>
+    Effect.async<{ code: number | null; stderr: string }>((resume) => {
+      const helper = ChildProcess.spawn(process.execPath, ["-e", spawnerScript], {
+        stdio: ["ignore", "ignore", "pipe", "ipc"]
+      })
+      let stderr = ""
+      helper.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()))
+      helper.disconnect()
+      helper.once("exit", (code) => resume(Effect.succeed({ code, stderr })))
+    }).pipe(Effect.map(({ code, stderr }) => {
+      assert.strictEqual(stderr, "")
+      assert.strictEqual(code, 0)
+    })))
 
   it.scopedLive("reports QEMU's own exit code and keeps what it wrote to stderr", () =>
     Effect.gen(function*() {

@@ -20,8 +20,10 @@ const { spawn } = require("node:child_process")
 const fs = require("node:fs")
 const children = new Map()
 let env = process.env
+// A controller gone meanwhile (EPIPE) is the disconnect handler's business: with a callback, a
+// failed send is reported to it instead of being thrown as an unhandled error event.
 const send = (message, handle) => {
-  if (process.connected) process.send(message, handle)
+  if (process.connected) process.send(message, handle, undefined, () => {})
 }
 const killAll = () => {
   for (const child of children.values()) {
