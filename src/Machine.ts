@@ -359,10 +359,12 @@ export const make = (
 ): Effect.Effect<MachineService, MachineConfigError | LaunchError | Wait.WaitError, Scope.Scope> =>
   launchTurn.pipe(
     Effect.zipRight(MachineConfig.resolve(input)),
-    Effect.flatMap((config) =>
-      makeResolved(config, { ...input, name: config.name }).pipe(Effect.annotateLogs({ machine: config.name }))
-    )
+    Effect.flatMap((config) => start(config, { ...input, name: config.name }))
   )
+
+/** Launches a checked configuration, its logs annotated with the machine's name. */
+const start = (config: ResolvedConfig, input: MachineConfigInput) =>
+  makeResolved(config, input).pipe(Effect.annotateLogs({ machine: config.name }))
 
 /**
  * Shuts a machine down and launches it again in the current scope from its configuration grown
@@ -395,7 +397,9 @@ export const relaunch = (
     // A bad extension is refused while the machine still runs.
     const config = yield* MachineConfig.resolve(input)
     yield* machine.shutdown()
-    return yield* makeResolved(config, input).pipe(Effect.annotateLogs({ machine: config.name }))
+    // In its turn, as every launch (a fleet's launches take turns).
+    yield* launchTurn
+    return yield* start(config, input)
   })
 
 const makeResolved = (
